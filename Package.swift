@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+// Toro in Swift: one Core, two platform kernels (MicroVM, Legacy), and the host `toro` tool.
+//
+// The same manifest builds two ways:
+//   * hosted (`swift build`, `swift test`): Core and the host tool, with unit tests;
+//   * embedded (`swift build --triple x86_64-unknown-none-elf --toolset Kernel/toolset.json
+//     --product MicroVMKernel|LegacyKernel`): a static archive per platform, which
+//     `ld.lld -T Kernel/<platform>.ld` links into a bootable ELF. `./toro build` does both steps.
+import PackageDescription
+
+let package = Package(
+    name: "Toro",
+    products: [
+        .library(name: "MicroVMKernel", type: .static, targets: ["MicroVM"]),
+        .library(name: "LegacyKernel", type: .static, targets: ["Legacy"]),
+        .executable(name: "toro-cli", targets: ["ToroCLI"]),
+    ],
+    targets: [
+        // Platform-neutral kernel: memory, boot-info parsing, log, panic, services.
+        .target(name: "Core"),
+        // x86-64 primitives shared by both platforms: the 32-bit to long-mode trampoline,
+        // exception stubs, port I/O and control registers, and the few libc symbols the
+        // Swift runtime links against.
+        .target(name: "Arch"),
+        // PVH ELF note and entry (QEMU microvm).
+        .target(name: "MicroVMBoot"),
+        // Multiboot v1 header and entry (QEMU pc, SeaBIOS).
+        .target(name: "LegacyBoot"),
+        // Swift over Arch for what both QEMU machines share: the COM1 console, isa-debug-exit,
+        // the TSC clock, the early boot sequence.
+        .target(name: "X86", dependencies: ["Core", "Arch"]),
+        .target(name: "MicroVM", dependencies: ["Core", "Arch", "X86", "MicroVMBoot"]),
+        .target(name: "Legacy", dependencies: ["Core", "Arch", "X86", "LegacyBoot"]),
+        // The host tool: argument parsing, QEMU command lines, build, compare, bench.
+        .target(name: "ToroTool"),
+        .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),
+        .testTarget(name: "CoreTests", dependencies: ["Core"]),
+        .testTarget(name: "ToroToolTests", dependencies: ["ToroTool"]),
+    ]
+)

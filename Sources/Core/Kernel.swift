@@ -1,0 +1,121 @@
+// Kernel start-up, shared by both platforms.
+//
+// A platform's entry code brings up its console, starts the heap on a small .bss region
+// (`KernelMemory`), reads its boot protocol into a `BootInfo`, and calls `Kernel.start`.
+// From there the order is: command line, page tables from the memory map, the rest of
+// RAM to the page-frame allocator, then the service named on the command line.
+
+public struct KernelImage {
+    /// The loaded image, .bss included.
+    public var range: PhysicalRange
+    /// The boot stack (inside `range`), for backtraces.
+    public var stack: PhysicalRange
+    public init(range: PhysicalRange, stack: PhysicalRange) { self.range = range; self.stack = stack }
+}
+
+public enum Kernel {
+    /// Identity-mapped by the boot trampoline: the page-table pages must come from here.
+    static let bootMappedLimit: UInt64 = 1 << 30
+
+    /// Called by a platform once its console works and the early heap is installed.
+    public static func start(_ platform: some Platform, boot: BootInfo, image: KernelImage) -> Never {
+        currentPlatform = platform
+        ExceptionReport.stack = image.stack
+        Log.milestone("boot: console and early heap ready")
+        platform.logBootDetails()
+
+        let commandLine: KernelCommandLine
+        do {
+            commandLine = try KernelCommandLine(parsing: boot.commandLine)
+        } catch {
+            Log.timestamp()
+            Log.write("boot: malformed kernel command line (")
+            describe(error)
+            Log.write(")\n")
+            finish(platform, .badCommandLine)
+        }
+
+        let usable = setUpMemory(platform, boot: boot, image: image)
+        Log.milestone("boot: memory ready")
+
+        let name = commandLine.service
+        guard let service = Services.named(name) else {
+            Log.timestamp()
+            Log.write("boot: unknown service '")
+            Log.write(name)
+            Log.write("'; known: ")
+            for (index, known) in Services.all.enumerated() {
+                if index > 0 { Log.write(", ") }
+                Log.write(known.name)
+            }
+            Log.put(10)
+            finish(platform, .badCommandLine)
+        }
+        Log.timestamp()
+        Log.write("boot: starting service ")
+        Log.write(service.name)
+        Log.put(10)
+        let context = ServiceContext(platform: platform, commandLine: commandLine, memoryMap: boot.memoryMap,
+                                     usableRanges: usable, kernelImage: image.range, name: service.name)
+        finish(platform, service.run(context))
+    }
+
+    /// Logs the exit status and leaves the VM.
+    public static func finish(_ platform: some Platform, _ status: ExitStatus) -> Never {
+        Log.timestamp()
+        Log.write("exit: ")
+        Log.decimal(UInt64(status.rawValue))
+        Log.put(10)
+        platform.exit(status)
+    }
+
+    /// Builds page tables for all RAM and the platform's MMIO, switches to them, then
+    /// gives every usable page to the page-frame allocator. Returns the usable ranges.
+    static func setUpMemory(_ platform: some Platform, boot: BootInfo, image: KernelImage) -> [PhysicalRange] {
+        let ram = boot.memoryMap.ramRanges
+        guard !ram.isEmpty else { panic("the memory map has no RAM") }
+        // Page 0 stays unused and unmapped (null pointer dereferences fault).
+        var inUse = boot.loaderRanges
+        inUse.append(image.range)
+        inUse.append(PhysicalRange(start: 0, end: 4096))
+        let usable = boot.memoryMap.usableRanges(excluding: inUse)
+
+        // First the parts the trampoline already maps, so the tables can be built there.
+        for range in usable where range.start < bootMappedLimit {
+            KernelMemory.addFree(PhysicalRange(start: range.start, end: min(range.end, bootMappedLimit)))
+        }
+        var mappings = ram.map { IdentityMapping(range: $0, uncached: false) }
+        mappings.append(IdentityMapping(range: image.range, uncached: false))
+        for window in platform.mmioWindows { mappings.append(IdentityMapping(range: window, uncached: true)) }
+        do {
+            var tables = try PageTables(allocatePage: {
+                guard let page = KernelMemory.allocatePages(1, below: bootMappedLimit) else { return nil }
+                UnsafeMutableRawPointer(bitPattern: UInt(page))!.initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
+                return page
+            })
+            try tables.map(mappings)
+            platform.loadPageTables(root: tables.root)
+            Log.timestamp()
+            Log.write("boot: page tables map ")
+            Log.decimal(UInt64(mappings.count))
+            Log.write(" ranges in ")
+            Log.decimal(UInt64(tables.pageCount))
+            Log.write(" pages\n")
+        } catch {
+            panic("not enough memory for the page tables")
+        }
+        for range in usable where range.end > bootMappedLimit {
+            KernelMemory.addFree(PhysicalRange(start: max(range.start, bootMappedLimit), end: range.end))
+        }
+        return usable
+    }
+
+    static func describe(_ error: CommandLineError) {
+        switch error {
+        case .invalidByte(let offset): Log.write("invalid byte at offset "); Log.decimal(offset)
+        case .emptyKey(let offset): Log.write("value without a key at offset "); Log.decimal(offset)
+        case .duplicateService: Log.write("service= given twice")
+        case .emptyService: Log.write("empty service name")
+        }
+    }
+}

@@ -1,0 +1,43 @@
+// What a platform must provide to Core.
+//
+// Core is written once and never imports a platform: MicroVM and Legacy each conform to
+// `Platform` and hand themselves to `Kernel.start(_:)`. Everything here is small and
+// explicit; a platform's devices live in its own target.
+
+/// Exit statuses the guest reports through isa-debug-exit. The host tool passes them
+/// through unchanged (see README, "Exit statuses").
+public enum ExitStatus: UInt8 {
+    /// The service finished successfully.
+    case success = 0
+    /// The service ran and reported a failure.
+    case serviceFailed = 1
+    /// The kernel command line named an unknown service or held a malformed entry.
+    case badCommandLine = 2
+    /// A CPU exception or a kernel panic (assertion, out of memory, corrupt boot data).
+    case panic = 3
+}
+
+/// The byte sink for the kernel log (the serial console on both platforms).
+public protocol Console: AnyObject {
+    func write(_ byte: UInt8)
+}
+
+public protocol Platform: AnyObject {
+    /// The platform's name as services print it: "microvm" or "legacy".
+    var name: StaticString { get }
+    var console: any Console { get }
+    /// Number of CPUs the platform found (1 until the scheduler brings up the others).
+    var cpuCount: Int { get }
+    /// The index of the CPU running the caller (0 on the bootstrap CPU).
+    func currentCPU() -> Int
+    /// Nanoseconds since an arbitrary point early in boot.
+    func monotonicNanoseconds() -> UInt64
+    /// Device register windows the kernel must map (uncached), e.g. the LAPIC.
+    var mmioWindows: [PhysicalRange] { get }
+    /// Switches to the page tables whose top level is at `root` (CR3).
+    func loadPageTables(root: UInt64)
+    /// Logs what the platform found at boot (clock source, devices), as milestones.
+    func logBootDetails()
+    /// Leaves the virtual machine with `status`; never returns.
+    func exit(_ status: ExitStatus) -> Never
+}

@@ -1,0 +1,50 @@
+// Services: the applications a Toro image runs, chosen by `service=` on the kernel
+// command line. Each is written once and runs unchanged on every platform.
+//
+// Rules for services: print `ready: <name>` (through `context.ready()`) when serving
+// starts, print results as plain lines (no timestamps: those mark kernel log lines, which
+// the cross-platform comparison ignores), and return an `ExitStatus`.
+
+public struct ServiceContext {
+    public let platform: any Platform
+    public let commandLine: KernelCommandLine
+    public let memoryMap: MemoryMap
+    /// The ranges handed to the page-frame allocator at boot.
+    public let usableRanges: [PhysicalRange]
+    /// The loaded kernel image (.bss, and so the early heap, included).
+    public let kernelImage: PhysicalRange
+    public let name: StaticString
+
+    public func ready() {
+        Log.write("ready: ")
+        Log.write(name)
+        Log.put(10)
+    }
+}
+
+public struct Service {
+    public let name: StaticString
+    public let summary: StaticString
+    public let run: (ServiceContext) -> ExitStatus
+
+    public init(name: StaticString, summary: StaticString, run: @escaping (ServiceContext) -> ExitStatus) {
+        self.name = name
+        self.summary = summary
+        self.run = run
+    }
+}
+
+public enum Services {
+    /// Every service this kernel carries; the host tool keeps the same list.
+    public static let all: [Service] = [
+        Service(name: "hello", summary: "prints a greeting with the platform, CPU count and memory size", run: Hello.run),
+        Service(name: "fault", summary: "touches an unmapped address to exercise the exception report", run: Fault.run),
+        Service(name: "memtest", summary: "allocates all memory and shows every RAM range is used", run: MemTest.run),
+    ]
+
+    public static func named(_ name: String) -> Service? {
+        all.first { service in
+            service.name.withUTF8Buffer { Array($0) } == Array(name.utf8)
+        }
+    }
+}

@@ -1,0 +1,208 @@
+// Runs a child process: spawns it (optionally in its own process group), streams its
+// output live to our own stdout/stderr while capturing it, and enforces a deadline.
+//
+// Rules for callers: the child's stdin is /dev/null (QEMU's `-serial stdio` then never
+// fights the shell for the terminal, and a backgrounded child never stops on SIGTTIN).
+// A child started with `ownGroup` is registered with `ChildRegistry`, so SIGINT/SIGTERM
+// of toro kills its whole process group; on timeout the group is killed with SIGKILL.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// How a child process ended.
+public enum Termination: Equatable, Sendable {
+    /// The child exited with this code.
+    case exited(Int32)
+    /// A signal ended the child.
+    case signaled(Int32)
+    /// The deadline passed; the child (and its process group) was killed.
+    case timedOut
+    /// The child could not be started; the text says why.
+    case failedToStart(String)
+}
+
+/// What a child produced and how it ended.
+public struct ProcessResult: Sendable {
+    public var termination: Termination
+    /// Everything the child wrote to stdout.
+    public var output: String
+    /// Everything the child wrote to stderr (empty when `mergeStderr`).
+    public var errorOutput: String
+    /// Wall time from spawn to exit, in seconds.
+    public var seconds: Double
+
+    /// The exit code when the child exited normally.
+    public var exitCode: Int32? {
+        if case .exited(let code) = termination { return code }
+        return nil
+    }
+}
+
+public struct Subprocess: Sendable {
+    public var arguments: [String]
+    /// Variables added to (or replacing) toro's own environment.
+    public var environment: [String: String] = [:]
+    public var directory: String? = nil
+    /// Copy the child's stdout to ours as it arrives.
+    public var echoOutput = false
+    /// Copy the child's stderr to ours as it arrives.
+    public var echoErrors = false
+    /// Send the child's stderr into `output` (interleaved as written).
+    public var mergeStderr = false
+    /// Start the child in a process group of its own (killed as a whole).
+    public var ownGroup = false
+    /// Seconds before the child is killed; nil waits forever.
+    public var timeout: Double? = nil
+
+    public init(_ arguments: [String]) { self.arguments = arguments }
+
+    /// Runs the child to completion.
+    public func run() -> ProcessResult {
+        let start = Date()
+        guard !arguments.isEmpty else {
+            return ProcessResult(termination: .failedToStart("no command"), output: "",
+                                 errorOutput: "", seconds: 0)
+        }
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
+            return ProcessResult(termination: .failedToStart("pipe: \(errnoText())"),
+                                 output: "", errorOutput: "", seconds: 0)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, mergeStderr ? outPipe[1] : errPipe[1], 2)
+        for fd in outPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var flags = Int32(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
+        if ownGroup {
+            flags |= Int32(POSIX_SPAWN_SETPGROUP)
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
+
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in argv + envp { free(p) } }
+
+        if let directory { posix_spawn_file_actions_addchdir_np(&actions, directory) }
+        var pid: pid_t = 0
+        let spawnError = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+        close(outPipe[1]); close(errPipe[1])
+        guard spawnError == 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            return ProcessResult(
+                termination: .failedToStart("\(arguments[0]): \(String(cString: strerror(spawnError)))"),
+                output: "", errorOutput: "", seconds: 0)
+        }
+        ChildRegistry.add(pid: pid, group: ownGroup)
+        defer { ChildRegistry.remove(pid: pid) }
+
+        var output = [UInt8](), errors = [UInt8]()
+        var open: [(fd: Int32, isOutput: Bool)] = [(outPipe[0], true), (errPipe[0], false)]
+        var status: Int32 = 0
+        var exited = false, timedOut = false
+        var exitTime: Date? = nil
+        let deadline = timeout.map { start.addingTimeInterval($0) }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+
+        while !open.isEmpty {
+            if !exited, waitpid(pid, &status, WNOHANG) == pid { exited = true; exitTime = Date() }
+            if let deadline, !exited, Date() >= deadline {
+                kill(ownGroup ? -pid : pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                exited = true; timedOut = true; exitTime = Date()
+            }
+            // Once the child is gone, drain what is buffered and stop waiting for
+            // writers it may have left behind.
+            if let exitTime, Date().timeIntervalSince(exitTime) > 1 { break }
+            var fds = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), exited ? 20 : 50)
+            if ready < 0 && errno != EINTR { break }
+            if ready <= 0 { if exited { break } else { continue } }
+            var closed: [Int32] = []
+            for (index, entry) in fds.enumerated() where entry.revents != 0 {
+                let count = read(entry.fd, &buffer, buffer.count)
+                if count <= 0 {
+                    if count < 0 && errno == EINTR { continue }
+                    closed.append(entry.fd); continue
+                }
+                let chunk = buffer[0..<count]
+                if open[index].isOutput {
+                    output.append(contentsOf: chunk)
+                    if echoOutput { writeAll(1, chunk) }
+                } else {
+                    errors.append(contentsOf: chunk)
+                    if echoErrors { writeAll(2, chunk) }
+                }
+            }
+            for fd in closed { close(fd) }
+            open.removeAll { closed.contains($0.fd) }
+        }
+        for entry in open { close(entry.fd) }
+        if !exited {
+            if let deadline {
+                let remaining = deadline.timeIntervalSinceNow
+                if remaining <= 0 || !waitWithDeadline(pid: pid, status: &status, seconds: remaining) {
+                    kill(ownGroup ? -pid : pid, SIGKILL)
+                    waitpid(pid, &status, 0)
+                    timedOut = true
+                }
+            } else {
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            }
+            exitTime = Date()
+        }
+        if ownGroup { kill(-pid, SIGKILL) }   // nothing of the group outlives its leader
+
+        let termination: Termination
+        if timedOut {
+            termination = .timedOut
+        } else if status & 0x7f == 0 {
+            termination = .exited((status >> 8) & 0xff)
+        } else {
+            termination = .signaled(status & 0x7f)
+        }
+        return ProcessResult(termination: termination,
+                             output: String(decoding: output, as: UTF8.self),
+                             errorOutput: String(decoding: errors, as: UTF8.self),
+                             seconds: (exitTime ?? Date()).timeIntervalSince(start))
+    }
+}
+
+private func waitWithDeadline(pid: pid_t, status: inout Int32, seconds: Double) -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if waitpid(pid, &status, WNOHANG) == pid { return true }
+        usleep(20_000)
+    }
+    return false
+}
+
+/// Writes every byte of `bytes` to `fd`, retrying short writes.
+func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {
+    var rest = bytes
+    while !rest.isEmpty {
+        let written = rest.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written < 0 { if errno == EINTR { continue } else { return } }
+        rest = rest.dropFirst(written)
+    }
+}
+
+func errnoText() -> String { String(cString: strerror(errno)) }

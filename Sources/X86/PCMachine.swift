@@ -1,0 +1,104 @@
+// What MicroVM and Legacy share because both are PC-compatible QEMU machines running
+// the kernel identity-mapped: the COM1 console, the isa-debug-exit port, the TSC clock
+// calibrated against the 8254 PIT, CR3, and the early boot sequence.
+import Arch
+import Core
+
+public final class SerialConsole: Console {
+    public init() { arch_serial_init() }
+    public func write(_ byte: UInt8) { arch_serial_put(byte) }
+}
+
+/// Monotonic time from the TSC, calibrated once at boot against the PIT.
+public struct TSCClock {
+    public let hz: UInt64
+    public let start: UInt64
+
+    /// Calibrates over `milliseconds` of PIT time. When no PIT counts, falls back to
+    /// 1 GHz and says so in the log: timestamps are then only roughly seconds.
+    public static func calibrate(milliseconds: UInt32 = 2) -> TSCClock {
+        let start = arch_rdtsc()
+        let hz = arch_tsc_hz_from_pit(1193 * milliseconds)
+        return TSCClock(hz: hz == 0 ? 1_000_000_000 : hz, start: start, calibrated: hz != 0)
+    }
+
+    public let calibrated: Bool
+
+    init(hz: UInt64, start: UInt64, calibrated: Bool) {
+        self.hz = hz
+        self.start = start
+        self.calibrated = calibrated
+    }
+
+    public func nanoseconds() -> UInt64 {
+        let ticks = arch_rdtsc() &- start
+        let product = ticks.multipliedFullWidth(by: 1_000_000_000)
+        guard product.high < hz else { return .max }
+        return hz.dividingFullWidth(product).quotient
+    }
+}
+
+/// Reads boot structures through the trampoline's identity map of the first GiB.
+public struct BootMemoryReader: PhysicalReader {
+    public init() {}
+    public func bytes(at address: UInt64, count: Int) -> UnsafeRawBufferPointer? {
+        guard address != 0, count >= 0, address < (1 << 30), UInt64(count) <= (1 << 30) - address else { return nil }
+        return UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(address)), count: count)
+    }
+}
+
+/// The shared parts of a platform; MicroVM and Legacy each hold one.
+public struct PCMachine {
+    public let console = SerialConsole()
+    public let clock: TSCClock
+    public let image: KernelImage
+
+    /// The early boot sequence both entry points run first: console, early heap on the
+    /// .bss region, IDT, clock. After this `Log` and Swift allocations work.
+    public init() {
+        KernelMemory.addFree(PhysicalRange(start: arch_early_heap_start(), end: arch_early_heap_limit()))
+        arch_idt_init()
+        clock = TSCClock.calibrate()
+        image = KernelImage(range: PhysicalRange(start: arch_image_start(), end: arch_image_end()),
+                            stack: PhysicalRange(start: arch_stack_bottom(), end: arch_stack_top()))
+    }
+
+    public var bootProtocol: UInt32 { arch_boot_protocol }
+    public var bootMagic: UInt32 { arch_boot_magic }
+    public var bootInfoAddress: UInt64 { UInt64(arch_boot_info) }
+
+    public func loadPageTables(root: UInt64) { arch_load_page_tables(root) }
+
+    public func exit(_ status: ExitStatus) -> Never {
+        arch_debug_exit(status.rawValue)
+    }
+
+    /// Logs the clock source; called once the platform is current.
+    public func logClock() {
+        Log.timestamp()
+        Log.write("clock: TSC at ")
+        Log.decimal(clock.hz / 1_000_000)
+        Log.write(clock.calibrated ? " MHz, calibrated against the PIT\n" : " MHz assumed (no PIT found)\n")
+    }
+
+    /// Reports a boot-information error and exits with `ExitStatus.panic`.
+    public func bootFailed(_ error: BootInfoError) -> Never {
+        Log.write("panic: unusable boot information: ")
+        switch error {
+        case .badMagic(let magic): Log.write("loader magic "); Log.hex(UInt64(magic), digits: 8)
+        case .unreadable(let what): Log.write(what); Log.write(" is unreadable")
+        case .commandLineTooLong: Log.write("command line too long")
+        case .noMemoryMap: Log.write("no memory map")
+        case .memoryMap(let e):
+            Log.write("memory map ")
+            switch e {
+            case .truncated: Log.write("truncated")
+            case .overflowingEntry: Log.write("entry overflows")
+            case .tooManyEntries: Log.write("has too many entries")
+            case .noRAM: Log.write("has no RAM")
+            }
+        }
+        Log.put(10)
+        exit(.panic)
+    }
+}
