@@ -36,5 +36,7 @@ let package = Package(
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool"]),
+        // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
+        .testTarget(name: "BootTests", dependencies: ["ToroTool"]),
     ]
 )

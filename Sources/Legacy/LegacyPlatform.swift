@@ -28,6 +28,7 @@ final class LegacyPlatform: Platform {
 func toroKernelEntry() -> Never {
     let machine = PCMachine()
     Log.console = machine.console
+    Log.put(10)   // SeaBIOS leaves its "Booting from ROM.." line unterminated
     guard machine.bootProtocol == UInt32(ARCH_BOOT_MULTIBOOT) else {
         panic("the Legacy kernel was not started through Multiboot")
     }

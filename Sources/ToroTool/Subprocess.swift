@@ -45,14 +45,15 @@ public struct Subprocess: Sendable {
     /// Variables added to (or replacing) toro's own environment.
     public var environment: [String: String] = [:]
     public var directory: String? = nil
-    /// Copy the child's stdout to ours as it arrives.
-    public var echoOutput = false
+    /// Copy the child's stdout (with stderr, when merged) to this file descriptor of ours
+    /// as it arrives: 1 for our stdout, 2 for our stderr, nil for nowhere.
+    public var echoOutput: Int32? = nil
     /// Copy the child's stderr to ours as it arrives.
     public var echoErrors = false
     /// Send the child's stderr into `output` (interleaved as written).
     public var mergeStderr = false
     /// Start the child in a process group of its own (killed as a whole).
-    public var ownGroup = false
+    public var ownGroup = true
     /// Seconds before the child is killed; nil waits forever.
     public var timeout: Double? = nil
 
@@ -101,7 +102,13 @@ public struct Subprocess: Sendable {
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for p in argv + envp { free(p) } }
 
-        if let directory { posix_spawn_file_actions_addchdir_np(&actions, directory) }
+        if let directory {
+            guard let addChdir = spawnAddChdir else {
+                return ProcessResult(termination: .failedToStart("this C library cannot set a child's directory"),
+                                     output: "", errorOutput: "", seconds: 0)
+            }
+            _ = addChdir(&actions, directory)
+        }
         var pid: pid_t = 0
         let spawnError = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
         close(outPipe[1]); close(errPipe[1])
@@ -146,7 +153,7 @@ public struct Subprocess: Sendable {
                 let chunk = buffer[0..<count]
                 if open[index].isOutput {
                     output.append(contentsOf: chunk)
-                    if echoOutput { writeAll(1, chunk) }
+                    if let echoOutput { writeAll(echoOutput, chunk) }
                 } else {
                     errors.append(contentsOf: chunk)
                     if echoErrors { writeAll(2, chunk) }
@@ -185,6 +192,15 @@ public struct Subprocess: Sendable {
                              seconds: (exitTime ?? Date()).timeIntervalSince(start))
     }
 }
+
+/// glibc's posix_spawn_file_actions_addchdir_np (2.29+), which Swift's Glibc module does
+/// not export; looked up once at run time.
+private typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>,
+                                             UnsafePointer<CChar>) -> Int32
+private let spawnAddChdir: AddChdir? = {
+    guard let symbol = dlsym(nil, "posix_spawn_file_actions_addchdir_np") else { return nil }
+    return unsafeBitCast(symbol, to: AddChdir.self)
+}()
 
 private func waitWithDeadline(pid: pid_t, status: inout Int32, seconds: Double) -> Bool {
     let end = Date().addingTimeInterval(seconds)

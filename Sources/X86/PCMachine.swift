@@ -31,10 +31,10 @@ public struct TSCClock {
     }
 
     public func nanoseconds() -> UInt64 {
+        // Whole seconds and the remainder separately: no 128-bit division (which would
+        // need compiler-rt), and no overflow while the remainder stays below ~18 GHz.
         let ticks = arch_rdtsc() &- start
-        let product = ticks.multipliedFullWidth(by: 1_000_000_000)
-        guard product.high < hz else { return .max }
-        return hz.dividingFullWidth(product).quotient
+        return (ticks / hz) &* 1_000_000_000 &+ (ticks % hz) &* 1_000_000_000 / hz
     }
 }
 
@@ -49,7 +49,7 @@ public struct BootMemoryReader: PhysicalReader {
 
 /// The shared parts of a platform; MicroVM and Legacy each hold one.
 public struct PCMachine {
-    public let console = SerialConsole()
+    public let console: SerialConsole
     public let clock: TSCClock
     public let image: KernelImage
 
@@ -57,15 +57,16 @@ public struct PCMachine {
     /// .bss region, IDT, clock. After this `Log` and Swift allocations work.
     public init() {
         KernelMemory.addFree(PhysicalRange(start: arch_early_heap_start(), end: arch_early_heap_limit()))
+        console = SerialConsole()   // the first allocation: after the early heap exists
         arch_idt_init()
         clock = TSCClock.calibrate()
         image = KernelImage(range: PhysicalRange(start: arch_image_start(), end: arch_image_end()),
                             stack: PhysicalRange(start: arch_stack_bottom(), end: arch_stack_top()))
     }
 
-    public var bootProtocol: UInt32 { arch_boot_protocol }
-    public var bootMagic: UInt32 { arch_boot_magic }
-    public var bootInfoAddress: UInt64 { UInt64(arch_boot_info) }
+    public var bootProtocol: UInt32 { arch_boot_protocol_value() }
+    public var bootMagic: UInt32 { arch_boot_magic_value() }
+    public var bootInfoAddress: UInt64 { arch_boot_info_address() }
 
     public func loadPageTables(root: UInt64) { arch_load_page_tables(root) }
 

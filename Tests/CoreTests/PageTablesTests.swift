@@ -35,7 +35,7 @@ final class PageTablesTests: XCTestCase {
         XCTAssertEqual(tables.translate(0xFEE0_0030), 0xFEE0_0030)
         XCTAssertTrue(tables.isUncached(0xFEE0_0030))
         XCTAssertFalse(tables.isUncached(0x200000))
-        XCTAssertNil(tables.translate(0x0000_DEAD_0000_0000), "the fault service's address")
+        XCTAssertNil(tables.translate(0x0000_0DEA_D000_0000), "the fault service's address")
         // PML4 + PDPT + 4 PDs (GiB 0, 1, 2 and 4) + the PD for 0xFEE00000 (GiB 3) + 1 PT.
         XCTAssertEqual(tables.pageCount, 8)
     }

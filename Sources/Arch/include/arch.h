@@ -58,6 +58,9 @@ static inline uint64_t arch_frame_pointer(void) {
 extern uint32_t arch_boot_protocol;
 extern uint32_t arch_boot_magic;
 extern uint32_t arch_boot_info;
+static inline uint32_t arch_boot_protocol_value(void) { return arch_boot_protocol; }
+static inline uint32_t arch_boot_magic_value(void) { return arch_boot_magic; }
+static inline uint64_t arch_boot_info_address(void) { return arch_boot_info; }
 
 // Linker-script symbols: the loaded image and the boot stack.
 extern char __image_start[], __image_end[], __bss_start[], __bss_end[];

@@ -8,7 +8,7 @@
 // the page-frame allocator may hand out.
 
 /// A half-open range of physical addresses, `start..<end`.
-public struct PhysicalRange: Equatable {
+public struct PhysicalRange: Equatable, Sendable {
     public var start: UInt64
     public var end: UInt64
     public init(start: UInt64, end: UInt64) { self.start = start; self.end = end }
@@ -27,7 +27,7 @@ public enum MemoryType: UInt32 {
     case unusable = 5
 }
 
-public struct MemoryMapEntry: Equatable {
+public struct MemoryMapEntry: Equatable, Sendable {
     public var range: PhysicalRange
     /// The raw E820 type: 1 is usable RAM; anything else is left alone.
     public var type: UInt32

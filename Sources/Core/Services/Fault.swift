@@ -1,7 +1,7 @@
 // `fault`: reads an address no page table maps, so the CPU raises #PF (vector 14) and the
 // kernel's exception report runs. The address lies far above any RAM a VM is given.
 enum Fault {
-    static let unmappedAddress: UInt64 = 0x0000_DEAD_0000_0000
+    static let unmappedAddress: UInt64 = 0x0000_0DEA_D000_0000
 
     static func run(_ context: ServiceContext) -> ExitStatus {
         context.ready()

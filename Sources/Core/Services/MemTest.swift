@@ -1,14 +1,14 @@
 // `memtest`: proves the allocators reach every RAM range of the memory map.
 //
 // It takes pages from the page-frame allocator until none are left, in runs of up to
-// 256 pages, writes and reads back a pattern at both ends of each run, counts the pages
+// 4096 pages (16 MiB), writes and reads back a pattern at both ends of each run, counts the pages
 // that came from each usable range, then gives everything back and checks the free count
 // returns to where it was. Output (one line each, no timestamps):
 //   memtest: range 0x<start>-0x<end> pages <usable> allocated <n>
 //   memtest: highest 0x<address of the last byte handed out>
 //   memtest: ok | memtest: FAILED <reason>
 enum MemTest {
-    static let runPages = 256
+    static let runPages = 4096
 
     static func run(_ context: ServiceContext) -> ExitStatus {
         context.ready()

@@ -22,12 +22,12 @@ public struct ServiceContext {
     }
 }
 
-public struct Service {
+public struct Service: Sendable {
     public let name: StaticString
     public let summary: StaticString
-    public let run: (ServiceContext) -> ExitStatus
+    public let run: @Sendable (ServiceContext) -> ExitStatus
 
-    public init(name: StaticString, summary: StaticString, run: @escaping (ServiceContext) -> ExitStatus) {
+    public init(name: StaticString, summary: StaticString, run: @escaping @Sendable (ServiceContext) -> ExitStatus) {
         self.name = name
         self.summary = summary
         self.run = run

@@ -1,0 +1,124 @@
+// `toro bench boot`: how long a Toro boot takes next to a do-nothing kernel on the same
+// platform and QEMU command line, how big the images are, and how little memory hello
+// needs. Figures only: a slow run never fails the command (a boot that fails does).
+//
+// Runs are interleaved (microvm hello, microvm do-nothing, legacy hello, legacy
+// do-nothing, then again) so that noise on the host hits every kernel alike. Wall time
+// is measured from spawning QEMU to its exit, always under TCG with 64 MiB and 1 CPU.
+
+import Foundation
+
+public enum BenchCommand {
+    struct Subject {
+        var label: String
+        var platform: GuestPlatform
+        var image: String
+        var isNull: Bool
+        var seconds: [Double] = []
+        var failures = 0
+    }
+
+    static let memoryMiB = 64
+
+    public static func main(_ arguments: [String], paths: Paths) -> Int32 {
+        do throws(ToolFailure) {
+            var runs = 11
+            guard arguments.first == "boot" else {
+                throw ToolFailure(.badArgument, "bench needs a benchmark name: ./toro bench boot [--runs N]")
+            }
+            var reader = ArgumentReader(Array(arguments.dropFirst()))
+            while let flag = try reader.nextFlag() {
+                guard flag == "--runs" else { throw ArgumentReader.unknown(flag, command: "bench boot") }
+                runs = try ArgumentReader.number(try reader.value(for: flag), flag: flag, range: 1...1000,
+                                                 what: "a number of runs")
+            }
+            try Installer.ensure(Installer.forBooting)
+            let builder = KernelBuilder(paths: paths)
+            var subjects: [Subject] = []
+            for platform in GuestPlatform.allCases {
+                subjects.append(Subject(label: "\(platform.rawValue) hello", platform: platform,
+                                        image: try builder.build(platform), isNull: false))
+                subjects.append(Subject(label: "\(platform.rawValue) do-nothing", platform: platform,
+                                        image: try builder.buildNull(platform), isNull: true))
+            }
+            Console.progress("boot benchmark: \(runs) runs of each kernel, interleaved, TCG, \(memoryMiB) MiB, 1 CPU")
+            for round in 1...runs {
+                for index in subjects.indices {
+                    let (ok, seconds) = boot(subjects[index], memoryMiB: memoryMiB)
+                    if ok { subjects[index].seconds.append(seconds) } else { subjects[index].failures += 1 }
+                }
+                if round % 5 == 0 || round == runs { Console.progress("round \(round)/\(runs) done") }
+            }
+            for line in table(subjects) { Console.line(line) }
+            var minimums: [String] = []
+            for platform in GuestPlatform.allCases {
+                Console.progress("searching the smallest --memory that boots hello on \(platform.rawValue)…")
+                let found = smallestMemory(image: paths.image(platform), platform: platform)
+                minimums.append("\(platform.rawValue) " + (found.map { "\($0) MiB" } ?? "none up to \(memoryMiB) MiB"))
+            }
+            Console.line("smallest --memory with which hello boots and exits 0: " + minimums.joined(separator: ", "))
+            return subjects.contains { $0.failures > 0 } ? 1 : 0
+        } catch {
+            Console.error(error.message)
+            return error.status.rawValue
+        }
+    }
+
+    /// One boot of `subject`; success means guest status 0 (a do-nothing kernel prints no
+    /// `exit:` line, so QEMU's code 1 is its success).
+    static func boot(_ subject: Subject, memoryMiB: Int, timeout: Int = 30) -> (Bool, Double) {
+        let command = QEMUCommand(platform: subject.platform, accelerator: .tcg, memoryMiB: memoryMiB, cpus: 1,
+                                  kernelPath: subject.image, kernelCommandLine: "service=hello")
+        var process = Subprocess(command.arguments)
+        process.timeout = Double(timeout)
+        let result = process.run()
+        if subject.isNull { return (result.exitCode == 1, result.seconds) }
+        let (status, _) = Boot.interpret(result.termination, output: result.output, errors: result.errorOutput,
+                                         timeout: timeout)
+        return (status == .success, result.seconds)
+    }
+
+    /// Boots hello directly through QEMU (no CLI minimum) with 1, 2, 3… MiB until it
+    /// exits 0; nil when nothing up to the benchmark's memory works.
+    static func smallestMemory(image: String, platform: GuestPlatform) -> Int? {
+        let subject = Subject(label: "", platform: platform, image: image, isNull: false)
+        for memory in 1...memoryMiB where boot(subject, memoryMiB: memory, timeout: 10).0 { return memory }
+        return nil
+    }
+
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+    }
+
+    static func table(_ subjects: [Subject]) -> [String] {
+        func ms(_ value: Double?) -> String { value.map { String(format: "%.1f", $0 * 1000) } ?? "-" }
+        func column(_ text: String, _ width: Int) -> String {
+            String(repeating: " ", count: max(0, width - text.count)) + text
+        }
+        var lines = ["kernel".padding(toLength: 20, withPad: " ", startingAt: 0)
+                     + column("median ms", 11) + column("min ms", 9) + column("max ms", 9)
+                     + column("failed", 8) + column("image bytes", 13) + column("KiB", 8)]
+        for subject in subjects {
+            let size = (try? FileManager.default.attributesOfItem(atPath: subject.image)[.size] as? Int) ?? 0
+            lines.append(subject.label.padding(toLength: 20, withPad: " ", startingAt: 0)
+                         + column(ms(median(subject.seconds)), 11) + column(ms(subject.seconds.min()), 9)
+                         + column(ms(subject.seconds.max()), 9) + column("\(subject.failures)", 8)
+                         + column("\(size)", 13) + column(String(format: "%.1f", Double(size) / 1024), 8))
+        }
+        var ratios: [String] = []
+        for platform in GuestPlatform.allCases {
+            let hello = subjects.first { $0.platform == platform && !$0.isNull }.flatMap { median($0.seconds) }
+            let null = subjects.first { $0.platform == platform && $0.isNull }.flatMap { median($0.seconds) }
+            if let hello, let null, null > 0 {
+                ratios.append("\(platform.rawValue) \(String(format: "%.2f", hello / null))x")
+            } else {
+                ratios.append("\(platform.rawValue) -")
+            }
+        }
+        lines.append("hello / do-nothing (median boot time): " + ratios.joined(separator: ", "))
+        return lines
+    }
+}

@@ -1,0 +1,89 @@
+// `toro compare`: boot one service on MicroVM, then on Legacy, with the same options (and
+// the Compat scenario's, when Compat/<service>/scenario exists), normalise both consoles
+// into service transcripts, and report whether they match each other and the expected
+// transcript (Compat/<service>/expected, or --expect FILE). Exit 0 only when all match.
+//
+// The differential boot tests run this same command; there is no second code path.
+
+import Foundation
+
+public enum CompareCommand {
+    /// The result of comparing two (or three) transcripts; `report` is what is printed.
+    public struct Verdict: Sendable {
+        public var matches: Bool
+        public var report: [String]
+    }
+
+    public static func main(_ arguments: [String], paths: Paths) -> Int32 {
+        do throws(ToolFailure) {
+            let (given, expectFile) = try RunOptions.parse(arguments, command: "compare",
+                                                           workingDirectory: Paths.userDirectory())
+            var options = given
+            let folder = "\(paths.compat)/\(given.service)"
+            if let text = try? String(contentsOfFile: folder + "/scenario", encoding: .utf8) {
+                let scenario = try Scenario.parse(text, file: "Compat/\(given.service)/scenario")
+                options = scenario.applied(to: given)
+            }
+            var expected: (name: String, lines: [String])? = nil
+            let expectedPath = expectFile ?? folder + "/expected"
+            if let text = try? String(contentsOfFile: expectedPath, encoding: .utf8) {
+                expected = (expectFile ?? "Compat/\(given.service)/expected", Transcript.parse(text))
+            } else if expectFile != nil {
+                throw ToolFailure(.badArgument, "--expect: cannot read '\(expectedPath)'")
+            }
+            for platform in GuestPlatform.allCases {
+                try options.checkMemory(minimumMiB: ELFImage.minimumMemoryMiB(path: paths.image(platform)))
+            }
+            let accelerator = try options.accel.resolve(on: HostFacts.probe())
+            try Installer.ensure(Installer.forBooting)
+            let builder = KernelBuilder(paths: paths)
+            var transcripts: [[String]] = []
+            for platform in GuestPlatform.allCases {
+                var platformOptions = options
+                platformOptions.platform = platform
+                let image = try builder.build(platform)
+                Console.progress("booting \(options.service) on \(platform.rawValue)…")
+                let outcome = Boot.run(QEMUCommand(options: platformOptions, accelerator: accelerator, kernelPath: image),
+                                       timeout: options.timeoutSeconds, echo: false)
+                if let message = outcome.message { Console.progress("\(platform.rawValue): \(message)") }
+                transcripts.append(Transcript.normalise(outcome.output, status: outcome.status.rawValue))
+            }
+            let verdict = compare(microvm: transcripts[0], legacy: transcripts[1], expected: expected)
+            for line in verdict.report { Console.line(line) }
+            return verdict.matches ? 0 : 1
+        } catch {
+            Console.error(error.message)
+            return error.status.rawValue
+        }
+    }
+
+    /// Compares the two platforms' transcripts with each other and with `expected`.
+    public static func compare(microvm: [String], legacy: [String],
+                               expected: (name: String, lines: [String])?) -> Verdict {
+        var report: [String] = []
+        var matches = true
+        if microvm == legacy {
+            report.append("match: microvm and legacy transcripts are identical (\(microvm.count) lines):")
+            report += microvm.map { "    " + $0 }
+        } else {
+            matches = false
+            report.append("DIFFER: microvm and legacy transcripts differ:")
+            report.append(Diff.unified(microvm, legacy, oldName: "microvm", newName: "legacy"))
+        }
+        if let expected {
+            for (name, lines) in [("microvm", microvm), ("legacy", legacy)] {
+                if lines == expected.lines {
+                    report.append("match: \(name) matches \(expected.name)")
+                } else {
+                    matches = false
+                    report.append("DIFFER: \(name) differs from \(expected.name):")
+                    report.append(Diff.unified(expected.lines, lines, oldName: expected.name, newName: name))
+                }
+            }
+        } else {
+            report.append("note: no expected transcript (Compat/<service>/expected or --expect FILE); compared the platforms only")
+        }
+        report.append(matches ? "compare: everything matches" : "compare: transcripts differ")
+        return Verdict(matches: matches, report: report)
+    }
+}

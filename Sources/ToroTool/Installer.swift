@@ -1,0 +1,79 @@
+// Installs the host tools a command needs, from Debian's packages, the first time.
+//
+// The one list of what toro needs from the host lives here. When a tool is missing and
+// toro runs as root, it runs `apt-get update` and `apt-get install -y <packages>` with
+// progress shown; otherwise it prints the exact command and fails with status 69.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+public struct HostTool: Sendable, Equatable {
+    /// The executable looked up on PATH.
+    public var command: String
+    /// The Debian package that provides it.
+    public var package: String
+}
+
+public enum Installer {
+    public static let qemu = HostTool(command: "qemu-system-x86_64", package: "qemu-system-x86")
+    public static let curl = HostTool(command: "curl", package: "curl")
+    public static let socat = HostTool(command: "socat", package: "socat")
+
+    /// What booting a kernel needs today. Port forwarding (vsock) will add curl and socat.
+    public static let forBooting: [HostTool] = [qemu]
+
+    /// The full path of `command` on PATH, or nil.
+    public static func which(_ command: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(command)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    /// The apt-get command that installs `tools`, as a user would type it.
+    public static func installCommand(for tools: [HostTool], sudo: Bool) -> String {
+        let prefix = sudo ? "sudo " : ""
+        let packages = tools.map(\.package).joined(separator: " ")
+        return "\(prefix)apt-get update && \(prefix)DEBIAN_FRONTEND=noninteractive apt-get install -y \(packages)"
+    }
+
+    /// Makes sure every tool in `tools` is on PATH, installing what is missing when root.
+    public static func ensure(_ tools: [HostTool]) throws(ToolFailure) {
+        let missing = tools.filter { which($0.command) == nil }
+        guard !missing.isEmpty else { return }
+        let names = missing.map(\.command).joined(separator: ", ")
+        guard geteuid() == 0 else {
+            throw ToolFailure(.missingTool,
+                              "\(names) missing; install with: \(installCommand(for: missing, sudo: true))")
+        }
+        guard which("apt-get") != nil else {
+            throw ToolFailure(.missingTool,
+                              "\(names) missing and apt-get is not available; install the package(s) \(missing.map(\.package).joined(separator: " ")) by hand")
+        }
+        Console.progress("\(names) missing: installing \(missing.map(\.package).joined(separator: " ")) from Debian's packages")
+        let steps: [[String]] = [
+            ["apt-get", "update"],
+            ["apt-get", "install", "-y", "--no-install-recommends"] + missing.map(\.package),
+        ]
+        for step in steps {
+            Console.progress(step.joined(separator: " "))
+            var process = Subprocess(step)
+            process.environment = ["DEBIAN_FRONTEND": "noninteractive"]
+            process.echoOutput = 2
+            process.mergeStderr = true
+            let result = process.run()
+            guard result.exitCode == 0 else {
+                throw ToolFailure(.missingTool, "'\(step.joined(separator: " "))' failed; run it by hand to see why")
+            }
+        }
+        let stillMissing = missing.filter { which($0.command) == nil }
+        guard stillMissing.isEmpty else {
+            throw ToolFailure(.missingTool,
+                              "\(stillMissing.map(\.command).joined(separator: ", ")) still missing after installing")
+        }
+    }
+}

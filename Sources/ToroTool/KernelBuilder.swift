@@ -1,0 +1,126 @@
+// Builds the kernel images (`toro build`, and before every run).
+//
+// Recipe (DESIGN.md, "Facts about the toolchain"):
+//   1. swift build -c release --triple x86_64-unknown-none-elf --toolset Kernel/toolset.json
+//        --product <Platform>Kernel --scratch-path .build-kernel      (incremental)
+//   2. Kernel/kernel.ld.in with ENTRY_SYMBOL replaced -> .build-kernel/<platform>.ld
+//   3. ld.lld --gc-sections -T <platform>.ld -o .build-kernel/toro-<platform>.elf
+//        lib<Platform>Kernel.a <toolchain>/usr/lib/swift/embedded/x86_64-unknown-none-elf/libswiftUnicodeDataTables.a
+// The link is skipped when the image is newer than its inputs. The do-nothing kernels
+// for `bench boot` are one assembly file each, assembled with clang and linked the same way.
+//
+// Setting TORO_NO_BUILD=1 skips building and uses the images already there (the boot
+// tests set it after `toro test` has built both kernels once).
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+public struct KernelBuilder: Sendable {
+    public var paths: Paths
+
+    public init(paths: Paths) { self.paths = paths }
+
+    static let triple = "x86_64-unknown-none-elf"
+
+    /// The toolchain's `usr` folder, found from `swift` on PATH (symlinks resolved).
+    static func toolchainUsr() throws(ToolFailure) -> String {
+        guard let swift = Installer.which("swift") else {
+            throw ToolFailure(.missingTool, "swift is not on PATH; install the Swift 6.3 toolchain")
+        }
+        let resolved = URL(fileURLWithPath: swift).resolvingSymlinksInPath()
+        return resolved.deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    public static var skipBuild: Bool { ProcessInfo.processInfo.environment["TORO_NO_BUILD"] == "1" }
+
+    /// Builds the kernel for `platform` and returns its image's path.
+    @discardableResult
+    public func build(_ platform: GuestPlatform) throws(ToolFailure) -> String {
+        let image = paths.image(platform)
+        if KernelBuilder.skipBuild {
+            guard FileManager.default.fileExists(atPath: image) else {
+                throw ToolFailure(.buildFailed, "TORO_NO_BUILD is set but \(image) does not exist; run ./toro build")
+            }
+            return image
+        }
+        let usr = try KernelBuilder.toolchainUsr()
+        Console.progress("building the \(platform.rawValue) kernel…")
+        try step(["swift", "build", "-c", "release", "--triple", KernelBuilder.triple,
+                  "--toolset", "Kernel/toolset.json", "--product", platform.product,
+                  "--scratch-path", ".build-kernel"], what: "swift build of \(platform.product)")
+        let script = try linkerScript(platform, name: "\(platform.rawValue).ld")
+        let archive = "\(paths.kernelBuild)/release/lib\(platform.product).a"
+        let unicode = "\(usr)/lib/swift/embedded/\(KernelBuilder.triple)/libswiftUnicodeDataTables.a"
+        if isStale(image, inputs: [archive, script, unicode]) {
+            try step(["\(usr)/bin/ld.lld", "--gc-sections", "-T", script, "-o", image, archive, unicode],
+                     what: "linking \(platform.imageName)")
+        }
+        return image
+    }
+
+    /// Builds the do-nothing kernel for `platform` and returns its image's path.
+    @discardableResult
+    public func buildNull(_ platform: GuestPlatform) throws(ToolFailure) -> String {
+        let image = paths.nullImage(platform)
+        let source = "\(paths.kernelSources)/\(platform.nullKernelSource)"
+        let object = image.replacingOccurrences(of: ".elf", with: ".o")
+        let usr = try KernelBuilder.toolchainUsr()
+        try? FileManager.default.createDirectory(atPath: paths.kernelBuild, withIntermediateDirectories: true)
+        let script = try linkerScript(platform, name: platform.nullImageName.replacingOccurrences(of: ".elf", with: ".ld"))
+        if isStale(object, inputs: [source]) {
+            try step(["\(usr)/bin/clang", "-c", "--target=\(KernelBuilder.triple)", source, "-o", object],
+                     what: "assembling \(platform.nullKernelSource)")
+        }
+        if isStale(image, inputs: [object, script]) {
+            try step(["\(usr)/bin/ld.lld", "--gc-sections", "-T", script, "-o", image, object],
+                     what: "linking \(platform.nullImageName)")
+        }
+        return image
+    }
+
+    /// Writes Kernel/kernel.ld.in with the platform's entry symbol, only when it changed
+    /// (so an unchanged script does not force a relink).
+    func linkerScript(_ platform: GuestPlatform, name: String) throws(ToolFailure) -> String {
+        let template = "\(paths.kernelSources)/kernel.ld.in"
+        guard let text = try? String(contentsOfFile: template, encoding: .utf8) else {
+            throw ToolFailure(.buildFailed, "cannot read \(template)")
+        }
+        let script = text.replacingOccurrences(of: "ENTRY_SYMBOL", with: platform.entrySymbol)
+        let path = "\(paths.kernelBuild)/\(name)"
+        if (try? String(contentsOfFile: path, encoding: .utf8)) != script {
+            do { try script.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+                throw ToolFailure(.buildFailed, "cannot write \(path): \(error)")
+            }
+        }
+        return path
+    }
+
+    /// Runs one build step from the repository root; its output is shown only on failure.
+    func step(_ arguments: [String], what: String) throws(ToolFailure) {
+        var process = Subprocess(arguments)
+        process.directory = paths.root
+        process.mergeStderr = true
+        let result = process.run()
+        guard result.exitCode == 0 else {
+            Console.errorLine(result.output.trimmingCharacters(in: .newlines))
+            if case .failedToStart(let why) = result.termination {
+                throw ToolFailure(.buildFailed, "\(what) failed to start: \(why)")
+            }
+            throw ToolFailure(.buildFailed, "\(what) failed (output above)")
+        }
+    }
+
+    /// Whether `output` is missing or older than any of `inputs`.
+    func isStale(_ output: String, inputs: [String]) -> Bool {
+        guard let built = modificationTime(output) else { return true }
+        return inputs.contains { (modificationTime($0) ?? .infinity) > built }
+    }
+
+    func modificationTime(_ path: String) -> Double? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+    }
+}

@@ -1,0 +1,66 @@
+// The QEMU command line for booting a Toro kernel, and its shell-quoted form for
+// `--print-command`.
+//
+// microvm: `-M microvm,pic=off,rtc=off,acpi=off` keeps the PIT (the kernel calibrates its
+// TSC against it); acpi=off also makes QEMU put `virtio_mmio.device=` hints on the
+// command line. legacy: `-M pc` with `sockets=<cpus>`, because SeaBIOS lists one MP-table
+// processor per socket. Both: no default devices, the serial port on stdio, and
+// isa-debug-exit at 0xf4 so the guest's status becomes QEMU's exit code.
+//
+// `-display none` rather than `-nographic`: with -nographic QEMU turns on SeaBIOS's serial
+// console, which writes terminal escapes (reset, clear screen, no line wrap) to the
+// user's terminal before the kernel starts. Neither platform has a display either way.
+
+public struct QEMUCommand: Equatable, Sendable {
+    public var executable = "qemu-system-x86_64"
+    public var platform: GuestPlatform
+    public var accelerator: Accelerator
+    public var memoryMiB: Int
+    public var cpus: Int
+    public var kernelPath: String
+    public var kernelCommandLine: String
+
+    public init(platform: GuestPlatform, accelerator: Accelerator, memoryMiB: Int, cpus: Int,
+                kernelPath: String, kernelCommandLine: String) {
+        self.platform = platform
+        self.accelerator = accelerator
+        self.memoryMiB = memoryMiB
+        self.cpus = cpus
+        self.kernelPath = kernelPath
+        self.kernelCommandLine = kernelCommandLine
+    }
+
+    /// The command for `options` booting the image at `kernelPath`.
+    public init(options: RunOptions, accelerator: Accelerator, kernelPath: String) {
+        self.init(platform: options.platform, accelerator: accelerator, memoryMiB: options.memoryMiB,
+                  cpus: options.cpus, kernelPath: kernelPath, kernelCommandLine: options.kernelCommandLine)
+    }
+
+    public var arguments: [String] {
+        var args = [executable]
+        switch platform {
+        case .microvm:
+            args += ["-M", "microvm,pic=off,rtc=off,acpi=off"] + accelerator.qemuArguments
+            args += ["-m", "\(memoryMiB)", "-smp", "\(cpus)"]
+        case .legacy:
+            args += ["-M", "pc"] + accelerator.qemuArguments
+            args += ["-m", "\(memoryMiB)", "-smp", "\(cpus),sockets=\(cpus)"]
+        }
+        args += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+                 "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                 "-kernel", kernelPath]
+        if !kernelCommandLine.isEmpty { args += ["-append", kernelCommandLine] }
+        return args
+    }
+
+    /// The command as one line a POSIX shell runs unchanged.
+    public var shellLine: String { arguments.map(shellQuote).joined(separator: " ") }
+}
+
+/// `text` quoted for a POSIX shell: bare when it only holds safe characters, otherwise in
+/// single quotes with each `'` written as `'\''`.
+public func shellQuote(_ text: String) -> String {
+    let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=/.,:@%")
+    if !text.isEmpty && text.allSatisfy({ safe.contains($0) }) { return text }
+    return "'" + text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+}

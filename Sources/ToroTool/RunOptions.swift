@@ -1,0 +1,166 @@
+// The options of `toro run` (and of `compare`, which shares them), parsed and validated.
+//
+// Validation happens before anything is built or started: each error is one line and
+// status 64. Two well-formed options are refused on purpose: `-p` needs virtio-vsock and
+// `--share` needs virtio-fs, which the kernel does not have yet; ignoring them silently
+// would let a user believe a port or a folder is there.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum AccelChoice: String, Sendable, CaseIterable {
+    case auto, tcg, kvm
+}
+
+public struct PortForward: Equatable, Sendable {
+    public var host: Int
+    public var guest: Int
+}
+
+public struct SharedFolder: Equatable, Sendable {
+    public var path: String
+    public var readOnly: Bool
+}
+
+public struct RunOptions: Equatable, Sendable {
+    public var platform: GuestPlatform = .microvm
+    public var service = "hello"
+    public var cpus = 1
+    public var memoryMiB = 64
+    public var shares: [SharedFolder] = []
+    public var ports: [PortForward] = []
+    public var accel: AccelChoice = .auto
+    public var timeoutSeconds = 60
+    public var printCommand = false
+    /// Everything after `--`, appended to the kernel command line.
+    public var kernelArgs: [String] = []
+    /// The flags the user gave (long names), so `compare` knows what overrides a scenario.
+    public var given: Set<String> = []
+
+    public init() {}
+
+    public static let maxCPUs = 255
+    public static let maxMemoryMiB = 1 << 20
+    public static let maxTimeout = 86_400
+
+    /// The kernel command line: `service=<name>` first, then the user's arguments.
+    public var kernelCommandLine: String {
+        (["service=\(service)"] + kernelArgs).joined(separator: " ")
+    }
+
+    /// Parses `run` arguments (or `compare`'s, which adds `--expect` and has no
+    /// `--platform`/`--print-command`). `workingDirectory` resolves relative paths.
+    public static func parse(_ arguments: [String], command: String = "run",
+                             workingDirectory: String = ".") throws(ToolFailure) -> (RunOptions, expect: String?) {
+        var options = RunOptions()
+        var expect: String? = nil
+        var reader = ArgumentReader(arguments)
+        let isCompare = command == "compare"
+        while let flag = try reader.nextFlag() {
+            switch flag {
+            case "--platform" where !isCompare:
+                let name = try reader.value(for: flag)
+                guard let platform = GuestPlatform(rawValue: name) else {
+                    throw ToolFailure(.badArgument, "unknown platform '\(name)' (choose \(GuestPlatform.names))")
+                }
+                options.platform = platform
+            case "--service":
+                let name = try reader.value(for: flag)
+                guard Services.named(name) != nil else {
+                    throw ToolFailure(.badArgument,
+                                      "unknown service '\(name)' (known: \(Services.all.map(\.name).joined(separator: ", ")); see ./toro services)")
+                }
+                options.service = name
+            case "--cpus":
+                options.cpus = try ArgumentReader.number(try reader.value(for: flag), flag: flag,
+                                                         range: 1...maxCPUs, what: "a number of CPUs")
+            case "--memory":
+                options.memoryMiB = try ArgumentReader.number(try reader.value(for: flag), flag: flag,
+                                                              range: 1...maxMemoryMiB, what: "a size in MiB")
+            case "--timeout":
+                options.timeoutSeconds = try ArgumentReader.number(try reader.value(for: flag), flag: flag,
+                                                                   range: 1...maxTimeout, what: "a number of seconds")
+            case "--accel":
+                let name = try reader.value(for: flag)
+                guard let accel = AccelChoice(rawValue: name) else {
+                    throw ToolFailure(.badArgument, "unknown accelerator '\(name)' (choose auto, tcg, kvm)")
+                }
+                options.accel = accel
+            case "-p", "--publish":
+                options.ports.append(try parsePort(try reader.value(for: flag)))
+            case "--share":
+                options.shares.append(try parseShare(try reader.value(for: flag), workingDirectory: workingDirectory))
+            case "--print-command" where !isCompare:
+                try reader.noValue(for: flag)
+                options.printCommand = true
+            case "--expect" where isCompare:
+                expect = absolutePath(try reader.value(for: flag), from: workingDirectory)
+            case "--platform", "--print-command":
+                throw ToolFailure(.badArgument, "\(flag) does not apply to compare, which boots both platforms")
+            default:
+                throw ArgumentReader.unknown(flag, command: command)
+            }
+            options.given.insert(flag == "-p" ? "--publish" : flag)
+        }
+        options.kernelArgs = reader.passthrough
+        try options.refuseMissingDevices()
+        return (options, expect)
+    }
+
+    /// `HOSTPORT:GUESTPORT`, each 1–65535.
+    static func parsePort(_ text: String) throws(ToolFailure) -> PortForward {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        func port(_ s: Substring) -> Int? {
+            guard !s.isEmpty, s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let v = Int(s),
+                  (1...65535).contains(v) else { return nil }
+            return v
+        }
+        guard parts.count == 2, let host = port(parts[0]), let guest = port(parts[1]) else {
+            throw ToolFailure(.badArgument, "-p needs HOSTPORT:GUESTPORT with ports 1-65535, got '\(text)'")
+        }
+        return PortForward(host: host, guest: guest)
+    }
+
+    /// `DIR` or `DIR:ro`; DIR must be an existing folder.
+    static func parseShare(_ text: String, workingDirectory: String) throws(ToolFailure) -> SharedFolder {
+        var path = text
+        var readOnly = false
+        if text.hasSuffix(":ro") { path = String(text.dropLast(3)); readOnly = true }
+        guard !path.isEmpty else { throw ToolFailure(.badArgument, "--share needs DIR[:ro], got '\(text)'") }
+        let absolute = absolutePath(path, from: workingDirectory)
+        var info = stat()
+        guard stat(absolute, &info) == 0 else {
+            throw ToolFailure(.badArgument, "--share: no such folder '\(path)'")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw ToolFailure(.badArgument, "--share: '\(path)' is not a folder")
+        }
+        return SharedFolder(path: absolute, readOnly: readOnly)
+    }
+
+    /// Refuses well-formed options whose devices the kernel does not have yet.
+    func refuseMissingDevices() throws(ToolFailure) {
+        if let port = ports.first {
+            throw ToolFailure(.badArgument,
+                              "-p \(port.host):\(port.guest) needs virtio-vsock, which the kernel does not have yet")
+        }
+        if let share = shares.first {
+            throw ToolFailure(.badArgument,
+                              "--share \(share.path) needs virtio-fs, which the kernel does not have yet")
+        }
+    }
+
+    /// Refuses a memory size below what the kernel image needs (see `ELFImage`).
+    public func checkMemory(minimumMiB: Int) throws(ToolFailure) {
+        if memoryMiB < minimumMiB {
+            throw ToolFailure(.badArgument,
+                              "--memory \(memoryMiB): too little memory for the kernel (at least \(minimumMiB) MiB)")
+        }
+    }
+}
+
+/// `path` made absolute against `directory` (which is itself absolute or ".").
+func absolutePath(_ path: String, from directory: String) -> String {
+    path.hasPrefix("/") ? path : (directory == "." ? path : directory + "/" + path)
+}

@@ -1,0 +1,82 @@
+// A Compat scenario: the options a service is compared with on both platforms.
+//
+// File format (Compat/<scenario>/scenario), one `key: value` per line; blank lines and
+// lines starting with `#` are ignored; each key at most once:
+//   service:     the service to boot (default: the folder's name)
+//   args:        kernel arguments, separated by spaces (appended after service=<name>)
+//   cpus:        number of CPUs (1-255)
+//   memory:      MiB of memory
+//   description: one line for people
+// Compat/<scenario>/expected holds the normalised transcript both platforms must print.
+
+public struct Scenario: Equatable, Sendable {
+    public var service: String?
+    public var args: [String] = []
+    public var cpus: Int?
+    public var memoryMiB: Int?
+    public var description: String?
+
+    public init() {}
+
+    public static let keys = ["service", "args", "cpus", "memory", "description"]
+
+    /// Parses a scenario file's text; `file` names it in error messages.
+    public static func parse(_ text: String, file: String) throws(ToolFailure) -> Scenario {
+        var scenario = Scenario()
+        var seen: Set<String> = []
+        for (index, raw) in text.consoleLines().enumerated() {
+            let line = raw.trimmingSpaces()
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let place = "\(file):\(index + 1)"
+            guard let colon = line.firstIndex(of: ":") else {
+                throw ToolFailure(.badArgument, "\(place): expected 'key: value', got '\(line)'")
+            }
+            let key = String(line[..<colon]).trimmingSpaces()
+            let value = String(line[line.index(after: colon)...]).trimmingSpaces()
+            guard keys.contains(key) else {
+                throw ToolFailure(.badArgument, "\(place): unknown key '\(key)' (known: \(keys.joined(separator: ", ")))")
+            }
+            guard seen.insert(key).inserted else {
+                throw ToolFailure(.badArgument, "\(place): '\(key)' given twice")
+            }
+            switch key {
+            case "service":
+                guard Services.named(value) != nil else {
+                    throw ToolFailure(.badArgument, "\(place): unknown service '\(value)'")
+                }
+                scenario.service = value
+            case "args":
+                scenario.args = value.split(separator: " ").map(String.init)
+            case "cpus":
+                scenario.cpus = try ArgumentReader.number(value, flag: "\(place): cpus",
+                                                          range: 1...RunOptions.maxCPUs, what: "a number of CPUs")
+            case "memory":
+                scenario.memoryMiB = try ArgumentReader.number(value, flag: "\(place): memory",
+                                                               range: 1...RunOptions.maxMemoryMiB, what: "a size in MiB")
+            default:
+                scenario.description = value
+            }
+        }
+        return scenario
+    }
+
+    /// `options` with this scenario's values filled in where the user gave no flag.
+    public func applied(to options: RunOptions) -> RunOptions {
+        var result = options
+        if let service, !options.given.contains("--service") { result.service = service }
+        if let cpus, !options.given.contains("--cpus") { result.cpus = cpus }
+        if let memoryMiB, !options.given.contains("--memory") { result.memoryMiB = memoryMiB }
+        if options.kernelArgs.isEmpty { result.kernelArgs = args }
+        return result
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs.
+    func trimmingSpaces() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isSpace($0) }),
+              let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}

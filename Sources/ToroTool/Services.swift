@@ -1,0 +1,25 @@
+// The services (applications) the kernel can run, as `toro services` lists them and as
+// `--service` validates them. The kernel keeps its own list (Sources/Core/Services);
+// keep the two in step when a service is added.
+
+public struct ServiceInfo: Sendable, Equatable {
+    public var name: String
+    public var summary: String
+}
+
+public enum Services {
+    public static let all: [ServiceInfo] = [
+        ServiceInfo(name: "hello", summary: "prints a greeting with the platform, CPU count and memory size, then exits 0"),
+        ServiceInfo(name: "fault", summary: "touches an unmapped address: the kernel reports the page fault and exits 3"),
+        ServiceInfo(name: "memtest", summary: "allocates all memory and proves every RAM range is used, then exits 0"),
+    ]
+
+    public static func named(_ name: String) -> ServiceInfo? { all.first { $0.name == name } }
+
+    /// One line per service: the name, padded, and its description.
+    public static func listing() -> String {
+        let width = all.map(\.name.count).max() ?? 0
+        return all.map { $0.name + String(repeating: " ", count: width + 2 - $0.name.count) + $0.summary }
+            .joined(separator: "\n")
+    }
+}

@@ -1,0 +1,48 @@
+// The text `./toro`, `./toro --help` and `./toro <command> --help` print.
+
+public enum Usage {
+    public static let overview = """
+    toro: build and boot Toro unikernels (MicroVM: QEMU -M microvm, PVH; Legacy: QEMU -M pc, Multiboot)
+
+    usage:
+      ./toro run [--platform microvm|legacy] [--service NAME] [--cpus N] [--memory MIB]
+                 [--share DIR[:ro]] [-p HOSTPORT:GUESTPORT ...] [--accel auto|tcg|kvm]
+                 [--timeout SECONDS] [--print-command] [-- KERNEL-ARGS...]
+      ./toro build [--platform microvm|legacy|all]
+      ./toro compare [--service NAME] [run options] [--expect FILE]
+      ./toro services
+      ./toro test
+      ./toro bench boot [--runs N]
+
+    commands:
+      run       build the kernel and boot one service; the guest's console is your terminal
+      build     build the kernel images; the last lines are their paths
+      compare   boot a service on both platforms and compare the service transcripts
+      services  list the services, one line each
+      test      install what is missing and run every test tier (what CI runs)
+      bench     boot benchmark: Toro next to a do-nothing kernel, image sizes, smallest memory
+
+    run defaults: --platform microvm --service hello --cpus 1 --memory 64 --accel auto --timeout 60
+      --accel auto      TCG when the host's KVM is kvm-pvm or /dev/kvm is unusable, else KVM
+      --print-command   print the exact QEMU command line (shell-quoted) and start nothing
+      -p, --share       need virtio-vsock and virtio-fs, which the kernel does not have yet:
+                        refused with an error rather than ignored
+      -- KERNEL-ARGS    appended to the kernel command line after service=NAME
+
+    exit statuses (run; compare, build, test and bench use 0, 1, 64, 69, 70):
+      0    the service succeeded
+      1    the service reported a failure (compare: the transcripts differ; test: a test failed)
+      2    the kernel rejected its command line (e.g. an unknown service)
+      3    the guest panicked (CPU exception or kernel panic)
+      64   bad argument: one line on stderr, nothing built or started
+      69   a required tool is missing and could not be installed
+      70   the kernel build failed
+      124  timeout: the guest was killed after --timeout seconds
+      125  QEMU failed to start, or the guest ended without an exit status
+
+    Progress and errors go to stderr (prefixed 'toro: '); the guest's console and results to stdout.
+    Environment: TORO_NO_BUILD=1 boots the images already built instead of building first.
+    """
+
+    public static func forCommand(_ command: String) -> String { overview }
+}
