@@ -26,17 +26,23 @@ public struct KernelCommandLine: Equatable {
 
     /// The service to run; `hello` when the command line names none.
     public var service: String {
-        entries.first { $0.key == "service" }?.value ?? "hello"
+        value("service") ?? "hello"
     }
 
     /// The first value for `key`.
     public func value(_ key: String) -> String? {
-        entries.first { $0.key == key }?.value
+        entries.first { KernelCommandLine.same($0.key, key) }?.value
     }
 
     /// Every value for `key`, in order.
     public func values(_ key: String) -> [String] {
-        entries.compactMap { $0.key == key ? $0.value : nil }
+        entries.compactMap { KernelCommandLine.same($0.key, key) ? $0.value : nil }
+    }
+
+    /// Byte-wise equality. The command line is ASCII, and `String ==` would pull
+    /// Unicode normalisation tables (tens of KiB) into the kernel image.
+    static func same(_ a: String, _ b: String) -> Bool {
+        a.utf8.elementsEqual(b.utf8)
     }
 
     public init(parsing bytes: [UInt8]) throws(CommandLineError) {
@@ -58,9 +64,9 @@ public struct KernelCommandLine: Equatable {
             let keyEnd = equals ?? index
             let key = String(decoding: bytes[start..<keyEnd], as: UTF8.self)
             let value = equals.map { String(decoding: bytes[($0 + 1)..<index], as: UTF8.self) }
-            if key == "service" {
+            if KernelCommandLine.same(key, "service") {
                 if serviceSeen { throw .duplicateService }
-                if value == nil || value == "" { throw .emptyService }
+                if value?.utf8.isEmpty ?? true { throw .emptyService }
                 serviceSeen = true
             }
             entries.append(Entry(key: key, value: value))
