@@ -78,9 +78,10 @@ public struct MemoryMap {
     public var installedMiB: UInt64 {
         var below4G: UInt64 = 0
         var above4G: UInt64 = 0
+        let fourGiB: UInt64 = 0x1_0000_0000
         for range in ramRanges {
-            if range.end <= 0x1_0000_0000 { below4G = max(below4G, range.end) }
-            else { above4G += range.length; below4G = max(below4G, min(range.end, 0x1_0000_0000)) }
+            if range.start < fourGiB { below4G = max(below4G, min(range.end, fourGiB)) }
+            if range.end > fourGiB { above4G += range.end - max(range.start, fourGiB) }
         }
         return (below4G + above4G + (1 << 19)) >> 20
     }
