@@ -62,6 +62,7 @@ public enum Kernel {
 
     /// Logs the exit status and leaves the VM.
     public static func finish(_ platform: some Platform, _ status: ExitStatus) -> Never {
+        logHeapStatistics()
         Log.timestamp()
         Log.write("exit: ")
         Log.decimal(UInt64(status.rawValue))
@@ -108,6 +109,23 @@ public enum Kernel {
             KernelMemory.addFree(PhysicalRange(start: max(range.start, bootMappedLimit), end: range.end))
         }
         return usable
+    }
+
+    /// `heap: in use B bytes in N allocations, free F bytes, peak P bytes, P pages`.
+    public static func logHeapStatistics() {
+        let stats = KernelMemory.statistics()
+        Log.timestamp()
+        Log.write("heap: in use ")
+        Log.decimal(stats.bytesInUse)
+        Log.write(" bytes in ")
+        Log.decimal(stats.liveAllocations)
+        Log.write(" allocations, free ")
+        Log.decimal(stats.bytesFree)
+        Log.write(" bytes, peak ")
+        Log.decimal(stats.peakBytesInUse)
+        Log.write(" bytes, ")
+        Log.decimal(stats.pagesHeld)
+        Log.write(" pages\n")
     }
 
     static func describe(_ error: CommandLineError) {

@@ -38,7 +38,7 @@ public enum Installer {
     public static func installCommand(for tools: [HostTool], sudo: Bool) -> String {
         let prefix = sudo ? "sudo " : ""
         let packages = tools.map(\.package).joined(separator: " ")
-        return "\(prefix)apt-get update && \(prefix)DEBIAN_FRONTEND=noninteractive apt-get install -y \(packages)"
+        return "\(prefix)apt-get update && \(prefix)DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \(packages)"
     }
 
     /// Makes sure every tool in `tools` is on PATH, installing what is missing when root.
