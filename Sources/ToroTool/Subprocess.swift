@@ -71,6 +71,10 @@ public struct Subprocess: Sendable {
             return ProcessResult(termination: .failedToStart("pipe: \(errnoText())"),
                                  output: "", errorOutput: "", seconds: 0)
         }
+        // Close-on-exec, so that a child spawned by another thread at the same moment does
+        // not inherit these ends and keep our reader from seeing end-of-file. (Swift's
+        // Glibc module has no pipe2; the dup2 actions below clear the flag on 1 and 2.)
+        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -104,6 +108,7 @@ public struct Subprocess: Sendable {
 
         if let directory {
             guard let addChdir = spawnAddChdir else {
+                for fd in outPipe + errPipe { close(fd) }
                 return ProcessResult(termination: .failedToStart("this C library cannot set a child's directory"),
                                      output: "", errorOutput: "", seconds: 0)
             }
