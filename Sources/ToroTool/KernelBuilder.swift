@@ -4,8 +4,9 @@
 //   1. swift build -c release --triple x86_64-unknown-none-elf --toolset Kernel/toolset.json
 //        --product <Platform>Kernel --scratch-path .build-kernel      (incremental)
 //   2. Kernel/kernel.ld.in with ENTRY_SYMBOL replaced -> .build-kernel/<platform>.ld
-//   3. ld.lld --gc-sections -T <platform>.ld -o .build-kernel/toro-<platform>.elf
+//   3. ld.lld --gc-sections -T <platform>.ld -o .build-kernel/toro-<platform>.debug.elf
 //        lib<Platform>Kernel.a <toolchain>/usr/lib/swift/embedded/x86_64-unknown-none-elf/libswiftUnicodeDataTables.a
+//   4. llvm-objcopy --strip-all: the boot image .build-kernel/toro-<platform>.elf
 // The link is skipped when the image is newer than its inputs. The do-nothing kernels
 // for `bench boot` are one assembly file each, assembled with clang and linked the same way.
 //
@@ -53,9 +54,17 @@ public struct KernelBuilder: Sendable {
         let script = try linkerScript(platform, name: "\(platform.rawValue).ld")
         let archive = "\(paths.kernelBuild)/release/lib\(platform.product).a"
         let unicode = "\(usr)/lib/swift/embedded/\(KernelBuilder.triple)/libswiftUnicodeDataTables.a"
-        if isStale(image, inputs: [archive, script, unicode]) {
-            try step(["\(usr)/bin/ld.lld", "--gc-sections", "-T", script, "-o", image, archive, unicode],
+        // The boot image carries no symbols or debug info (it is what QEMU loads and what
+        // `bench boot` sizes); the unstripped twin beside it symbolises backtraces
+        // (`llvm-symbolizer -e toro-<platform>.debug.elf <address>`).
+        let debugImage = image.replacingOccurrences(of: ".elf", with: ".debug.elf")
+        if isStale(debugImage, inputs: [archive, script, unicode]) {
+            try step(["\(usr)/bin/ld.lld", "--gc-sections", "-T", script, "-o", debugImage, archive, unicode],
                      what: "linking \(platform.imageName)")
+        }
+        if isStale(image, inputs: [debugImage]) {
+            try step(["\(usr)/bin/llvm-objcopy", "--strip-all", debugImage, image],
+                     what: "stripping \(platform.imageName)")
         }
         return image
     }

@@ -16,7 +16,7 @@ public struct TSCClock {
 
     /// Calibrates over `milliseconds` of PIT time. When no PIT counts, falls back to
     /// 1 GHz and says so in the log: timestamps are then only roughly seconds.
-    public static func calibrate(milliseconds: UInt32 = 2) -> TSCClock {
+    public static func calibrate(milliseconds: UInt32 = 1) -> TSCClock {
         let start = arch_rdtsc()
         let hz = arch_tsc_hz_from_pit(1193 * milliseconds)
         return TSCClock(hz: hz == 0 ? 1_000_000_000 : hz, start: start, calibrated: hz != 0)
