@@ -33,6 +33,21 @@ void arch_idt_init(void) {
             .reserved = 0,
         };
     }
+    arch_idt_load();
+}
+
+void arch_idt_load(void) {
     IdtPointer pointer = { .limit = sizeof(idt) - 1, .base = (uint64_t)(uintptr_t)idt };
     __asm__ volatile("lidt %0" : : "m"(pointer));
+}
+
+// Per-CPU blocks: IA32_GS_BASE of CPU i points at block i, whose first word is i, so
+// `mov %gs:0` yields the CPU index in one instruction (arch_cpu_index).
+#define ARCH_MAX_CPUS 16
+static uint64_t cpu_blocks[ARCH_MAX_CPUS][8] __attribute__((aligned(64)));
+
+void arch_cpu_block_init(uint32_t index) {
+    if (index >= ARCH_MAX_CPUS) return;
+    cpu_blocks[index][0] = index;
+    arch_set_cpu_block((uint64_t)(uintptr_t)cpu_blocks[index]);
 }

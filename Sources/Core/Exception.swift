@@ -21,6 +21,8 @@ public enum ExceptionReport {
     nonisolated(unsafe) static var reporting = false
     /// Handlers for interrupt vectors (32-255), installed by a platform.
     nonisolated(unsafe) public static var interruptHandler: ((UInt64) -> Bool)? = nil
+    /// Acknowledges an interrupt no handler took (EOI), installed by a platform.
+    nonisolated(unsafe) public static var acknowledgeUnhandled: ((UInt64) -> Void)? = nil
 
     static func name(_ vector: UInt64) -> StaticString {
         switch vector {
@@ -55,7 +57,8 @@ public enum ExceptionReport {
             Log.timestamp()
             Log.write("interrupt: unexpected vector ")
             Log.decimal(frame.vector)
-            Log.write(", ignored\n")
+            Log.write(", acknowledged and ignored\n")
+            acknowledgeUnhandled?(frame.vector)
             return
         }
         if reporting {

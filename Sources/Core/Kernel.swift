@@ -22,7 +22,6 @@ public enum Kernel {
         currentPlatform = platform
         ExceptionReport.stack = image.stack
         Log.milestone("boot: console and early heap ready")
-        platform.logBootDetails()
 
         let commandLine: KernelCommandLine
         do {
@@ -37,6 +36,12 @@ public enum Kernel {
 
         let usable = setUpMemory(platform, boot: boot, image: image)
         Log.milestone("boot: memory ready")
+        let cpus = platform.startCPUs()
+        platform.logBootDetails()
+        Log.timestamp()
+        Log.write("boot: ")
+        Log.decimal(cpus)
+        Log.write(cpus == 1 ? " CPU running\n" : " CPUs running\n")
 
         let name = commandLine.service
         guard let service = Services.named(name) else {
@@ -57,7 +62,13 @@ public enum Kernel {
         Log.put(10)
         let context = ServiceContext(platform: platform, commandLine: commandLine, memoryMap: boot.memoryMap,
                                      usableRanges: usable, kernelImage: image.range, name: service.name)
-        finish(platform, service.run(context))
+        // The service runs as a thread on CPU 0; this boot context becomes CPU 0's idle loop.
+        let started = Scheduler.spawn(on: 0) {
+            let status = service.run(context)
+            finish(platform, status)
+        }
+        if started == nil { panic("no memory for the service's thread") }
+        Scheduler.runIdleLoop()
     }
 
     /// Logs the exit status and leaves the VM.
@@ -96,6 +107,7 @@ public enum Kernel {
             })
             try tables.map(mappings)
             platform.loadPageTables(root: tables.root)
+            KernelPageTables.install(tables)
             Log.timestamp()
             Log.write("boot: page tables map ")
             Log.decimal(UInt64(mappings.count))

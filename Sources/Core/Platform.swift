@@ -38,6 +38,29 @@ public protocol Platform: AnyObject {
     func loadPageTables(root: UInt64)
     /// Logs what the platform found at boot (clock source, devices), as milestones.
     func logBootDetails()
+
+    // MARK: What the scheduler needs (Scheduler/Scheduler.swift)
+
+    /// Saves the callee-saved registers and RSP into `save`, then resumes the context
+    /// whose stack pointer is `next` (Arch: arch_context_switch).
+    func switchContext(save: UnsafeMutablePointer<UInt64>, next: UInt64)
+    /// Builds the first frame of a thread on a stack ending at `top`; returns its RSP.
+    /// The thread starts in `Scheduler.threadStart()`.
+    func prepareStack(top: UInt64) -> UInt64
+    /// Halts this CPU until an interrupt arrives (interrupts stay disabled otherwise).
+    func waitForInterrupt()
+    /// Makes this CPU take an interrupt no later than `deadline` (monotonic ns).
+    func armWakeup(deadline: UInt64)
+    /// Interrupts `cpu` (a wake-up IPI) so that it looks at its mailboxes.
+    func wake(cpu: Int)
+    /// Sets up interrupts and clocks, finds the CPUs, calls `Scheduler.prepare(cpus:)`
+    /// and starts every other CPU into `Scheduler.runIdleLoop()`. Returns the CPUs running.
+    func startCPUs() -> Int
+    /// Sends this CPU an interrupt on a vector with no handler (the `irqtest` service).
+    func raiseUnhandledInterrupt()
+    /// Wall-clock time read at boot (Unix seconds) and its source, if there is one.
+    var wallClockAtBoot: (seconds: Int64, monotonic: UInt64)? { get }
+
     /// Leaves the virtual machine with `status`; never returns.
     func exit(_ status: ExitStatus) -> Never
 }

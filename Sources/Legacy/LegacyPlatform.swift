@@ -1,26 +1,104 @@
 // The Legacy platform (ToroKernel's machine): QEMU's pc machine with SeaBIOS, booted
 // through Multiboot v1.
 //
-// Fixed addresses live in Addresses.swift; the boot path is `toro_kernel_entry`, called
-// by the trampoline in Arch/longmode.S after multiboot.S.
+// Interrupts: the 8259 PIC (remapped to vectors 0x20-0x2F, all lines masked but the
+// PIT's); the LAPIC only for IPIs (CPU start-up and wake-ups), the BSP's in virtual-wire
+// mode so the 8259's interrupts reach it. Ticks: the PIT at 1 kHz on the BSP, which also
+// wakes any other CPU whose sleep is due. Wall clock: the CMOS RTC. CPUs: SeaBIOS's MP
+// table (one processor per socket: `toro run` passes sockets=N).
+// Fixed addresses live in Addresses.swift; the boot path is `toro_kernel_entry`.
+import _Volatile
 import Arch
 import Core
 import X86
 
 final class LegacyPlatform: Platform {
+    static let tickHz: UInt32 = 1000
+
     let machine: PCMachine
     let name: StaticString = "legacy"
     var console: any Console { machine.console }
-    var cpuCount: Int { 1 }
+    private(set) var cpuCount = 1
     let mmioWindows: [PhysicalRange] = LegacyAddresses.mmioWindows
+    let lapic = LocalAPIC(base: LegacyAddresses.localAPIC.start)
+    var pic = PIC8259()
+    var pit = PIT8254()
+    /// Each CPU's next wake-up deadline (0: none), written by that CPU, read by the BSP's
+    /// tick handler. Aligned 64-bit stores and loads are atomic on x86-64.
+    let deadlines: UnsafeMutablePointer<UInt64>
+    private(set) var wallClockAtBoot: (seconds: Int64, monotonic: UInt64)? = nil
 
-    init(machine: PCMachine) { self.machine = machine }
+    init(machine: PCMachine) {
+        self.machine = machine
+        deadlines = UnsafeMutablePointer<UInt64>.allocate(capacity: KernelHeap.maxCPUs)
+        deadlines.initialize(repeating: 0, count: KernelHeap.maxCPUs)
+    }
 
-    func currentCPU() -> Int { 0 }
+    func currentCPU() -> Int { machine.currentCPU() }
     func monotonicNanoseconds() -> UInt64 { machine.clock.nanoseconds() }
     func loadPageTables(root: UInt64) { machine.loadPageTables(root: root) }
     func exit(_ status: ExitStatus) -> Never { machine.exit(status) }
-    func logBootDetails() { machine.logClock() }
+    func switchContext(save: UnsafeMutablePointer<UInt64>, next: UInt64) { machine.switchContext(save: save, next: next) }
+    func prepareStack(top: UInt64) -> UInt64 { machine.prepareStack(top: top) }
+    func waitForInterrupt() { machine.waitForInterrupt() }
+    func wake(cpu: Int) { SMP.wake(cpu, lapic: lapic) }
+    func raiseUnhandledInterrupt() { lapic.sendIPI(to: 0, vector: InterruptVector.unhandledTest, toSelf: true) }
+
+    func deadline(_ cpu: Int) -> VolatileMappedRegister<UInt64> {
+        VolatileMappedRegister<UInt64>(unsafeBitPattern: UInt(bitPattern: deadlines + cpu))
+    }
+
+    /// The BSP wakes at the next PIT tick anyway; another CPU records its deadline for
+    /// the BSP's tick handler.
+    func armWakeup(deadline: UInt64) {
+        let cpu = currentCPU()
+        if cpu != 0 { self.deadline(cpu).store(deadline) }
+    }
+
+    /// IRQ 0 on the BSP: wake every other CPU whose deadline has passed.
+    func tick() {
+        guard cpuCount > 1 else { return }
+        let now = monotonicNanoseconds()
+        for cpu in 1..<cpuCount {
+            let due = deadline(cpu).load()
+            if due != 0 && due <= now {
+                deadline(cpu).store(0)
+                wake(cpu: cpu)
+            }
+        }
+    }
+
+    func startCPUs() -> Int {
+        lapic.enable(virtualWire: true)
+        Interrupts.lapic = lapic
+        Interrupts.install()
+        pic.remap(masterBase: InterruptVector.deviceBase, slaveBase: InterruptVector.deviceBase + 8)
+        Interrupts.acknowledgeDevice = { [pic] irq in
+            if !pic.isSpurious(irq: UInt8(irq)) { pic.endOfInterrupt(irq: UInt8(irq)) }
+        }
+        Interrupts.deviceHandlers[0] = { self.tick() }   // the platform lives as long as the kernel
+        _ = pit.startPeriodic(hz: LegacyPlatform.tickHz)
+        pic.unmask(irq: 0)
+        if let date = CMOSClock().read() {
+            wallClockAtBoot = (date.unixSeconds, machine.clock.nanoseconds())
+        }
+        let lapic = self.lapic
+        cpuCount = SMP.startCPUs(lapic: lapic, tscHz: machine.clock.hz, limit: KernelHeap.maxCPUs) { _ in
+            lapic.enable(virtualWire: false)
+        }
+        return cpuCount
+    }
+
+    func logBootDetails() {
+        machine.logClock()
+        Log.timestamp()
+        Log.write(wallClockAtBoot == nil ? "clock: no wall clock (the RTC did not answer)\n"
+                                         : "clock: wall clock from the CMOS RTC\n")
+        Log.timestamp()
+        Log.write("interrupts: 8259 PIC at vectors 0x20-0x2f, PIT ticking at ")
+        Log.decimal(UInt64(pit.frequencyHz))
+        Log.write(" Hz\n")
+    }
 }
 
 #if hasFeature(Embedded)

@@ -1,7 +1,10 @@
 // The MicroVM platform: QEMU's microvm machine, booted through PVH.
 //
-// Fixed addresses live in Addresses.swift; the boot path is `toro_kernel_entry`, called
-// by the trampoline in Arch/longmode.S after pvh.S.
+// Interrupts: the LAPIC of each CPU (timer, IPIs) and the IOAPIC for device IRQs.
+// CPUs: the MP table that microvm's firmware writes. Clock: the KVM clock when CPUID
+// announces it; otherwise (TCG) the TSC calibrated against the PIT for monotonic time and
+// the MC146818 RTC, which `toro run` enables on microvm under TCG only, for the date.
+// Fixed addresses live in Addresses.swift; the boot path is `toro_kernel_entry`.
 import Arch
 import Core
 import X86
@@ -10,16 +13,72 @@ final class MicroVMPlatform: Platform {
     let machine: PCMachine
     let name: StaticString = "microvm"
     var console: any Console { machine.console }
-    var cpuCount: Int { 1 }
+    private(set) var cpuCount = 1
     let mmioWindows: [PhysicalRange] = MicroVMAddresses.mmioWindows
+    let lapic = LocalAPIC(base: MicroVMAddresses.localAPIC.start)
+    private var timer: APICTimer? = nil
+    private var kvmClock: KVMClock? = nil
+    private(set) var wallClockAtBoot: (seconds: Int64, monotonic: UInt64)? = nil
 
     init(machine: PCMachine) { self.machine = machine }
 
-    func currentCPU() -> Int { 0 }
-    func monotonicNanoseconds() -> UInt64 { machine.clock.nanoseconds() }
+    func currentCPU() -> Int { machine.currentCPU() }
+
+    func monotonicNanoseconds() -> UInt64 {
+        if let kvmClock { return kvmClock.nanoseconds() }
+        return machine.clock.nanoseconds()
+    }
+
     func loadPageTables(root: UInt64) { machine.loadPageTables(root: root) }
     func exit(_ status: ExitStatus) -> Never { machine.exit(status) }
-    func logBootDetails() { machine.logClock() }
+    func switchContext(save: UnsafeMutablePointer<UInt64>, next: UInt64) { machine.switchContext(save: save, next: next) }
+    func prepareStack(top: UInt64) -> UInt64 { machine.prepareStack(top: top) }
+    func waitForInterrupt() { machine.waitForInterrupt() }
+    func wake(cpu: Int) { SMP.wake(cpu, lapic: lapic) }
+    func raiseUnhandledInterrupt() { lapic.sendIPI(to: 0, vector: InterruptVector.unhandledTest, toSelf: true) }
+
+    func armWakeup(deadline: UInt64) {
+        timer?.arm(deadline: deadline, now: monotonicNanoseconds())
+    }
+
+    /// Interrupt controllers, clocks and the other CPUs; after the page tables map the
+    /// LAPIC and IOAPIC windows.
+    func startCPUs() -> Int {
+        lapic.enable(virtualWire: false)
+        Interrupts.lapic = lapic
+        Interrupts.install()
+        let ioapic = IOAPIC(base: MicroVMAddresses.ioAPIC.start)
+        ioapic.maskAll()
+        Interrupts.acknowledgeDevice = { [lapic] _ in lapic.endOfInterrupt() }
+        timer = APICTimer(lapic: lapic, tscHz: machine.clock.hz)
+        kvmClock = KVMClock()
+        if let kvmClock {
+            wallClockAtBoot = (kvmClock.wallClockBaseSeconds, 0)
+        } else if let date = CMOSClock().read() {
+            wallClockAtBoot = (date.unixSeconds, machine.clock.nanoseconds())
+        }
+        let lapic = self.lapic
+        cpuCount = SMP.startCPUs(lapic: lapic, tscHz: machine.clock.hz, limit: KernelHeap.maxCPUs) { _ in
+            lapic.enable(virtualWire: false)
+        }
+        return cpuCount
+    }
+
+    func logBootDetails() {
+        if kvmClock != nil {
+            Log.timestamp()
+            Log.write("clock: KVM clock (pvclock); wall clock from the hypervisor\n")
+        } else {
+            machine.logClock()
+            Log.timestamp()
+            Log.write(wallClockAtBoot == nil ? "clock: no wall clock (no KVM clock, no RTC)\n"
+                                             : "clock: no KVM clock (TCG); wall clock from the RTC\n")
+        }
+        Log.timestamp()
+        Log.write("interrupts: LAPIC timer at ")
+        Log.decimal((timer?.ticksPerSecond ?? 0) / 1000)
+        Log.write(" kHz, IOAPIC with every pin masked\n")
+    }
 }
 
 #if hasFeature(Embedded)
@@ -36,7 +95,6 @@ func toroKernelEntry() -> Never {
     } catch {
         machine.bootFailed(error)
     }
-    let platform = MicroVMPlatform(machine: machine)
-    Kernel.start(platform, boot: boot, image: machine.image)
+    Kernel.start(MicroVMPlatform(machine: machine), boot: boot, image: machine.image)
 }
 #endif

@@ -42,7 +42,8 @@ public struct TSCClock {
 public struct BootMemoryReader: PhysicalReader {
     public init() {}
     public func bytes(at address: UInt64, count: Int) -> UnsafeRawBufferPointer? {
-        guard address != 0, count >= 0, address < (1 << 30), UInt64(count) <= (1 << 30) - address else { return nil }
+        // Page 0 is unmapped once the kernel's page tables are in (null pointers fault).
+        guard address >= 4096, count >= 0, address < (1 << 30), UInt64(count) <= (1 << 30) - address else { return nil }
         return UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(address)), count: count)
     }
 }
@@ -59,6 +60,9 @@ public struct PCMachine {
         KernelMemory.addFree(PhysicalRange(start: arch_early_heap_start(), end: arch_early_heap_limit()))
         console = SerialConsole()   // the first allocation: after the early heap exists
         arch_idt_init()
+        arch_cpu_block_init(0)
+        KernelMemory.setCurrentCPU { arch_cpu_index_c() }
+        KernelPageTables.invalidate = { arch_invlpg($0) }
         clock = TSCClock.calibrate()
         image = KernelImage(range: PhysicalRange(start: arch_image_start(), end: arch_image_end()),
                             stack: PhysicalRange(start: arch_stack_bottom(), end: arch_stack_top()))
@@ -69,6 +73,18 @@ public struct PCMachine {
     public var bootInfoAddress: UInt64 { arch_boot_info_address() }
 
     public func loadPageTables(root: UInt64) { arch_load_page_tables(root) }
+
+    // MARK: Scheduler primitives (the same on both machines)
+
+    public func currentCPU() -> Int { Int(arch_cpu_index()) }
+
+    public func switchContext(save: UnsafeMutablePointer<UInt64>, next: UInt64) {
+        arch_context_switch(save, next)
+    }
+
+    public func prepareStack(top: UInt64) -> UInt64 { arch_prepare_stack(top) }
+
+    public func waitForInterrupt() { arch_wait_for_interrupt() }
 
     public func exit(_ status: ExitStatus) -> Never {
         arch_debug_exit(status.rawValue)

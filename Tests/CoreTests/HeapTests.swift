@@ -265,6 +265,9 @@ final class HeapTests: XCTestCase {
         XCTAssertEqual(kernel.statistics(cpu: 1)!.liveAllocations, 1)
         XCTAssertEqual(kernel.statistics(cpu: 1)!.failedFrees, 1)
         XCTAssertEqual(kernel.allocate(size: 64, cpu: 0), p, "CPU 0 reuses the block CPU 1 freed")
+        // A heap leaves another CPU's block alone and says whose it is.
+        XCTAssertEqual(kernel.existingHeap(cpu: 0)!.free(other), .ownedBy(cpu: 1))
+        XCTAssertEqual(kernel.statistics(cpu: 1)!.liveAllocations, 1)
         let s0 = kernel.statistics(cpu: 0)!
         XCTAssertEqual(s0.liveAllocations, 1)
         XCTAssertEqual(s0.bytesInUse, 64)
@@ -403,6 +406,35 @@ final class HeapTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(laterPeak, warmPeak + warmPeak / 4, "pages keep growing in a steady state")
         for p in live { kernel.free(p, cpu: 0) }
+    }
+
+    /// Two real threads as CPUs 0 and 1: CPU 1 frees CPU 0's blocks (remote frees) while
+    /// CPU 0 allocates (and drains them) and both take slabs from the shared allocator.
+    func testConcurrentCPUs() throws {
+        let (_, kernel) = try makeHeap(pages: 16384)
+        let freeAtStart = kernel.pages.freePages
+        let foreign = (0..<20_000).map { UInt(bitPattern: kernel.allocate(size: 16 + $0 % 3000, cpu: 0)!) }
+        DispatchQueue.concurrentPerform(iterations: 2) { cpu in
+            var rng = RNG(state: UInt64(cpu + 1))
+            var mine: [UnsafeMutableRawPointer] = []
+            for index in 0..<20_000 {
+                if cpu == 1 { kernel.free(UnsafeMutableRawPointer(bitPattern: foreign[index]), cpu: 1) }
+                if mine.isEmpty || rng.below(2) == 0 {
+                    mine.append(kernel.allocate(size: rng.size(), cpu: cpu)!)
+                } else {
+                    kernel.free(mine.remove(at: rng.below(mine.count)), cpu: cpu)
+                }
+            }
+            for p in mine { kernel.free(p, cpu: cpu) }
+        }
+        kernel.existingHeap(cpu: 0)!.drainRemoteFrees()
+        let total = kernel.statistics()
+        XCTAssertEqual(total.liveAllocations, 0)
+        XCTAssertEqual(total.bytesInUse, 0)
+        XCTAssertEqual(total.failedFrees, 0)
+        assertIdentity(total)
+        XCTAssertEqual(kernel.pages.freePages + total.pagesHeld, freeAtStart)
+        XCTAssertTrue(kernel.pages.withLock { $0.isConsistent() })
     }
 
     func testExhaustionThenRecovery() throws {

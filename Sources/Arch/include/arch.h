@@ -99,4 +99,62 @@ extern char arch_early_heap[], arch_early_heap_end[];
 static inline uint64_t arch_early_heap_start(void) { return (uint64_t)(uintptr_t)arch_early_heap; }
 static inline uint64_t arch_early_heap_limit(void) { return (uint64_t)(uintptr_t)arch_early_heap_end; }
 
+// switch.S: cooperative context switch and the first frame of a new thread.
+void arch_context_switch(uint64_t *save_rsp, uint64_t next_rsp);
+extern char arch_thread_trampoline[];
+// Builds the initial frame of a thread whose stack ends at `top` (16-byte aligned):
+// six zeroed callee-saved registers under the trampoline's address. Returns its RSP.
+static inline uint64_t arch_prepare_stack(uint64_t top) {
+    uint64_t *sp = (uint64_t *)(uintptr_t)top;
+    // `ret` into the trampoline leaves RSP == top (16-byte aligned), so its `call`
+    // enters toro_thread_start with RSP % 16 == 8, as the ABI requires.
+    *--sp = (uint64_t)(uintptr_t)arch_thread_trampoline;
+    for (int i = 0; i < 6; i++) *--sp = 0;       // rbp rbx r12 r13 r14 r15
+    return (uint64_t)(uintptr_t)sp;
+}
+
+// Interrupt flag and halting (SDM vol. 2: STI's one-instruction shadow makes
+// "sti; hlt" atomic: an interrupt that arrives in between still ends the HLT).
+static inline void arch_enable_interrupts(void) { __asm__ volatile("sti" ::: "memory"); }
+static inline void arch_disable_interrupts(void) { __asm__ volatile("cli" ::: "memory"); }
+static inline void arch_wait_for_interrupt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
+static inline void arch_invlpg(uint64_t address) {
+    __asm__ volatile("invlpg (%0)" : : "r"(address) : "memory");
+}
+
+static inline uint64_t arch_rdmsr(uint32_t msr) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+static inline void arch_wrmsr(uint32_t msr, uint64_t value) {
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)));
+}
+
+// Per-CPU data: IA32_GS_BASE points at a block whose first word is the CPU index.
+static inline void arch_set_cpu_block(uint64_t block) { arch_wrmsr(0xC0000101, block); }
+static inline uint64_t arch_cpu_index(void) {
+    uint64_t v; __asm__ volatile("mov %%gs:0, %0" : "=r"(v)); return v;
+}
+
+// Makes `index` this CPU's index (arch_cpu_index); index < 16.
+void arch_cpu_block_init(uint32_t index);
+static inline long arch_cpu_index_c(void) { return (long)arch_cpu_index(); }
+
+// Loads the IDT that arch_idt_init built (application processors).
+void arch_idt_load(void);
+
+// smp.S: the application-processor start-up blob and the offsets the BSP patches.
+extern const char arch_ap_blob_start[], arch_ap_blob_end[];
+extern const uint32_t arch_ap_gdt_base_offset, arch_ap_jump32_offset, arch_ap_cr3_offset,
+    arch_ap_stack_offset, arch_ap_gdt_offset, arch_ap_protected_offset;
+static inline uint64_t arch_ap_blob_address(void) { return (uint64_t)(uintptr_t)arch_ap_blob_start; }
+static inline uint64_t arch_ap_blob_size(void) { return (uint64_t)(arch_ap_blob_end - arch_ap_blob_start); }
+static inline uint32_t arch_ap_offset_gdt_base(void) { return arch_ap_gdt_base_offset; }
+static inline uint32_t arch_ap_offset_jump32(void) { return arch_ap_jump32_offset; }
+static inline uint32_t arch_ap_offset_cr3(void) { return arch_ap_cr3_offset; }
+static inline uint32_t arch_ap_offset_stack(void) { return arch_ap_stack_offset; }
+static inline uint32_t arch_ap_offset_gdt(void) { return arch_ap_gdt_offset; }
+static inline uint32_t arch_ap_offset_protected(void) { return arch_ap_protected_offset; }
+
 #endif

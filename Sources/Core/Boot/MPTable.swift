@@ -11,6 +11,7 @@ public struct MPProcessor: Equatable {
     public var apicID: UInt8
     /// The bootstrap processor (the CPU running the kernel at boot).
     public var isBootstrap: Bool
+    public init(apicID: UInt8, isBootstrap: Bool) { self.apicID = apicID; self.isBootstrap = isBootstrap }
 }
 
 public struct MPIOAPIC: Equatable {

@@ -1,20 +1,12 @@
 // One CPU's heap: size classes carved from slabs, and whole pages for large requests.
 //
-// Layout of every allocation: a 16-byte `BlockHeader` sits right before the payload
-// (tag: state, owner CPU, size class, offset back to its slab or page run; and the
-// requested size), so `free(pointer)` needs nothing else. Payloads are 16-aligned at
-// least; a larger alignment puts padding between the block's start and the header.
-//
-//   * Small requests (header + worst-case padding + payload <= 8 KiB) use one of 31
-//     size classes (blocks of 32, 48, ... 128 bytes, then four steps per power of two up
-//     to 8192). A slab is 1 to 9 pages: a 64-byte `SlabHeader`, then equal blocks. Each
-//     slab keeps its own free list (intrusive: the link is in the free block) and a bump
-//     pointer over never-used blocks; slabs with a free block are on their class's
-//     doubly linked "partial" list. A slab whose last block is freed goes back to the
-//     page allocator unless it is its class's only empty slab (one is kept to avoid
-//     thrashing at a slab boundary; `releaseEmptySlabs` returns those too).
-//   * Large requests take a contiguous page run: a 16-byte `LargeRecord` (page count)
-//     at its start, then padding, header and payload. Freeing returns the run at once.
+// Small requests use one of 31 size classes carved from slabs; each slab keeps its own
+// intrusive free list and a bump pointer over never-used blocks, and slabs with a free
+// block sit on their class's doubly linked "partial" list. A slab whose last block is
+// freed goes back to the page allocator unless it is its class's only empty slab (one
+// is kept so a workload at a slab boundary does not thrash; `releaseEmptySlabs` returns
+// those too). Large requests take a page run that goes back at once on free. The
+// layout of blocks, slabs and runs in RAM is in HeapLayout.swift.
 //
 // Rules for callers:
 //   * A heap belongs to one CPU; only that CPU calls `allocate`, `free`, `resize`,
@@ -77,102 +69,6 @@ public enum FreeOutcome: Equatable {
     case ownedBy(cpu: Int)
     /// Not a live block (bad pointer or double free); counted in `failedFrees`.
     case rejected
-}
-
-/// The size classes: block sizes including the 16-byte header.
-enum SizeClass {
-    static let count = 31
-    static let largestBlock = 8192
-    static let slabHeaderBytes = 64
-
-    /// The smallest class whose blocks hold `bytes` (1...largestBlock).
-    static func index(forBlockBytes bytes: Int) -> Int {
-        if bytes <= 128 { return max(0, (bytes + 15) / 16 - 2) }
-        let exponent = Int.bitWidth - 1 - (bytes - 1).leadingZeroBitCount  // 2^e < bytes <= 2^(e+1)
-        let step = 1 << (exponent - 2)
-        return 7 + (exponent - 7) * 4 + ((bytes - (1 << exponent)) + step - 1) / step - 1
-    }
-
-    static func blockBytes(_ index: Int) -> Int {
-        if index < 7 { return 32 + 16 * index }
-        let exponent = 7 + (index - 7) / 4
-        return (1 << exponent) + (((index - 7) % 4 + 1) << (exponent - 2))
-    }
-
-    /// Pages per slab: the fewest that hold at least 4 blocks with at most 1/8 of the
-    /// slab wasted (the header and the tail too small for a block). A switch, not a
-    /// table: a Swift array would need the heap. HeapTests checks the rule.
-    static func slabPages(_ index: Int) -> Int {
-        switch index {
-        case ...17: return 1
-        case 18...21: return 2
-        case 22...25: return 4
-        case 27: return 7
-        case 26, 28, 29: return 8
-        default: return 9
-        }
-    }
-
-    static func blocksPerSlab(_ index: Int) -> Int {
-        (slabPages(index) * 4096 - slabHeaderBytes) / blockBytes(index)
-    }
-}
-
-/// The 16 bytes before every payload.
-struct BlockHeader {
-    /// state(16) << 48 | owner CPU(8) << 40 | class(8) << 32 | offset(32): the header's
-    /// distance from its slab start (small) or from its page run start (large).
-    var tag: UInt64
-    /// The size the caller asked for.
-    var size: UInt64
-
-    static let live: UInt64 = 0xA11C
-    static let free: UInt64 = 0xF4EE
-    static let remote: UInt64 = 0x4E30
-    static let largeClass = 0xFF
-
-    static func tag(_ state: UInt64, cpu: Int, sizeClass: Int, offset: UInt64) -> UInt64 {
-        state << 48 | UInt64(cpu) << 40 | UInt64(sizeClass) << 32 | offset
-    }
-}
-
-/// At the start of each slab. Written only by the owner CPU, except `tag` (constant).
-struct SlabHeader {
-    static let magic: UInt64 = 0x534C_4142 << 32  // "SLAB"
-    /// magic | cpu << 8 | class.
-    var tag: UInt64
-    var next: UInt64
-    var previous: UInt64
-    /// First free block (its link is at block + 8); 0 when none.
-    var freeList: UInt64
-    /// First never-used block; the end of the blocks when all have been used.
-    var bump: UInt64
-    var live: Int
-    var onPartialList: Bool
-}
-
-/// At the start of each large page run.
-struct LargeRecord {
-    static let magic: UInt64 = 0x4C41_5247 << 32  // "LARG"
-    /// magic | cpu << 8.
-    var tag: UInt64
-    var pages: UInt64
-}
-
-/// A validated live (or remote-pending) block, decoded from its header.
-struct BlockInfo {
-    var header: UnsafeMutablePointer<BlockHeader>
-    var payload: UInt64
-    var owner: Int
-    var sizeClass: Int
-    /// The slab (small) or page run (large) holding the block.
-    var container: UInt64
-    /// Where the block starts (small) or the page run starts (large).
-    var blockStart: UInt64
-    /// Bytes from the payload to the end of the block or page run.
-    var capacity: Int
-    var size: Int
-    var isLarge: Bool { sizeClass == BlockHeader.largeClass }
 }
 
 /// The heap's own page: `HeapState`, then the remote-free stack, then the class table.
@@ -256,7 +152,7 @@ public struct CPUHeap {
             guard let fresh = newSlab(index) else { return nil }
             slabAddress = fresh
         }
-        let slab = slabHeader(slabAddress)
+        let slab = SlabHeader.at(slabAddress)
         let blockBytes = UInt64(SizeClass.blockBytes(index))
         let block: UInt64
         if slab.pointee.freeList != 0 {
@@ -271,7 +167,7 @@ public struct CPUHeap {
         if slab.pointee.live == SizeClass.blocksPerSlab(index) { unlink(slabAddress, index) }
 
         let payload = (block + 16 + UInt64(alignment) - 1) & ~(UInt64(alignment) - 1)
-        let header = headerPointer(payload)
+        let header = BlockHeader.before(payload)
         header.pointee = BlockHeader(
             tag: BlockHeader.tag(BlockHeader.live, cpu: cpu, sizeClass: index, offset: payload - 16 - slabAddress),
             size: UInt64(size))
@@ -302,9 +198,9 @@ public struct CPUHeap {
         if end < runEnd { try? pageAllocator.free(end, pages: Int((runEnd - end) / 4096)) }
         let kept = Int((end - base) / 4096)
 
-        UnsafeMutablePointer<LargeRecord>(bitPattern: UInt(base))!.pointee =
+        LargeRecord.at(base).pointee =
             LargeRecord(tag: LargeRecord.magic | UInt64(cpu) << 8, pages: UInt64(kept))
-        headerPointer(payload).pointee = BlockHeader(
+        BlockHeader.before(payload).pointee = BlockHeader(
             tag: BlockHeader.tag(BlockHeader.live, cpu: cpu, sizeClass: BlockHeader.largeClass,
                                  offset: payload - 16 - base),
             size: UInt64(size))
@@ -325,7 +221,7 @@ public struct CPUHeap {
         let pages = SizeClass.slabPages(index)
         guard let address = state.pointee.pages.allocate(pages: pages) else { return nil }
         let first = address + UInt64(SizeClass.slabHeaderBytes)
-        slabHeader(address).pointee = SlabHeader(
+        SlabHeader.at(address).pointee = SlabHeader(
             tag: SlabHeader.magic | UInt64(cpu) << 8 | UInt64(index), next: 0, previous: 0,
             freeList: 0, bump: first, live: 0, onPartialList: false)
         pushFront(address, index)
@@ -344,7 +240,7 @@ public struct CPUHeap {
     /// Frees `pointer` if it is a live block of this heap; see `FreeOutcome`.
     @discardableResult
     public func free(_ pointer: UnsafeMutableRawPointer) -> FreeOutcome {
-        guard let info = Self.inspect(pointer) else { noteFailedFree(); return .rejected }
+        guard let info = BlockInfo(decoding: pointer) else { noteFailedFree(); return .rejected }
         if info.owner != cpu { return .ownedBy(cpu: info.owner) }
         release(info)
         return .freed
@@ -376,7 +272,7 @@ public struct CPUHeap {
         var count = 0
         while payload != 0 {
             let next = word(payload).pointee
-            if let info = Self.inspect(UnsafeMutableRawPointer(bitPattern: UInt(payload))!,
+            if let info = BlockInfo(decoding: UnsafeMutableRawPointer(bitPattern: UInt(payload))!,
                                        state: BlockHeader.remote) {
                 release(info)
                 count += 1
@@ -401,7 +297,7 @@ public struct CPUHeap {
             s.bytesFree += metadata + size
         }
         if info.isLarge {
-            let pages = Int(UnsafeMutablePointer<LargeRecord>(bitPattern: UInt(info.container))!.pointee.pages)
+            let pages = Int(LargeRecord.at(info.container).pointee.pages)
             update { s in
                 s.pagesHeld -= pages
                 s.bytesFree -= pages * 4096
@@ -410,7 +306,7 @@ public struct CPUHeap {
             return
         }
         let index = info.sizeClass
-        let slab = slabHeader(info.container)
+        let slab = SlabHeader.at(info.container)
         let wasFull = slab.pointee.live == SizeClass.blocksPerSlab(index)
         slab.pointee.live -= 1
         word(info.blockStart + 8).pointee = slab.pointee.freeList
@@ -429,7 +325,7 @@ public struct CPUHeap {
 
     private func releaseSlab(_ address: UInt64, _ index: Int) {
         unlink(address, index)
-        slabHeader(address).pointee.tag = 0
+        SlabHeader.at(address).pointee.tag = 0
         let pages = SizeClass.slabPages(index)
         let blocks = SizeClass.blocksPerSlab(index) * SizeClass.blockBytes(index)
         update { s in
@@ -448,8 +344,8 @@ public struct CPUHeap {
         for index in 0..<SizeClass.count {
             var address = classState(index).pointee.partial
             while address != 0 {
-                let next = slabHeader(address).pointee.next
-                if slabHeader(address).pointee.live == 0 {
+                let next = SlabHeader.at(address).pointee.next
+                if SlabHeader.at(address).pointee.live == 0 {
                     releaseSlab(address, index)
                     released += SizeClass.slabPages(index)
                 }
@@ -465,7 +361,7 @@ public struct CPUHeap {
     /// Changes the requested size of this heap's live block in place when `size` fits in
     /// its capacity. Returns false (nothing changed) otherwise; the caller then moves it.
     public func resize(_ pointer: UnsafeMutableRawPointer, to size: Int) -> Bool {
-        guard size >= 0, let info = Self.inspect(pointer), info.owner == cpu,
+        guard size >= 0, let info = BlockInfo(decoding: pointer), info.owner == cpu,
               max(size, 16) <= info.capacity else { return false }
         info.header.pointee.size = UInt64(size)
         let delta = size - info.size
@@ -485,74 +381,34 @@ public struct CPUHeap {
 
     /// The requested size of a live block, or nil when `pointer` is not one.
     public static func requestedSize(of pointer: UnsafeMutableRawPointer) -> Int? {
-        inspect(pointer)?.size
+        BlockInfo(decoding: pointer)?.size
     }
 
     /// How many bytes from `pointer` the block can hold without moving, or nil.
     public static func capacity(of pointer: UnsafeMutableRawPointer) -> Int? {
-        inspect(pointer)?.capacity
-    }
-
-    /// Decodes and checks the header before `pointer`: tag state, owner, class, and that
-    /// the slab or page run it points back to agrees. Safe to call from any CPU.
-    static func inspect(_ pointer: UnsafeMutableRawPointer, state expected: UInt64 = BlockHeader.live) -> BlockInfo? {
-        let payload = UInt64(UInt(bitPattern: pointer))
-        guard payload & 15 == 0, payload >= 4096 + 32 else { return nil }
-        let header = headerPointer(payload)
-        let tag = header.pointee.tag
-        guard tag >> 48 == expected else { return nil }
-        let owner = Int((tag >> 40) & 0xFF)
-        let sizeClass = Int((tag >> 32) & 0xFF)
-        let offset = tag & 0xFFFF_FFFF
-        let size = header.pointee.size
-        guard offset <= payload - 16, size <= UInt64(maximumSize) else { return nil }
-        let container = payload - 16 - offset
-        guard container & 4095 == 0 else { return nil }
-        if sizeClass == BlockHeader.largeClass {
-            let record = UnsafeMutablePointer<LargeRecord>(bitPattern: UInt(container))!.pointee
-            guard offset >= 16, record.tag == LargeRecord.magic | UInt64(owner) << 8, record.pages > 0,
-                  record.pages <= (UInt64.max - container) / 4096 else { return nil }
-            let end = container + record.pages * 4096
-            guard payload + max(size, 16) <= end else { return nil }
-            return BlockInfo(header: header, payload: payload, owner: owner, sizeClass: sizeClass,
-                             container: container, blockStart: container,
-                             capacity: Int(end - payload), size: Int(size))
-        }
-        guard sizeClass < SizeClass.count,
-              slabHeader(container).pointee.tag == SlabHeader.magic | UInt64(owner) << 8 | UInt64(sizeClass)
-        else { return nil }
-        let blockBytes = UInt64(SizeClass.blockBytes(sizeClass))
-        let first = UInt64(SizeClass.slabHeaderBytes)
-        guard offset >= first, offset < first + UInt64(SizeClass.blocksPerSlab(sizeClass)) * blockBytes
-        else { return nil }
-        let blockStart = container + first + (offset - first) / blockBytes * blockBytes
-        let blockEnd = blockStart + blockBytes
-        guard payload + max(size, 16) <= blockEnd else { return nil }
-        return BlockInfo(header: header, payload: payload, owner: owner, sizeClass: sizeClass,
-                         container: container, blockStart: blockStart,
-                         capacity: Int(blockEnd - payload), size: Int(size))
+        BlockInfo(decoding: pointer)?.capacity
     }
 
     // MARK: Slab lists and raw access
 
     private func pushFront(_ address: UInt64, _ index: Int) {
-        let slab = slabHeader(address)
+        let slab = SlabHeader.at(address)
         let classState = classState(index)
         let head = classState.pointee.partial
         slab.pointee.next = head
         slab.pointee.previous = 0
         slab.pointee.onPartialList = true
-        if head != 0 { slabHeader(head).pointee.previous = address }
+        if head != 0 { SlabHeader.at(head).pointee.previous = address }
         classState.pointee.partial = address
     }
 
     private func unlink(_ address: UInt64, _ index: Int) {
-        let slab = slabHeader(address)
+        let slab = SlabHeader.at(address)
         guard slab.pointee.onPartialList else { return }
         let next = slab.pointee.next
         let previous = slab.pointee.previous
-        if previous != 0 { slabHeader(previous).pointee.next = next } else { classState(index).pointee.partial = next }
-        if next != 0 { slabHeader(next).pointee.previous = previous }
+        if previous != 0 { SlabHeader.at(previous).pointee.next = next } else { classState(index).pointee.partial = next }
+        if next != 0 { SlabHeader.at(next).pointee.previous = previous }
         slab.pointee.onPartialList = false
         slab.pointee.next = 0
         slab.pointee.previous = 0
@@ -561,14 +417,6 @@ public struct CPUHeap {
     private func update(_ body: (inout HeapStatistics) -> Void) {
         body(&state.pointee.statistics)
     }
-}
-
-private func headerPointer(_ payload: UInt64) -> UnsafeMutablePointer<BlockHeader> {
-    UnsafeMutablePointer<BlockHeader>(bitPattern: UInt(payload - 16))!
-}
-
-private func slabHeader(_ address: UInt64) -> UnsafeMutablePointer<SlabHeader> {
-    UnsafeMutablePointer<SlabHeader>(bitPattern: UInt(address))!
 }
 
 private func word(_ address: UInt64) -> UnsafeMutablePointer<UInt64> {

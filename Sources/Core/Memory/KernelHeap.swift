@@ -11,13 +11,17 @@
 //     heap is created on its first allocation (one page for its state).
 //   * The kernel gives RAM to `KernelMemory.addFree` (first the early heap region, then
 //     every usable range of the boot memory map); the heap works once the first range
-//     of at least `controlPages` pages is in. Call `setCurrentCPU` before a second CPU allocates.
+//     of at least `controlPages` pages is in. Call `setCurrentCPU` before a second CPU
+//     allocates (until then every caller is CPU 0).
 //   * Nothing here allocates from the Swift heap and nothing here logs: malloc and
 //     free (Arch/libc.c) land here, before services and even before `Log` works.
 //   * Interrupt handlers must not allocate or free (the per-CPU heaps are not reentrant).
 import Synchronization
 
-public struct KernelHeap {
+/// Shared by all CPUs by design (`@unchecked Sendable`): the page allocator is behind
+/// its lock, heap slots are atomic, and each CPU touches only its own heap's state
+/// except through `acceptRemoteFree`'s atomic stack.
+public struct KernelHeap: @unchecked Sendable {
     /// CPUs that can have a heap (CPU indices 0..<maxCPUs).
     public static let maxCPUs = 16
     /// Pages the kernel heap takes for itself (shared allocator state, heap table).
@@ -68,7 +72,7 @@ public struct KernelHeap {
     @discardableResult
     public func free(_ pointer: UnsafeMutableRawPointer?, cpu: Int) -> Bool {
         guard let pointer else { return true }
-        guard let info = CPUHeap.inspect(pointer), let owner = existingHeap(cpu: info.owner) else {
+        guard let info = BlockInfo(decoding: pointer), let owner = existingHeap(cpu: info.owner) else {
             existingHeap(cpu: cpu)?.noteFailedFree()
             return false
         }
@@ -82,7 +86,8 @@ public struct KernelHeap {
     /// memory is exhausted, and nil when `pointer` is not a live block (a failed free).
     public func reallocate(_ pointer: UnsafeMutableRawPointer?, size: Int, cpu: Int) -> UnsafeMutableRawPointer? {
         guard let pointer else { return allocate(size: size, cpu: cpu) }
-        guard size >= 0, let info = CPUHeap.inspect(pointer), existingHeap(cpu: info.owner) != nil else {
+        guard size >= 0 else { return nil }
+        guard let info = BlockInfo(decoding: pointer), existingHeap(cpu: info.owner) != nil else {
             existingHeap(cpu: cpu)?.noteFailedFree()
             return nil
         }
@@ -177,6 +182,13 @@ public enum KernelMemory {
 
     public static func statistics(cpu: Int) -> HeapStatistics? {
         kernelHeap?.statistics(cpu: cpu)
+    }
+
+    /// Takes back the blocks other CPUs freed on the current CPU's behalf (they count as
+    /// in use until then). Returns how many.
+    @discardableResult
+    public static func drainRemoteFrees() -> Int {
+        kernelHeap?.existingHeap(cpu: currentCPU)?.drainRemoteFrees() ?? 0
     }
 
     /// Returns the current CPU's empty slabs to the page allocator; the pages released.

@@ -10,8 +10,10 @@
 //   * Give it memory with `addFree` (any number of disjoint ranges, e.g. every usable
 //     range of the boot memory map). Page 0 is never used: address 0 means "none" here.
 //   * `free` must be given exactly what `allocate` returned (any page-aligned part of it
-//     is fine too). Freeing pages that are already free, or lie outside every range ever
-//     added, is detected and refused with a `FreeError`; nothing is modified then.
+//     is fine too). Freeing pages of which any is already free (a double free), or that
+//     lie outside the span from the lowest to the highest address ever added, is
+//     refused with a `FreeError` and changes nothing. (A free of never-added memory in a
+//     hole between ranges cannot be told apart from a real free.)
 //   * Not thread-safe. The kernel shares one instance between CPUs through
 //     `SharedPageAllocator` (below), which holds a spin lock.
 //   * Do not copy an instance once it holds memory: the list lives in RAM, so two copies
@@ -239,20 +241,16 @@ public struct PageFrameAllocator {
 
 // MARK: - Sharing between CPUs
 
-/// A `PageFrameAllocator` and its spin lock, stored together in RAM at a stable address
-/// so every CPU's heap can reach it. Built by `SharedPageAllocator.init`.
-struct SharedPageAllocatorState: ~Copyable {
-    let lock = SpinLock()
-    var pages: PageFrameAllocator
-}
-
 /// A handle on the page-frame allocator shared by all CPUs: every call takes the lock.
 ///
-/// The state lives in the first page of the memory it manages (taken from the allocator
-/// itself at creation), so creating one allocates nothing from the Swift heap. Copies of
-/// the handle refer to the same allocator.
+/// The allocator and its spin lock live in the first page of the memory it manages
+/// (taken from the allocator itself at creation), so creating one allocates nothing
+/// from the Swift heap. Copies of the handle refer to the same allocator. The lock and
+/// the allocator sit at separate addresses, so that spinning on the lock never
+/// touches the memory the holder is writing.
 public struct SharedPageAllocator {
-    let state: UnsafeMutablePointer<SharedPageAllocatorState>
+    let lock: UnsafeMutablePointer<SpinLock>
+    let allocator: UnsafeMutablePointer<PageFrameAllocator>
 
     /// Pages the shared state itself occupies (taken from `allocator`).
     public static let ownPages = 1
@@ -262,16 +260,18 @@ public struct SharedPageAllocator {
         var allocator = allocator
         guard let page = allocator.allocate(pages: Self.ownPages) else { return nil }
         let raw = UnsafeMutableRawPointer(bitPattern: UInt(page))!
-        state = raw.bindMemory(to: SharedPageAllocatorState.self, capacity: 1)
-        state.initialize(to: SharedPageAllocatorState(pages: allocator))
+        lock = raw.bindMemory(to: SpinLock.self, capacity: 1)
+        lock.initialize(to: SpinLock())
+        self.allocator = (raw + 64).bindMemory(to: PageFrameAllocator.self, capacity: 1)
+        self.allocator.initialize(to: allocator)
     }
 
     /// Runs `body` with the allocator while holding the lock. `body` must not allocate
     /// from the heap (the heap may be what holds the lock's caller).
     public func withLock<R, E: Error>(_ body: (inout PageFrameAllocator) throws(E) -> R) throws(E) -> R {
-        state.pointee.lock.lock()
-        defer { state.pointee.lock.unlock() }
-        return try body(&state.pointee.pages)
+        lock.pointee.lock()
+        defer { lock.pointee.unlock() }
+        return try body(&allocator.pointee)
     }
 
     public func allocate(pages: Int, below limit: UInt64 = .max) -> UInt64? {

@@ -66,6 +66,35 @@ public struct PageTables {
         }
     }
 
+    /// Maps one 4 KiB page at `virtual` to `physical` (both page-aligned). The 2 MiB region
+    /// around `virtual` must not be mapped by a large page. Returns false if it is.
+    public mutating func mapPage(virtual: UInt64, physical: UInt64) throws(PageTableError) -> Bool {
+        let pd = try table(at: virtual, level: 2)
+        let index = Int((virtual >> 21) & 511)
+        if pd[index] & PageTables.largePage != 0 { return false }
+        let pt = try child(of: pd, index: index)
+        pt[Int((virtual >> 12) & 511)] = physical | PageTables.present | PageTables.writable
+        return true
+    }
+
+    /// Removes the 4 KiB mapping at `virtual`; returns the physical page it mapped, or nil.
+    /// The caller invalidates the TLB entry (INVLPG) on every CPU that may hold it.
+    public mutating func unmapPage(virtual: UInt64) -> UInt64? {
+        var table = PageTables.pointer(root)
+        var shift: UInt64 = 39
+        for _ in 0..<3 {
+            let entry = table[Int((virtual >> shift) & 511)]
+            guard entry & PageTables.present != 0, entry & PageTables.largePage == 0 else { return nil }
+            table = PageTables.pointer(entry & PageTables.addressMask)
+            shift -= 9
+        }
+        let index = Int((virtual >> 12) & 511)
+        guard table[index] & PageTables.present != 0 else { return nil }
+        let physical = table[index] & PageTables.addressMask
+        table[index] = 0
+        return physical
+    }
+
     /// The table at `level` (3 = PDPT, 2 = PD) that covers `address`, created on demand.
     private mutating func table(at address: UInt64, level: Int) throws(PageTableError) -> UnsafeMutablePointer<UInt64> {
         var table = PageTables.pointer(root)

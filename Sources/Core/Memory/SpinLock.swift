@@ -10,12 +10,12 @@
 //     or in RAM through an `UnsafeMutablePointer`.
 import Synchronization
 
-struct SpinLock: ~Copyable {
+public struct SpinLock: ~Copyable {
     private let word = Atomic<UInt32>(0)
 
-    init() {}
+    public init() {}
 
-    func lock() {
+    public func lock() {
         // Acquire pairs with the release in `unlock`: what the previous holder wrote
         // inside the critical section is visible to the next holder.
         while !word.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
@@ -24,7 +24,7 @@ struct SpinLock: ~Copyable {
         }
     }
 
-    func unlock() {
+    public func unlock() {
         word.store(0, ordering: .releasing)
     }
 }

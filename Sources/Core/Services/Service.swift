@@ -40,6 +40,11 @@ public enum Services {
         Service(name: "hello", summary: "prints a greeting with the platform, CPU count and memory size", run: Hello.run),
         Service(name: "fault", summary: "touches an unmapped address to exercise the exception report", run: Fault.run),
         Service(name: "memtest", summary: "allocates all memory and shows every RAM range is used", run: MemTest.run),
+        Service(name: "intercore", summary: "CPU 0 sends ping to every CPU through the mailboxes; each answers pong", run: Intercore.run),
+        Service(name: "threads", summary: "threads on every CPU yield and sleep in a deterministic pattern", run: Threads.run),
+        Service(name: "clock", summary: "prints the wall-clock date and measures sleep(100 ms)", run: ClockService.run),
+        Service(name: "threadstress", summary: "creates and finishes 100,000 threads across all CPUs; heap returns to baseline", run: ThreadStress.run),
+        Service(name: "irqtest", summary: "raises an interrupt nobody handles; the kernel logs it and carries on", run: IRQTest.run),
     ]
 
     public static func named(_ name: String) -> Service? {

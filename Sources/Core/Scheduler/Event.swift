@@ -1,0 +1,44 @@
+// Events: what a thread waits for (I/O completion, a thread finishing, a message).
+//
+// An event is sticky: once signalled, `wait` returns at once until `reset`. `signal`
+// may be called from any CPU, or from an interrupt handler on the waiter's CPU; waiters
+// on other CPUs are woken through their mailboxes. Rules for callers: `wait` only from a
+// thread (never from an interrupt handler or before the scheduler starts).
+
+public final class Event {
+    private var lock = SpinLock()
+    private var signalled = false
+    private var waiters: [KThread] = []
+
+    public init() {}
+
+    public var isSignalled: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return signalled
+    }
+
+    /// Blocks the calling thread until the event is signalled.
+    public func wait() {
+        let thread = Scheduler.currentThread
+        lock.lock()
+        if signalled { lock.unlock(); return }
+        thread.state = .waiting
+        waiters.append(thread)
+        lock.unlock()
+        Scheduler.block()
+    }
+
+    /// Signals the event and wakes every waiter.
+    public func signal() {
+        lock.lock()
+        signalled = true
+        let woken = waiters
+        waiters.removeAll(keepingCapacity: false)
+        lock.unlock()
+        for thread in woken { Scheduler.makeReady(thread) }
+    }
+
+    public func reset() {
+        lock.lock(); signalled = false; lock.unlock()
+    }
+}
