@@ -106,6 +106,7 @@ boot_gdt:
     .quad 0x00af9a000000ffff     // 0x08: 64-bit code, DPL 0
     .quad 0x00cf92000000ffff     // 0x10: data, DPL 0
 boot_gdt_end:
+    .global boot_gdt_pointer
 boot_gdt_pointer:
     .word boot_gdt_end - boot_gdt - 1
     .quad boot_gdt

@@ -85,7 +85,14 @@ arch_ap_protected_offset: .long ap_protected - arch_ap_blob_start
     .code64
     .global arch_ap_long_mode
 arch_ap_long_mode:
-    mov $0x10, %ax
+    // Switch from the blob's GDT (its page is freed once every AP has started) to the
+    // kernel's, where 0x08 is the 64-bit code segment the IDT's gates name.
+    lgdt boot_gdt_pointer
+    pushq $0x08
+    leaq 1f(%rip), %rax
+    pushq %rax
+    lretq
+1:  mov $0x10, %ax
     mov %ax, %ds
     mov %ax, %es
     mov %ax, %ss
