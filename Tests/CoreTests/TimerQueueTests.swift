@@ -37,9 +37,14 @@ private struct Model {
     var inserted = 0
 
     mutating func insert(_ sleeper: Sleeper, deadline: UInt64) {
-        entries.append((deadline, inserted, sleeper))
+        // After every entry with a deadline <= this one: later insertions sort later.
+        var low = 0, high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].deadline <= deadline { low = middle + 1 } else { high = middle }
+        }
+        entries.insert((deadline, inserted, sleeper), at: low)
         inserted += 1
-        entries.sort { $0.deadline != $1.deadline ? $0.deadline < $1.deadline : $0.order < $1.order }
     }
 
     mutating func popExpired(now: UInt64) -> Sleeper? {

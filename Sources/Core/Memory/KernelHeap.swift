@@ -175,9 +175,13 @@ public enum KernelMemory {
         kernelHeap?.reallocate(pointer, size: size, cpu: currentCPU)
     }
 
-    /// All heaps summed (zero before the heap starts).
+    /// All heaps summed (zero before the heap starts). The calling CPU first drains its
+    /// own remote frees, so its heap's figures are exact; blocks freed to *other* CPUs'
+    /// heaps count as live until those CPUs allocate or call `drainRemoteFrees`.
     public static func statistics() -> HeapStatistics {
-        kernelHeap?.statistics() ?? HeapStatistics()
+        guard let heap = kernelHeap else { return HeapStatistics() }
+        heap.existingHeap(cpu: currentCPU)?.drainRemoteFrees()
+        return heap.statistics()
     }
 
     public static func statistics(cpu: Int) -> HeapStatistics? {

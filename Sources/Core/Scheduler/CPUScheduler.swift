@@ -7,7 +7,9 @@ final class CPUScheduler {
     /// The CPU's boot context, which runs the idle loop.
     let idle: KThread
     var current: KThread
-    var runQueue = RunQueue<KThread>()
+    // Sized once for a busy CPU: a queue that grows later would make the heap's figures
+    // depend on the longest queue ever seen.
+    var runQueue = RunQueue<KThread>(initialCapacity: 512)
     var timers = TimerQueue<KThread>()
     let stacks: StackPool
     /// A thread that returned; its stack is recycled once we are off it.

@@ -176,7 +176,20 @@ public enum Scheduler {
     }
 
     /// The first thing a new thread runs (from Arch's trampoline).
+    ///
+    /// This frame never returns and is never resumed after the last switch, so it must hold
+    /// no strong reference then: whatever it still held would never be released. The
+    /// work is done in two helpers that return before the switch; what crosses into this
+    /// frame is plain words.
     static func threadStart() -> Never {
+        runCurrentBody()
+        let (save, next) = leaveFinishedThread()
+        currentPlatformForScheduler.switchContext(save: save, next: next)
+        panic("a finished thread was resumed")
+    }
+
+    @inline(never)
+    static func runCurrentBody() {
         let s = here
         s.finishSwitch()
         let thread = s.current
@@ -186,8 +199,19 @@ public enum Scheduler {
         thread.state = .finished
         thread.finished.signal()
         s.dead = thread
-        s.switchTo(s.runQueue.pop() ?? s.idle)
-        panic("a finished thread was resumed")
+    }
+
+    /// Makes the next thread current; returns where to save the dead thread's RSP (its
+    /// own slot, alive until the next context recycles it) and the next thread's RSP.
+    @inline(never)
+    static func leaveFinishedThread() -> (UnsafeMutablePointer<UInt64>, UInt64) {
+        let s = here
+        s.poll()
+        let next = s.runQueue.pop() ?? s.idle
+        let save = s.current.rspSlot
+        s.current = next
+        next.state = .running
+        return (save, next.rspSlot.pointee)
     }
 }
 
