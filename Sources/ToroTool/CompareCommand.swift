@@ -19,15 +19,12 @@ public enum CompareCommand {
             let (given, expectFile) = try RunOptions.parse(arguments, command: "compare",
                                                            workingDirectory: Paths.userDirectory())
             var options = given
-            let folder = "\(paths.compat)/\(given.service)"
-            if let text = try? String(contentsOfFile: folder + "/scenario", encoding: .utf8) {
-                let scenario = try Scenario.parse(text, file: "Compat/\(given.service)/scenario")
-                options = scenario.applied(to: given)
-            }
+            let chosen = try scenario(for: given, compat: paths.compat)
+            if let chosen { options = chosen.scenario.applied(to: given) }
             var expected: (name: String, lines: [String])? = nil
-            let expectedPath = expectFile ?? folder + "/expected"
+            let expectedPath = expectFile ?? chosen.map { "\(paths.compat)/\($0.name)/expected" } ?? ""
             if let text = try? String(contentsOfFile: expectedPath, encoding: .utf8) {
-                expected = (expectFile ?? "Compat/\(given.service)/expected", Transcript.parse(text))
+                expected = (expectFile ?? "Compat/\(chosen?.name ?? given.service)/expected", Transcript.parse(text))
             } else if expectFile != nil {
                 throw ToolFailure(.badArgument, "--expect: cannot read '\(expectedPath)'")
             }
@@ -55,6 +52,23 @@ public enum CompareCommand {
             Console.error(error.message)
             return error.status.rawValue
         }
+    }
+
+    /// The Compat scenario for these options: among the folders whose scenario names the
+    /// service, the one for the CPU count given with --cpus; without --cpus, the folder
+    /// named after the service, else the first by name. nil when none fits.
+    public static func scenario(for options: RunOptions, compat: String) throws(ToolFailure) -> (name: String, scenario: Scenario)? {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: compat)) ?? []).sorted()
+        var candidates: [(name: String, scenario: Scenario)] = []
+        for name in names {
+            guard let text = try? String(contentsOfFile: "\(compat)/\(name)/scenario", encoding: .utf8) else { continue }
+            let scenario = try Scenario.parse(text, file: "Compat/\(name)/scenario")
+            if (scenario.service ?? name) == options.service { candidates.append((name, scenario)) }
+        }
+        if options.given.contains("--cpus") {
+            return candidates.first { ($0.scenario.cpus ?? 1) == options.cpus }
+        }
+        return candidates.first { $0.name == options.service } ?? candidates.first
     }
 
     /// Compares the two platforms' transcripts with each other and with `expected`.

@@ -1,8 +1,9 @@
 // The QEMU command line for booting a Toro kernel, and its shell-quoted form for
 // `--print-command`.
 //
-// microvm: `-M microvm,pic=off,rtc=off,acpi=off` keeps the PIT (the kernel calibrates its
-// TSC against it); acpi=off also makes QEMU put `virtio_mmio.device=` hints on the
+// microvm: `-M microvm,pic=off,rtc=on|off,acpi=off` keeps the PIT (the kernel calibrates its
+// TSC against it) and, under TCG only, the RTC: without a KVM clock it is the kernel's
+// only source for the date. acpi=off also makes QEMU put `virtio_mmio.device=` hints on the
 // command line. legacy: `-M pc` with `sockets=<cpus>`, because SeaBIOS lists one MP-table
 // processor per socket. Both: no default devices, the serial port on stdio, and
 // isa-debug-exit at 0xf4 so the guest's status becomes QEMU's exit code.
@@ -40,7 +41,9 @@ public struct QEMUCommand: Equatable, Sendable {
         var args = [executable]
         switch platform {
         case .microvm:
-            args += ["-M", "microvm,pic=off,rtc=off,acpi=off"] + accelerator.qemuArguments
+            // The RTC only under TCG, where there is no KVM clock to give the date.
+            let rtc = accelerator == .kvm ? "off" : "on"
+            args += ["-M", "microvm,pic=off,rtc=\(rtc),acpi=off"] + accelerator.qemuArguments
             args += ["-m", "\(memoryMiB)", "-smp", "\(cpus)"]
         case .legacy:
             args += ["-M", "pc"] + accelerator.qemuArguments

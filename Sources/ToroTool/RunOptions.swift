@@ -40,7 +40,8 @@ public struct RunOptions: Equatable, Sendable {
 
     public init() {}
 
-    public static let maxCPUs = 255
+    /// The kernel runs at most 16 CPUs (KernelHeap.maxCPUs, Arch's per-CPU blocks).
+    public static let maxCPUs = 16
     public static let maxMemoryMiB = 1 << 20
     public static let maxTimeout = 86_400
 
@@ -73,8 +74,12 @@ public struct RunOptions: Equatable, Sendable {
                 }
                 options.service = name
             case "--cpus":
-                options.cpus = try ArgumentReader.number(try reader.value(for: flag), flag: flag,
-                                                         range: 1...maxCPUs, what: "a number of CPUs")
+                let value = try reader.value(for: flag)
+                options.cpus = try ArgumentReader.number(value, flag: flag, range: 0...Int.max, what: "a number of CPUs")
+                guard options.cpus >= 1 else { throw ToolFailure(.badArgument, "--cpus must be at least 1, got \(value)") }
+                guard options.cpus <= maxCPUs else {
+                    throw ToolFailure(.badArgument, "--cpus \(value): the kernel supports at most \(maxCPUs) CPUs")
+                }
             case "--memory":
                 options.memoryMiB = try ArgumentReader.number(try reader.value(for: flag), flag: flag,
                                                               range: 1...maxMemoryMiB, what: "a size in MiB")

@@ -12,6 +12,11 @@ public enum Services {
         ServiceInfo(name: "hello", summary: "prints a greeting with the platform, CPU count and memory size, then exits 0"),
         ServiceInfo(name: "fault", summary: "touches an unmapped address: the kernel reports the page fault and exits 3"),
         ServiceInfo(name: "memtest", summary: "allocates all memory and proves every RAM range is used, then exits 0"),
+        ServiceInfo(name: "intercore", summary: "CPU 0 sends ping to every CPU through the mailboxes; each answers pong"),
+        ServiceInfo(name: "threads", summary: "threads on every CPU yield and sleep in a deterministic pattern"),
+        ServiceInfo(name: "clock", summary: "prints the wall-clock date and measures sleep(100 ms) five times"),
+        ServiceInfo(name: "threadstress", summary: "creates and finishes 100,000 threads across all CPUs; heap returns to baseline"),
+        ServiceInfo(name: "irqtest", summary: "raises an interrupt nobody handles: the kernel logs it, acknowledges it, carries on"),
     ]
 
     public static func named(_ name: String) -> ServiceInfo? { all.first { $0.name == name } }

@@ -11,7 +11,7 @@ final class QEMUCommandTests: XCTestCase {
         options.kernelArgs = ["x=1"]
         let command = QEMUCommand(options: options, accelerator: .tcg, kernelPath: "/k/toro-microvm.elf")
         XCTAssertEqual(command.arguments, [
-            "qemu-system-x86_64", "-M", "microvm,pic=off,rtc=off,acpi=off", "-accel", "tcg",
+            "qemu-system-x86_64", "-M", "microvm,pic=off,rtc=on,acpi=off", "-accel", "tcg",
             "-m", "128", "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-kernel", "/k/toro-microvm.elf", "-append", "service=hello x=1",
@@ -36,7 +36,7 @@ final class QEMUCommandTests: XCTestCase {
         var options = RunOptions()
         options.kernelArgs = ["it's", "a b"]
         let command = QEMUCommand(options: options, accelerator: .tcg, kernelPath: "/path with space/k.elf")
-        XCTAssertTrue(command.shellLine.hasPrefix("qemu-system-x86_64 -M microvm,pic=off,rtc=off,acpi=off -accel tcg "))
+        XCTAssertTrue(command.shellLine.hasPrefix("qemu-system-x86_64 -M microvm,pic=off,rtc=on,acpi=off -accel tcg "))
         XCTAssertTrue(command.shellLine.hasSuffix("-kernel '/path with space/k.elf' -append 'service=hello it'\\''s a b'"))
         XCTAssertEqual(shellQuote(""), "''")
         XCTAssertEqual(shellQuote("isa-debug-exit,iobase=0xf4"), "isa-debug-exit,iobase=0xf4")
