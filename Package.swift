@@ -8,6 +8,9 @@
 //     `ld.lld -T Kernel/<platform>.ld` links into a bootable ELF. `./toro build` does both steps.
 import PackageDescription
 
+// Register blocks use `_Volatile`, which the hosted compiler only imports with this feature.
+let volatile: [SwiftSetting] = [.enableExperimentalFeature("Volatile")]
+
 let package = Package(
     name: "Toro",
     products: [
@@ -28,9 +31,9 @@ let package = Package(
         .target(name: "LegacyBoot"),
         // Swift over Arch for what both QEMU machines share: the COM1 console, isa-debug-exit,
         // the TSC clock, the early boot sequence.
-        .target(name: "X86", dependencies: ["Core", "Arch"]),
-        .target(name: "MicroVM", dependencies: ["Core", "Arch", "X86", "MicroVMBoot"]),
-        .target(name: "Legacy", dependencies: ["Core", "Arch", "X86", "LegacyBoot"]),
+        .target(name: "X86", dependencies: ["Core", "Arch"], swiftSettings: volatile),
+        .target(name: "MicroVM", dependencies: ["Core", "Arch", "X86", "MicroVMBoot"], swiftSettings: volatile),
+        .target(name: "Legacy", dependencies: ["Core", "Arch", "X86", "LegacyBoot"], swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
         .target(name: "ToroTool"),
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),

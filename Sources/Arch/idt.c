@@ -26,7 +26,9 @@ void arch_idt_init(void) {
         idt[vector] = (IdtGate){
             .offset_low = (uint16_t)handler,
             .selector = 0x08,
-            .ist = 0,
+            // #DF and #PF run on the CPU's IST1 stack (arch_cpu_tables_init): a thread
+            // that overflows into its guard page cannot push an exception frame there.
+            .ist = (vector == 8 || vector == 14) ? 1 : 0,
             .type_attributes = 0x8E,
             .offset_middle = (uint16_t)(handler >> 16),
             .offset_high = (uint32_t)(handler >> 32),
@@ -50,4 +52,50 @@ void arch_cpu_block_init(uint32_t index) {
     if (index >= ARCH_MAX_CPUS) return;
     cpu_blocks[index][0] = index;
     arch_set_cpu_block((uint64_t)(uintptr_t)cpu_blocks[index]);
+}
+
+// Per-CPU GDT and TSS (SDM vol. 3, 7.7 and 3.5.2): the 64-bit TSS only supplies the
+// interrupt stack table, whose entry 1 is a stack of the CPU's own for #DF and #PF.
+typedef struct __attribute__((packed)) {
+    uint32_t reserved0;
+    uint64_t rsp[3];
+    uint64_t reserved1;
+    uint64_t ist[7];
+    uint64_t reserved2;
+    uint16_t reserved3;
+    uint16_t iomap_base;
+} Tss;
+
+static Tss cpu_tss[ARCH_MAX_CPUS] __attribute__((aligned(16)));
+static uint64_t cpu_gdt[ARCH_MAX_CPUS][5] __attribute__((aligned(16)));
+
+void arch_cpu_tables_init(uint32_t index, uint64_t ist_stack_top) {
+    if (index >= ARCH_MAX_CPUS) return;
+    Tss *tss = &cpu_tss[index];
+    tss->ist[0] = ist_stack_top;
+    tss->iomap_base = sizeof(Tss);
+    uint64_t base = (uint64_t)(uintptr_t)tss;
+    uint64_t limit = sizeof(Tss) - 1;
+    uint64_t *gdt = cpu_gdt[index];
+    gdt[0] = 0;
+    gdt[1] = 0x00af9a000000ffffull;      // 0x08: 64-bit code
+    gdt[2] = 0x00cf92000000ffffull;      // 0x10: data
+    gdt[3] = (limit & 0xFFFF) | ((base & 0xFFFFFF) << 16) | (0x89ull << 40)
+           | (((limit >> 16) & 0xF) << 48) | (((base >> 24) & 0xFF) << 56);   // 0x18: TSS
+    gdt[4] = base >> 32;
+    struct __attribute__((packed)) { uint16_t limit; uint64_t base; } pointer = {
+        sizeof(cpu_gdt[index]) - 1, (uint64_t)(uintptr_t)gdt };
+    __asm__ volatile(
+        "lgdt %0\n"
+        "pushq $0x08\n"
+        "leaq 1f(%%rip), %%rax\n"
+        "pushq %%rax\n"
+        "lretq\n"
+        "1: mov $0x10, %%ax\n"
+        "mov %%ax, %%ds\n"
+        "mov %%ax, %%es\n"
+        "mov %%ax, %%ss\n"
+        "mov $0x18, %%ax\n"
+        "ltr %%ax\n"
+        : : "m"(pointer) : "rax", "memory");
 }

@@ -95,6 +95,10 @@ public enum ExceptionReport {
         Log.write(" rbp=")
         Log.hex(frame.rbp)
         Log.put(10)
+        if frame.vector == 14 && ThreadStack.isGuardPage(frame.cr2) {
+            Log.timestamp()
+            Log.write("exception: stack overflow: the address is a thread stack's guard page\n")
+        }
         if frame.vector == 14 {
             Log.timestamp()
             Log.write("exception: page fault on ")
@@ -108,7 +112,12 @@ public enum ExceptionReport {
         Log.hex(frame.rip)
         var rbp = frame.rbp
         var depth = 0
-        while depth < 16, rbp & 7 == 0, rbp >= stack.start, rbp + 16 <= stack.end {
+        // Walk only the running thread's own stack (or the boot stack), never a guess.
+        var bounds = stack
+        if let thread = Scheduler.runningThreadIfAny, let threadStack = thread.stack {
+            bounds = PhysicalRange(start: threadStack.bottom, end: threadStack.top)
+        }
+        while depth < 16, rbp & 7 == 0, rbp >= bounds.start, rbp + 16 <= bounds.end {
             guard let words = UnsafePointer<UInt64>(bitPattern: UInt(rbp)) else { break }
             let returnAddress = words[1]
             if returnAddress == 0 { break }

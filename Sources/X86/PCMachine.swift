@@ -61,11 +61,22 @@ public struct PCMachine {
         console = SerialConsole()   // the first allocation: after the early heap exists
         arch_idt_init()
         arch_cpu_block_init(0)
+        PCMachine.installExceptionStack(cpu: 0)
         KernelMemory.setCurrentCPU { arch_cpu_index_c() }
         KernelPageTables.invalidate = { arch_invlpg($0) }
         clock = TSCClock.calibrate()
         image = KernelImage(range: PhysicalRange(start: arch_image_start(), end: arch_image_end()),
                             stack: PhysicalRange(start: arch_stack_bottom(), end: arch_stack_top()))
+    }
+
+    static let exceptionStackPages = 2
+
+    /// Gives `cpu` its GDT and TSS with an exception stack of its own (IST1).
+    public static func installExceptionStack(cpu: Int) {
+        guard let stack = KernelMemory.allocatePages(exceptionStackPages) else {
+            panic("no memory for an exception stack")
+        }
+        arch_cpu_tables_init(UInt32(cpu), stack + UInt64(exceptionStackPages * 4096))
     }
 
     public var bootProtocol: UInt32 { arch_boot_protocol_value() }

@@ -114,6 +114,7 @@ func toroAPEntry() -> Never {
     let index = SMP.startingIndex
     arch_idt_load()
     arch_cpu_block_init(UInt32(index))
+    PCMachine.installExceptionStack(cpu: index)
     SMP.onlineHook?(index)
     SMP.answered.store(index, ordering: .sequentiallyConsistent)
     Scheduler.runIdleLoop()

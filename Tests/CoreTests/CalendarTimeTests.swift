@@ -233,7 +233,7 @@ final class CalendarTimeTests: XCTestCase {
     func testReadGivesUpWhenUpdateNeverEnds() {
         let chip = FakeRTC(snapshots: [snapshot(0x56)], uipReads: .max)
         XCTAssertNil(RTCRegisters.read(maxPolls: 1000, register: chip.register))
-        XCTAssertEqual(chip.statusAReads, 1000)
+        XCTAssertEqual(chip.statusAReads, 1 + 1000)    // the presence check, then the polls
         XCTAssertEqual(chip.timeReads, 0)              // no time register read
     }
 
@@ -241,6 +241,12 @@ final class CalendarTimeTests: XCTestCase {
         let chip = FakeRTC(snapshots: (0..<10).map { snapshot(UInt8($0)) })
         XCTAssertNil(RTCRegisters.read(maxReads: 6, register: chip.register))
         XCTAssertEqual(chip.timeReads, 6)
+    }
+
+    func testAbsentChipGivesUpAtOnce() {
+        var reads = 0
+        XCTAssertNil(RTCRegisters.read { _ in reads += 1; return 0xFF })
+        XCTAssertEqual(reads, 2)                       // status A and B only, no polling
     }
 
     func testReadWithoutCenturyRegister() {

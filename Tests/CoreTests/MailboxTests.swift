@@ -9,17 +9,24 @@ import Synchronization
 import Glibc
 #endif
 
-/// Raised by the test when threads overrun their time, so spinning loops give up.
+/// Raised when a thread fails or the threads overrun their time, so spinning loops give up.
 private final class StopFlag: Sendable {
     let raised = Atomic<Bool>(false)
     var isRaised: Bool { raised.load(ordering: .relaxed) }
+    func raise() { raised.store(true, ordering: .relaxed) }
 }
 
 /// What one thread saw; written by that thread only, read after it is joined.
 private final class Report: @unchecked Sendable {
+    let stop: StopFlag
     var received = 0
     var failure: String? = nil
-    func fail(_ text: String) { if failure == nil { failure = text } }
+    init(stop: StopFlag) { self.stop = stop }
+    /// Records the first failure and stops the other threads.
+    func fail(_ text: String) {
+        if failure == nil { failure = text }
+        stop.raise()
+    }
 }
 
 /// Counts deinitialised parcels from any thread.
@@ -42,7 +49,7 @@ private final class Parcel {
 
 /// Starts one host thread per body and joins them; false (after raising `stop`) when
 /// they do not all finish within `timeout` seconds.
-private func runThreads(_ bodies: [@Sendable () -> Void], stop: StopFlag, timeout: Double = 60) -> Bool {
+private func runThreads(_ bodies: [@Sendable () -> Void], stop: StopFlag, timeout: Double = 30) -> Bool {
     let group = DispatchGroup()
     for body in bodies {
         group.enter()
@@ -52,7 +59,7 @@ private func runThreads(_ bodies: [@Sendable () -> Void], stop: StopFlag, timeou
         }.start()
     }
     if group.wait(timeout: .now() + timeout) == .success { return true }
-    stop.raised.store(true, ordering: .relaxed)
+    stop.raise()
     _ = group.wait(timeout: .now() + 5)
     return false
 }
@@ -193,7 +200,7 @@ final class MailboxTests: XCTestCase {
         let matrix = MailboxMatrix(cpus: 4)
         let stop = StopFlag()
         let counter = ParcelCounter()
-        let report = Report()
+        let report = Report(stop: stop)
         var bodies: [@Sendable () -> Void] = []
         for source in 1...3 {
             bodies.append {
@@ -252,7 +259,7 @@ final class MailboxTests: XCTestCase {
         let perPair = 40_000
         let matrix = MailboxMatrix(cpus: cpus, ringCapacity: 64)
         let stop = StopFlag()
-        let reports = (0..<cpus).map { _ in Report() }
+        let reports = (0..<cpus).map { _ in Report(stop: stop) }
         var bodies: [@Sendable () -> Void] = []
         for cpu in 0..<cpus {
             let report = reports[cpu]

@@ -141,6 +141,10 @@ static inline uint64_t arch_cpu_index(void) {
 void arch_cpu_block_init(uint32_t index);
 static inline long arch_cpu_index_c(void) { return (long)arch_cpu_index(); }
 
+// Gives CPU `index` its own GDT and TSS, whose IST1 (used by #DF and #PF) is the stack
+// ending at `ist_stack_top`. Keeps selectors 0x08 (code) and 0x10 (data).
+void arch_cpu_tables_init(uint32_t index, uint64_t ist_stack_top);
+
 // Loads the IDT that arch_idt_init built (application processors).
 void arch_idt_load(void);
 

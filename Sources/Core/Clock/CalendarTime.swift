@@ -186,12 +186,15 @@ public struct RTCRegisters: Equatable {
 
     /// Reads the time registers the safe way: wait until UIP is clear, read them all, and
     /// repeat until two consecutive reads are identical. `register(i)` selects RTC RAM
-    /// index `i` and returns its byte. Returns nil when UIP stays set for `maxPolls`
-    /// polls or no two consecutive reads of `maxReads` agree; never loops unbounded.
+    /// index `i` and returns its byte. Returns nil at once when status A and B both read
+    /// 0xFF (no chip on the bus), when UIP stays set for `maxPolls` polls, or when no two
+    /// consecutive reads of `maxReads` agree; never loops unbounded.
     public static func read(maxPolls: Int = defaultMaxPolls, maxReads: Int = defaultMaxReads,
                             centuryIndex: UInt8? = Index.century,
                             register: (UInt8) -> UInt8) -> RTCRegisters? {
         var previous: RTCRegisters?
+        // No RTC on the bus reads as all ones: give up at once rather than poll.
+        if register(Index.statusA) == 0xFF && register(Index.statusB) == 0xFF { return nil }
         for _ in 0..<maxReads {
             var polls = 0
             while register(Index.statusA) & updateInProgress != 0 {

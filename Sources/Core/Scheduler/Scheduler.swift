@@ -41,6 +41,13 @@ public enum Scheduler {
 
     static var currentThread: KThread { here.current }
 
+    /// The running thread, or nil before the scheduler exists (the exception report).
+    static var runningThreadIfAny: KThread? {
+        guard let platform = currentPlatform else { return nil }
+        let cpu = platform.currentCPU()
+        return cpu < cpus.count ? cpus[cpu].current : nil
+    }
+
     /// Creates the per-CPU schedulers and the mailbox matrix for `count` CPUs. Called
     /// once on the bootstrap CPU before any other CPU starts.
     public static func prepare(cpus count: Int) {
