@@ -27,7 +27,7 @@ final class ScenarioTests: XCTestCase {
             ("\nspeed: 3", "S:2: unknown key 'speed'"),
             ("cpus: 1\ncpus: 2", "S:2: 'cpus' given twice"),
             ("cpus: many", "S:1: cpus needs a number of CPUs"),
-            ("cpus: 0", "S:1: cpus must be between 1 and 255"),
+            ("cpus: 0", "S:1: cpus must be between 1 and 16"),
             ("memory: -4", "S:1: memory needs a size in MiB"),
             ("service: nosuch", "S:1: unknown service 'nosuch'"),
         ]
