@@ -57,7 +57,9 @@ public enum SMP {
             answered.store(0, ordering: .sequentiallyConsistent)
             let id = apicIDs[index]
             lapic.sendIPI(to: id, vector: 0, delivery: .initAssert)
-            delay(nanoseconds: 10_000_000, tscHz: tscHz)
+            // The MP spec's 10 ms INIT-to-SIPI wait is for physical CPUs; under a
+            // hypervisor (CPUID.1:ECX bit 31) the vCPU is ready at once, as Linux assumes.
+            if !runningUnderHypervisor { delay(nanoseconds: 10_000_000, tscHz: tscHz) }
             let vector = UInt8(page >> 12)
             var started = false
             for _ in 0..<2 where !started {
@@ -82,6 +84,12 @@ public enum SMP {
             apicIDs = Array(apicIDs.prefix(running))
         }
         return running
+    }
+
+    static var runningUnderHypervisor: Bool {
+        var regs: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &regs) { arch_cpuid(1, 0, $0.baseAddress!.assumingMemoryBound(to: UInt32.self)) }
+        return regs.2 & (1 << 31) != 0
     }
 
     static func waitForAnswer(_ index: Int, nanoseconds: UInt64, tscHz: UInt64) -> Bool {
