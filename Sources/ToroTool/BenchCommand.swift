@@ -4,7 +4,12 @@
 //
 // Runs are interleaved (microvm hello, microvm do-nothing, legacy hello, legacy
 // do-nothing, then again) so that noise on the host hits every kernel alike. Wall time
-// is measured from spawning QEMU to its exit, always under TCG with 64 MiB and 1 CPU.
+// is measured from spawning QEMU to its exit, always under TCG with 64 MiB and the
+// `--cpus N` given (default 1, validated as `run` validates it), which every boot uses:
+// hello, the do-nothing kernels (their QEMU and firmware start the same CPUs, which the
+// do-nothing kernel leaves asleep) and the smallest-memory search. The search uses N too
+// because each CPU costs the kernel memory of its own (stacks, per-CPU state), so the
+// minimum for 1 CPU says nothing about N; `bench boot` alone gives the 1-CPU figure.
 
 import Foundation
 
@@ -20,18 +25,44 @@ public enum BenchCommand {
 
     static let memoryMiB = 64
 
+    /// The options of `bench boot`.
+    public struct Options: Equatable, Sendable {
+        public var runs = 11
+        public var cpus = 1
+        public init() {}
+    }
+
+    /// Parses `bench`'s arguments (the first must be the benchmark's name, `boot`).
+    public static func parse(_ arguments: [String]) throws(ToolFailure) -> Options {
+        guard arguments.first == "boot" else {
+            throw ToolFailure(.badArgument, "bench needs a benchmark name: ./toro bench boot [--runs N] [--cpus N]")
+        }
+        var options = Options()
+        var reader = ArgumentReader(Array(arguments.dropFirst()))
+        while let flag = try reader.nextFlag() {
+            switch flag {
+            case "--runs":
+                options.runs = try ArgumentReader.number(try reader.value(for: flag), flag: flag, range: 1...1000,
+                                                         what: "a number of runs")
+            case "--cpus":
+                // Exactly `run`'s validation and messages (1…RunOptions.maxCPUs).
+                options.cpus = try RunOptions.parse([flag, try reader.value(for: flag)]).0.cpus
+            default:
+                throw ArgumentReader.unknown(flag, command: "bench boot")
+            }
+        }
+        guard reader.passthrough.isEmpty else {
+            throw ToolFailure(.badArgument, "bench boot takes no kernel arguments (nothing after --)")
+        }
+        return options
+    }
+
+    static func cpuCount(_ cpus: Int) -> String { cpus == 1 ? "1 CPU" : "\(cpus) CPUs" }
+
     public static func main(_ arguments: [String], paths: Paths) -> Int32 {
         do throws(ToolFailure) {
-            var runs = 11
-            guard arguments.first == "boot" else {
-                throw ToolFailure(.badArgument, "bench needs a benchmark name: ./toro bench boot [--runs N]")
-            }
-            var reader = ArgumentReader(Array(arguments.dropFirst()))
-            while let flag = try reader.nextFlag() {
-                guard flag == "--runs" else { throw ArgumentReader.unknown(flag, command: "bench boot") }
-                runs = try ArgumentReader.number(try reader.value(for: flag), flag: flag, range: 1...1000,
-                                                 what: "a number of runs")
-            }
+            let options = try parse(arguments)
+            let runs = options.runs, cpus = options.cpus
             try Installer.ensure(Installer.forBooting)
             let builder = KernelBuilder(paths: paths)
             var subjects: [Subject] = []
@@ -41,10 +72,10 @@ public enum BenchCommand {
                 subjects.append(Subject(label: "\(platform.rawValue) do-nothing", platform: platform,
                                         image: try builder.buildNull(platform), isNull: true))
             }
-            Console.progress("boot benchmark: \(runs) runs of each kernel, interleaved, TCG, \(memoryMiB) MiB, 1 CPU")
+            Console.line("boot benchmark: \(runs) runs of each kernel, interleaved, TCG, \(memoryMiB) MiB, \(cpuCount(cpus))")
             for round in 1...runs {
                 for index in subjects.indices {
-                    let (ok, seconds) = boot(subjects[index], memoryMiB: memoryMiB)
+                    let (ok, seconds) = boot(subjects[index], memoryMiB: memoryMiB, cpus: cpus)
                     if ok { subjects[index].seconds.append(seconds) } else { subjects[index].failures += 1 }
                 }
                 if round % 5 == 0 || round == runs { Console.progress("round \(round)/\(runs) done") }
@@ -52,11 +83,13 @@ public enum BenchCommand {
             for line in table(subjects) { Console.line(line) }
             var minimums: [String] = []
             for platform in GuestPlatform.allCases {
-                Console.progress("searching the smallest --memory that boots hello on \(platform.rawValue)…")
-                let found = smallestMemory(image: paths.image(platform), platform: platform)
+                Console.progress("searching the smallest --memory that boots hello on \(platform.rawValue) with \(cpuCount(cpus))…")
+                let found = smallestMemory(image: paths.image(platform), platform: platform, cpus: cpus)
                 minimums.append("\(platform.rawValue) " + (found.map { "\($0) MiB" } ?? "none up to \(memoryMiB) MiB"))
             }
-            Console.line("smallest --memory with which hello boots and exits 0: " + minimums.joined(separator: ", "))
+            Console.line("smallest --memory with which hello boots and exits 0 with \(cpuCount(cpus)) "
+                         + "(searched with the benchmark's CPU count: every CPU needs memory of its own): "
+                         + minimums.joined(separator: ", "))
             return subjects.contains { $0.failures > 0 } ? 1 : 0
         } catch {
             Console.error(error.message)
@@ -66,8 +99,8 @@ public enum BenchCommand {
 
     /// One boot of `subject`; success means guest status 0 (a do-nothing kernel prints no
     /// `exit:` line, so QEMU's code 1 is its success).
-    static func boot(_ subject: Subject, memoryMiB: Int, timeout: Int = 30) -> (Bool, Double) {
-        let command = QEMUCommand(platform: subject.platform, accelerator: .tcg, memoryMiB: memoryMiB, cpus: 1,
+    static func boot(_ subject: Subject, memoryMiB: Int, cpus: Int, timeout: Int = 30) -> (Bool, Double) {
+        let command = QEMUCommand(platform: subject.platform, accelerator: .tcg, memoryMiB: memoryMiB, cpus: cpus,
                                   kernelPath: subject.image, kernelCommandLine: "service=hello")
         var process = Subprocess(command.arguments)
         process.timeout = Double(timeout)
@@ -80,9 +113,9 @@ public enum BenchCommand {
 
     /// Boots hello directly through QEMU (no CLI minimum) with 1, 2, 3… MiB until it
     /// exits 0; nil when nothing up to the benchmark's memory works.
-    static func smallestMemory(image: String, platform: GuestPlatform) -> Int? {
+    static func smallestMemory(image: String, platform: GuestPlatform, cpus: Int) -> Int? {
         let subject = Subject(label: "", platform: platform, image: image, isNull: false)
-        for memory in 1...memoryMiB where boot(subject, memoryMiB: memory, timeout: 10).0 { return memory }
+        for memory in 1...memoryMiB where boot(subject, memoryMiB: memory, cpus: cpus, timeout: 10).0 { return memory }
         return nil
     }
 

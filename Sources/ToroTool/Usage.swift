@@ -12,22 +12,27 @@ public enum Usage {
       ./toro compare [--service NAME] [run options] [--expect FILE]
       ./toro services
       ./toro test
-      ./toro bench boot [--runs N]
+      ./toro bench boot [--runs N] [--cpus N]
 
     commands:
       run       build the kernel and boot one service; the guest's console is your terminal
       build     build the kernel images; the last lines are their paths
       compare   boot a service on both platforms and compare the service transcripts
-      services  list the services, one line each
+      services  list the services, one line each: hello, and services that exercise SMP, threads,
+                the clock and interrupts
       test      install what is missing and run every test tier (what CI runs)
-      bench     boot benchmark: Toro next to a do-nothing kernel, image sizes, smallest memory
+      bench     boot benchmark: Toro next to a do-nothing kernel, image sizes, smallest memory;
+                `bench boot --cpus N` boots every kernel with N CPUs (default 1)
 
     run defaults: --platform microvm --service hello --cpus 1 --memory 64 --accel auto --timeout 60
       --accel auto      TCG when the host's KVM is kvm-pvm or /dev/kvm is unusable, else KVM
       --print-command   print the exact QEMU command line (shell-quoted) and start nothing
       -p, --share       need virtio-vsock and virtio-fs, which the kernel does not have yet:
                         refused with an error rather than ignored
-      -- KERNEL-ARGS    appended to the kernel command line after service=NAME
+      --service NAME    one of the services `./toro services` lists (each with what it does)
+      --cpus N          1 to 16 (the kernel's limit)
+      -- KERNEL-ARGS    appended to the kernel command line after service=NAME,
+                        e.g. ./toro run --service threadstress --cpus 4 --memory 512 -- threads=1000
 
     exit statuses (run; compare, build, test and bench use 0, 1, 64, 69, 70):
       0    the service succeeded
