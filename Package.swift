@@ -38,6 +38,12 @@ let package = Package(
         .target(name: "ToroTool"),
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
+        // Test doubles for the VirtIO core (fake guest memory, recording transport), shared
+        // by the Core tests and the host back-ends' tests.
+        .target(name: "VirtIOTestSupport", dependencies: ["Core"]),
+        .testTarget(name: "VirtIOTests", dependencies: ["Core", "VirtIOTestSupport"]),
+        // virtio-vsock packet codec, connection state machine and credit; the socket API helpers.
+        .testTarget(name: "VsockTests", dependencies: ["Core"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool"]),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
         .testTarget(name: "BootTests", dependencies: ["ToroTool"]),

@@ -83,3 +83,17 @@ void *calloc(size_t count, size_t size) {
 void *realloc(void *pointer, size_t size) { return toro_heap_reallocate(pointer, size); }
 
 void free(void *pointer) { toro_heap_free(pointer); }
+
+// Swift's Dictionary sizes its table with ceil(); no libm here. Exact for every double:
+// values of magnitude 2^52 and above (and NaN) are already integers.
+double ceil(double x) {
+    if (!(x == x) || x >= 4503599627370496.0 || x <= -4503599627370496.0) return x;
+    double truncated = (double)(long long)x;
+    return truncated < x ? truncated + 1.0 : truncated;
+}
+
+double floor(double x) {
+    if (!(x == x) || x >= 4503599627370496.0 || x <= -4503599627370496.0) return x;
+    double truncated = (double)(long long)x;
+    return truncated > x ? truncated - 1.0 : truncated;
+}

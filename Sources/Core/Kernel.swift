@@ -43,6 +43,8 @@ public enum Kernel {
         Log.decimal(cpus)
         Log.write(cpus == 1 ? " CPU running\n" : " CPUs running\n")
 
+        platform.startDevices(commandLine: commandLine, ram: boot.memoryMap.ramRanges)
+
         let name = commandLine.service
         guard let service = Services.named(name) else {
             Log.timestamp()

@@ -61,6 +61,12 @@ public protocol Platform: AnyObject {
     /// Wall-clock time read at boot (Unix seconds) and its source, if there is one.
     var wallClockAtBoot: (seconds: Int64, monotonic: UInt64)? { get }
 
+    /// Finds and starts the platform's devices (virtio-mmio on microvm). `ram` is every RAM
+    /// range, the memory device buffers may live in.
+    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange])
+    /// Sockets for services, or nil when the platform has no network device yet.
+    var sockets: (any SocketProvider)? { get }
+
     /// Leaves the virtual machine with `status`; never returns.
     func exit(_ status: ExitStatus) -> Never
 }

@@ -89,6 +89,10 @@ final class LegacyPlatform: Platform {
         return cpuCount
     }
 
+    /// PCI virtio-net and Toro's TCP/IP stack come later (MIGRATION.md); no devices yet.
+    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange]) {}
+    var sockets: (any SocketProvider)? { nil }
+
     func logBootDetails() {
         machine.logClock()
         Log.timestamp()

@@ -19,6 +19,8 @@ final class MicroVMPlatform: Platform {
     private var timer: APICTimer? = nil
     private var kvmClock: KVMClock? = nil
     private(set) var wallClockAtBoot: (seconds: Int64, monotonic: UInt64)? = nil
+    let ioapic = IOAPIC(base: MicroVMAddresses.ioAPIC.start)
+    let devices = MicroVMDevices()
 
     init(machine: PCMachine) { self.machine = machine }
 
@@ -47,7 +49,6 @@ final class MicroVMPlatform: Platform {
         lapic.enable(virtualWire: false)
         Interrupts.lapic = lapic
         Interrupts.install()
-        let ioapic = IOAPIC(base: MicroVMAddresses.ioAPIC.start)
         ioapic.maskAll()
         Interrupts.acknowledgeDevice = { [lapic] _ in lapic.endOfInterrupt() }
         timer = APICTimer(lapic: lapic, tscHz: machine.clock.hz)
@@ -63,6 +64,12 @@ final class MicroVMPlatform: Platform {
         }
         return cpuCount
     }
+
+    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange]) {
+        devices.start(commandLine: commandLine, ram: ram, ioapic: ioapic, bootstrapAPIC: lapic.id)
+    }
+
+    var sockets: (any SocketProvider)? { devices.sockets }
 
     func logBootDetails() {
         if kvmClock != nil {

@@ -87,8 +87,8 @@ public enum BenchCommand {
                 let found = smallestMemory(image: paths.image(platform), platform: platform, cpus: cpus)
                 minimums.append("\(platform.rawValue) " + (found.map { "\($0) MiB" } ?? "none up to \(memoryMiB) MiB"))
             }
-            Console.line("smallest --memory with which hello boots and exits 0 with \(cpuCount(cpus)) "
-                         + "(searched with the benchmark's CPU count: every CPU needs memory of its own): "
+            Console.line("smallest --memory with which hello boots and exits 0 (searched with \(cpuCount(cpus)), "
+                         + "like the boots above, since each CPU needs memory of its own): "
                          + minimums.joined(separator: ", "))
             return subjects.contains { $0.failures > 0 } ? 1 : 0
         } catch {

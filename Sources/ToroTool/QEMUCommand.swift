@@ -20,6 +20,8 @@ public struct QEMUCommand: Equatable, Sendable {
     public var cpus: Int
     public var kernelPath: String
     public var kernelCommandLine: String
+    /// The vhost-user socket of the vsock back-end (toro-vsock), when sockets are wanted.
+    public var vsockSocket: String? = nil
 
     public init(platform: GuestPlatform, accelerator: Accelerator, memoryMiB: Int, cpus: Int,
                 kernelPath: String, kernelCommandLine: String) {
@@ -43,8 +45,17 @@ public struct QEMUCommand: Equatable, Sendable {
         case .microvm:
             // The RTC only under TCG, where there is no KVM clock to give the date.
             let rtc = accelerator == .kvm ? "off" : "on"
-            args += ["-M", "microvm,pic=off,rtc=\(rtc),acpi=off"] + accelerator.qemuArguments
+            // With a vhost-user back-end, guest memory must be a shared memfd, or the
+            // back-end never sees the guest's writes (DESIGN.md).
+            let memory = vsockSocket == nil ? "" : ",memory-backend=mem"
+            args += ["-M", "microvm,pic=off,rtc=\(rtc),acpi=off\(memory)"] + accelerator.qemuArguments
             args += ["-m", "\(memoryMiB)", "-smp", "\(cpus)"]
+            if let vsockSocket {
+                args += ["-object", "memory-backend-memfd,id=mem,size=\(memoryMiB)M,share=on",
+                         "-global", "virtio-mmio.force-legacy=false",
+                         "-chardev", "socket,id=vsock0,path=\(vsockSocket)",
+                         "-device", "vhost-user-vsock-device,chardev=vsock0,guest-cid=\(VsockBackend.guestCID)"]
+            }
         case .legacy:
             args += ["-M", "pc"] + accelerator.qemuArguments
             args += ["-m", "\(memoryMiB)", "-smp", "\(cpus),sockets=\(cpus)"]

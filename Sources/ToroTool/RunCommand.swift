@@ -2,6 +2,8 @@
 // status (see ExitStatus.swift for the table). `toro build` lives here too: it is the
 // build half of run.
 
+import Foundation
+
 public enum RunCommand {
     public static func main(_ arguments: [String], paths: Paths) -> Int32 {
         do throws(ToolFailure) {
@@ -11,13 +13,37 @@ public enum RunCommand {
             let accelerator = try options.accel.resolve(on: HostFacts.probe())
             if !options.printCommand { try Installer.ensure(Installer.forBooting) }
             let image = try KernelBuilder(paths: paths).build(options.platform)
-            let command = QEMUCommand(options: options, accelerator: accelerator, kernelPath: image)
+            var command = QEMUCommand(options: options, accelerator: accelerator, kernelPath: image)
+            let wantsSockets = !options.ports.isEmpty && options.platform == .microvm
             if options.printCommand {
+                if wantsSockets {
+                    let directory = "/tmp/toro-vsock"
+                    command.vsockSocket = directory + "/vhost-user.sock"
+                    let backend = [paths.root + "/.build/debug/toro-vsock"]
+                        + VsockBackend.arguments(socket: command.vsockSocket!, hybrid: directory + "/vsock.sock", ports: options.ports)
+                    Console.line(backend.map(shellQuote).joined(separator: " ") + " &")
+                }
                 Console.line(command.shellLine)
                 return 0
             }
-            Console.progress("booting \(options.service) on \(options.platform.rawValue) (\(accelerator.rawValue), \(options.cpus) CPU, \(options.memoryMiB) MiB)")
+            var backend: VsockBackend? = nil
+            if wantsSockets {
+                backend = try VsockBackend.start(paths: paths, ports: options.ports)
+                command.vsockSocket = backend!.socketPath
+            }
+            let died = DiedNote()
+            backend?.watch { message in
+                died.set(message)
+                ChildRegistry.killAll()
+            }
+            let cpus = options.cpus == 1 ? "1 CPU" : "\(options.cpus) CPUs"
+            Console.progress("booting \(options.service) on \(options.platform.rawValue) (\(accelerator.rawValue), \(cpus), \(options.memoryMiB) MiB)")
             let outcome = Boot.run(command, timeout: options.timeoutSeconds, echo: true)
+            backend?.stop()
+            if let message = died.get() {
+                Console.error(message)
+                return ToroStatus.qemuFailed.rawValue
+            }
             if let message = outcome.message { Console.error(message) }
             return outcome.status.rawValue
         } catch {
@@ -55,4 +81,12 @@ public enum BuildCommand {
             return error.status.rawValue
         }
     }
+}
+
+/// A message one thread leaves for another.
+final class DiedNote: @unchecked Sendable {
+    private let lock = NSLock()
+    private var message: String?
+    func set(_ text: String) { lock.lock(); message = text; lock.unlock() }
+    func get() -> String? { lock.lock(); defer { lock.unlock() }; return message }
 }

@@ -146,9 +146,9 @@ public struct RunOptions: Equatable, Sendable {
 
     /// Refuses well-formed options whose devices the kernel does not have yet.
     func refuseMissingDevices() throws(ToolFailure) {
-        if let port = ports.first {
+        if let port = ports.first, platform == .legacy {
             throw ToolFailure(.badArgument,
-                              "-p \(port.host):\(port.guest) needs virtio-vsock, which the kernel does not have yet")
+                              "-p \(port.host):\(port.guest) on legacy needs virtio-net and Toro's TCP/IP stack, which are not built yet (use microvm)")
         }
         if let share = shares.first {
             throw ToolFailure(.badArgument,

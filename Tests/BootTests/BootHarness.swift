@@ -3,8 +3,12 @@
 //
 // The tests drive the real `toro` tool (TORO_CLI, set by `./toro test`; otherwise
 // .build/debug/toro-cli), so they exercise the same code path a user does. When QEMU or
-// the tool is missing they fail with the reason; they never skip.
+// the tool is missing they fail with the reason; they never skip. `toroTimed` also
+// records when each console line reached the host, for tests that time the guest.
 
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import XCTest
 import ToroTool
@@ -53,6 +57,26 @@ enum Harness {
         return results.values
     }
 
+    /// Runs `body(0..<count)` with at most two running at once (this machine has 2 cores,
+    /// and each body boots at most one QEMU at a time); results in index order.
+    static func twoAtATime<T: Sendable>(_ count: Int, _ body: @Sendable @escaping (Int) -> T) -> [T] {
+        guard count > 0 else { return [] }
+        let results = ResultBox<T>(count: count)
+        let next = Counter()
+        DispatchQueue.concurrentPerform(iterations: min(2, count)) { _ in
+            while let index = next.take(below: count) { results.set(index, body(index)) }
+        }
+        return results.values
+    }
+
+    /// Runs `toro <arguments>` like `toro(_:limit:)`, but records when each line of its
+    /// stdout arrived (host clocks), for tests that time the guest from outside.
+    static func toroTimed(_ arguments: [String], limit: Double = 120) -> TimedRun {
+        // The tool finds everything through TORO_ROOT and TORO_CWD, so the child needs
+        // no particular working directory.
+        TimedRun.start([cli] + arguments, environment: ["TORO_ROOT": root, "TORO_CWD": root], limit: limit)
+    }
+
     /// Lines of `text` without `\r`.
     static func lines(_ text: String) -> [String] {
         text.unicodeScalars.filter { $0 != "\r" }.map(String.init).joined()
@@ -72,4 +96,147 @@ final class ResultBox<T>: @unchecked Sendable {
     init(count: Int) { slots = Array(repeating: nil, count: count) }
     func set(_ index: Int, _ value: T) { lock.lock(); slots[index] = value; lock.unlock() }
     var values: [T] { lock.lock(); defer { lock.unlock() }; return slots.map { $0! } }
+}
+
+
+final class Counter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    /// The next number below `limit`, or nil when they have all been taken.
+    func take(below limit: Int) -> Int? {
+        lock.lock(); defer { lock.unlock() }
+        guard value < limit else { return nil }
+        defer { value += 1 }
+        return value
+    }
+}
+
+/// One line of a child's stdout and when it arrived (the moment its `\n` was read).
+struct TimedLine: Sendable {
+    /// The line without `\r` and `\n`.
+    var text: String
+    /// Host wall-clock time, seconds since 1970 (compare with the guest's date).
+    var unixTime: Double
+    /// Host monotonic time in seconds (for intervals between lines).
+    var monotonic: Double
+}
+
+/// A child process whose stdout is read line by line with each line's arrival time.
+///
+/// Spawned like `Subprocess` (stdin /dev/null, close-on-exec pipe ends, so a child spawned
+/// by another thread cannot hold them open); stdout is read on its own thread, so each
+/// line is stamped when it arrives rather than when the child ends. On `limit` the child
+/// gets SIGTERM (toro then kills its QEMU's process group), then SIGKILL.
+struct TimedRun: Sendable {
+    var termination: Termination
+    var lines: [TimedLine]
+    var errorOutput: String
+    var seconds: Double
+
+    /// Everything the child wrote to stdout, one `\n` after each line.
+    var output: String { lines.map { $0.text + "\n" }.joined() }
+
+    /// A readable dump for failure messages, each line with its arrival time (ms after
+    /// the first line).
+    var description: String {
+        let first = lines.first?.monotonic ?? 0
+        let stamped = lines.map { String(format: "%9.1f ms  ", ($0.monotonic - first) * 1000) + $0.text }
+        return "termination \(termination) after \(String(format: "%.1f", seconds)) s\n--- stdout (host arrival times)\n"
+            + stamped.joined(separator: "\n") + "\n--- stderr\n\(errorOutput)"
+    }
+
+    static func monotonicNow() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    static func start(_ arguments: [String], environment: [String: String], limit: Double) -> TimedRun {
+        let begin = monotonicNow()
+        func failed(_ why: String) -> TimedRun {
+            TimedRun(termination: .failedToStart(why), lines: [], errorOutput: "", seconds: 0)
+        }
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0 else { return failed("pipe failed") }
+        guard pipe(&errPipe) == 0 else { close(outPipe[0]); close(outPipe[1]); return failed("pipe failed") }
+        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in argv + envp { free(p) } }
+        var pid: pid_t = 0
+        let spawnError = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
+        close(outPipe[1]); close(errPipe[1])
+        guard spawnError == 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            return failed("\(arguments[0]): \(String(cString: strerror(spawnError)))")
+        }
+
+        let lines = LineCollector()
+        let errors = LineCollector()
+        let readers = DispatchGroup()
+        for (fd, collector) in [(outPipe[0], lines), (errPipe[0], errors)] {
+            readers.enter()
+            Thread.detachNewThread {
+                collector.read(fd)
+                close(fd)
+                readers.leave()
+            }
+        }
+        var timedOut = false
+        if readers.wait(timeout: .now() + limit) == .timedOut {
+            timedOut = true
+            kill(pid, SIGTERM)
+            if readers.wait(timeout: .now() + 5) == .timedOut { kill(pid, SIGKILL) }
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = readers.wait(timeout: .now() + 5)
+        let termination: Termination
+        if timedOut {
+            termination = .timedOut
+        } else if status & 0x7f == 0 {
+            termination = .exited((status >> 8) & 0xff)
+        } else {
+            termination = .signaled(status & 0x7f)
+        }
+        return TimedRun(termination: termination, lines: lines.lines,
+                        errorOutput: errors.lines.map { $0.text + "\n" }.joined(),
+                        seconds: monotonicNow() - begin)
+    }
+}
+
+/// Splits what is read from a file descriptor into lines stamped with their arrival.
+final class LineCollector: @unchecked Sendable {
+    private var collected: [TimedLine] = []
+    private let lock = NSLock()
+
+    var lines: [TimedLine] { lock.lock(); defer { lock.unlock() }; return collected }
+
+    /// Reads `fd` to its end.
+    func read(_ fd: Int32) {
+        var pending = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        func add(_ bytes: [UInt8]) {
+            let line = TimedLine(text: String(decoding: bytes.filter { $0 != 13 }, as: UTF8.self),
+                                 unixTime: Date().timeIntervalSince1970, monotonic: TimedRun.monotonicNow())
+            lock.lock(); collected.append(line); lock.unlock()
+        }
+        while true {
+            let count = Glibc.read(fd, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            for byte in buffer[0..<count] {
+                if byte == 10 { add(pending); pending.removeAll(keepingCapacity: true) } else { pending.append(byte) }
+            }
+        }
+        if !pending.isEmpty { add(pending) }
+    }
 }

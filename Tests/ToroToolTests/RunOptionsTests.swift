@@ -55,8 +55,9 @@ final class RunOptionsTests: XCTestCase {
     }
 
     func testNumbers() {
-        assertBadArgument(["--cpus", "0"], mentions: "between 1 and 255")
-        assertBadArgument(["--cpus", "256"], mentions: "between 1 and 255")
+        assertBadArgument(["--cpus", "0"], mentions: "--cpus must be at least 1, got 0")
+        assertBadArgument(["--cpus", "17"], mentions: "--cpus 17: the kernel supports at most 16 CPUs")
+        assertBadArgument(["--cpus", "256"], mentions: "--cpus 256: the kernel supports at most 16 CPUs")
         assertBadArgument(["--cpus", "two"], mentions: "--cpus needs a number of CPUs")
         assertBadArgument(["--cpus", "-1"], mentions: "--cpus needs")
         assertBadArgument(["--memory", "0"], mentions: "--memory must be between 1")

@@ -8,27 +8,33 @@
 /// The platform the kernel runs on. Set once by `Kernel.start` before anything logs.
 nonisolated(unsafe) var currentPlatform: (any Platform)?
 
+// The writers are @inline(never): they are called from hundreds of places, and inlining
+// them multiplies the image size for no gain on a serial console.
 public enum Log {
     /// Where log bytes go; installed by the platform as its first act.
     nonisolated(unsafe) public static var console: (any Console)?
 
     /// Writes `text` as-is.
+    @inline(never)
     public static func write(_ text: StaticString) {
         text.withUTF8Buffer { for byte in $0 { put(byte) } }
     }
 
     /// Writes a Swift string (allocates only if `text` itself does).
+    @inline(never)
     public static func write(_ text: String) {
         var text = text
         text.withUTF8 { for byte in $0 { put(byte) } }
     }
 
+    @inline(never)
     public static func put(_ byte: UInt8) {
         guard let console else { return }
         if byte == 10 { console.write(13) }
         console.write(byte)
     }
 
+    @inline(never)
     public static func decimal(_ value: UInt64) {
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
@@ -45,11 +51,13 @@ public enum Log {
         }
     }
 
+    @inline(never)
     public static func decimal(_ value: Int) {
         if value < 0 { put(45); decimal(UInt64(0 &- value)) } else { decimal(UInt64(value)) }
     }
 
     /// Writes `0x` and `value` in hexadecimal, zero-padded to `digits` digits.
+    @inline(never)
     public static func hex(_ value: UInt64, digits: Int = 16) {
         write("0x")
         var shift = (digits - 1) * 4
@@ -61,6 +69,7 @@ public enum Log {
     }
 
     /// `[seconds.micros] ` from the platform's monotonic clock.
+    @inline(never)
     public static func timestamp() {
         let ns = currentPlatform?.monotonicNanoseconds() ?? 0
         let micros = ns / 1000
@@ -77,6 +86,7 @@ public enum Log {
     }
 
     /// A timestamped boot milestone: `[   0.001234] boot: <text>`.
+    @inline(never)
     public static func milestone(_ text: StaticString) {
         timestamp()
         write(text)

@@ -67,3 +67,48 @@ struct VirtioMMIO {
         VolatileMappedRegister<UInt8>(unsafeBitPattern: base + Register.config.rawValue + UInt(offset)).load()
     }
 }
+
+extension VirtioMMIO: VirtioTransport {
+    func deviceFeatures(select: UInt32) -> UInt32 {
+        write(.deviceFeaturesSelect, select)
+        return read(.deviceFeatures)
+    }
+
+    func setDriverFeatures(select: UInt32, value: UInt32) {
+        write(.driverFeaturesSelect, select)
+        write(.driverFeatures, value)
+    }
+
+    var status: DeviceStatus {
+        get { DeviceStatus(rawValue: UInt8(truncatingIfNeeded: read(.status))) }
+        nonmutating set { write(.status, UInt32(newValue.rawValue)) }
+    }
+
+    func queueMax(_ index: UInt16) -> UInt16 {
+        write(.queueSelect, UInt32(index))
+        guard read(.queueReady) == 0 else { return 0 }
+        return UInt16(truncatingIfNeeded: min(read(.queueSizeMax), 32768))
+    }
+
+    func setUpQueue(_ index: UInt16, size: UInt16, descriptor: UInt64, avail: UInt64, used: UInt64) {
+        write(.queueSelect, UInt32(index))
+        write(.queueSize, UInt32(size))
+        write(.queueDescriptorLow, UInt32(truncatingIfNeeded: descriptor))
+        write(.queueDescriptorHigh, UInt32(truncatingIfNeeded: descriptor >> 32))
+        write(.queueDriverLow, UInt32(truncatingIfNeeded: avail))
+        write(.queueDriverHigh, UInt32(truncatingIfNeeded: avail >> 32))
+        write(.queueDeviceLow, UInt32(truncatingIfNeeded: used))
+        write(.queueDeviceHigh, UInt32(truncatingIfNeeded: used >> 32))
+    }
+
+    func enableQueue(_ index: UInt16) {
+        write(.queueSelect, UInt32(index))
+        write(.queueReady, 1)
+    }
+
+    func notify(_ index: UInt16) { write(.queueNotify, UInt32(index)) }
+    func interruptStatus() -> UInt32 { read(.interruptStatus) }
+    func acknowledge(_ bits: UInt32) { write(.interruptAcknowledge, bits) }
+    func configGeneration() -> UInt32 { read(.configGeneration) }
+    func configRead(_ offset: Int) -> UInt8 { configByte(offset) }
+}

@@ -1,0 +1,67 @@
+// `kv` (Toro's HashTableServer): a key-value server on a socket port (80 unless
+// `port=N`), one thread per client, the line protocol in KVProtocol.swift, lines of at
+// most 1024 bytes (a longer line gets `ERROR line too long` and the connection goes on).
+// The table is shared by every client thread; all of them run on CPU 0 with the socket
+// device, and the scheduler is cooperative, so no lock is needed.
+final class KVShared {
+    var table = KVTable()
+}
+
+enum KV {
+    static let maximumLine = 1024
+
+    static func run(_ context: ServiceContext) -> ExitStatus {
+        guard let sockets = context.platform.sockets else {
+            Log.write("kv: no socket device (on microvm, start with -p HOSTPORT:80)\n")
+            return .serviceFailed
+        }
+        let port = context.commandLine.value("port").flatMap { UInt32($0) } ?? 80
+        let listener: any Listener
+        do {
+            listener = try sockets.listen(port: port)
+        } catch {
+            Log.write("kv: cannot listen on port ")
+            Log.decimal(UInt64(port))
+            Log.put(10)
+            return .serviceFailed
+        }
+        let shared = KVShared()
+        context.ready()
+        while true {
+            let client: any StreamSocket
+            do {
+                client = try listener.accept()
+            } catch {
+                Log.timestamp()
+                Log.write("kv: the socket device failed; the service stops\n")
+                return .serviceFailed
+            }
+            if Scheduler.spawn(on: 0, { serve(client, shared) }) == nil {
+                client.close()
+            }
+        }
+    }
+
+    static func serve(_ client: any StreamSocket, _ shared: KVShared) {
+        var reader = LineReader(maximumLength: maximumLine)
+        defer { client.close() }
+        while true {
+            let event: LineEvent
+            do {
+                event = try reader.next(from: client)
+            } catch {
+                return
+            }
+            switch event {
+            case .end:
+                return
+            case .tooLong:
+                guard (try? client.writeAll("ERROR line too long\n")) != nil else { return }
+            case .line(let line):
+                let (reply, quit) = shared.table.handle(line[...])
+                guard (try? client.writeAll(reply)) != nil else { return }
+                if quit { return }
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+// The MicroVM platform's devices, all in one place: the virtio-mmio transports QEMU
+// announces on the command line (`virtio_mmio.device=`), probed and bound to drivers.
+// Today: virtio-vsock (device 19) for sockets. Every device IRQ goes through the IOAPIC to
+// CPU 0, level-triggered (virtio-mmio's interrupt line stays up until InterruptACK).
+import Core
+import X86
+
+final class MicroVMDevices {
+    var sockets: VsockSockets? = nil
+
+    func start(commandLine: KernelCommandLine, ram: [PhysicalRange], ioapic: IOAPIC, bootstrapAPIC: UInt8) {
+        let memory = IdentityMemory(ranges: ram)
+        for text in commandLine.values("virtio_mmio.device") {
+            let hint: VirtioMMIOHint
+            do {
+                hint = try VirtioMMIOHint.parse(text)
+            } catch {
+                Log.timestamp()
+                Log.write("devices: ignoring malformed virtio_mmio.device=")
+                Log.write(text)
+                Log.put(10)
+                continue
+            }
+            guard MicroVMAddresses.virtioMMIO.contains(hint.base), hint.base + hint.size <= MicroVMAddresses.virtioMMIO.end,
+                  hint.irq < 24 else {
+                Log.timestamp()
+                Log.write("devices: virtio-mmio window outside the mapped range, ignored\n")
+                continue
+            }
+            let transport = VirtioMMIO(hint: hint)
+            if transport.isLegacy {
+                Log.timestamp()
+                Log.write("devices: legacy (version 1) virtio-mmio device ignored; run QEMU with -global virtio-mmio.force-legacy=false\n")
+                continue
+            }
+            guard let id = transport.deviceID else { continue }
+            switch id {
+            case VsockDriver.deviceID where sockets == nil:
+                guard let driver = VsockDriver(transport: transport, memory: memory) else { continue }
+                Interrupts.deviceHandlers[hint.irq] = { driver.handleInterrupt() }
+                ioapic.route(pin: hint.irq, vector: InterruptVector.deviceBase + UInt8(hint.irq),
+                             apicID: bootstrapAPIC, levelTriggered: true)
+                if Scheduler.spawn(on: 0, { driver.serve() }) == nil {
+                    Log.write("devices: no memory for the vsock driver thread\n")
+                    continue
+                }
+                sockets = VsockSockets(driver: driver)
+                Log.timestamp()
+                Log.write("devices: virtio-vsock at ")
+                Log.hex(hint.base, digits: 8)
+                Log.write(", IRQ ")
+                Log.decimal(hint.irq)
+                Log.write(", guest CID ")
+                Log.decimal(driver.guestCID)
+                Log.put(10)
+            default:
+                Log.timestamp()
+                Log.write("devices: virtio device ")
+                Log.decimal(UInt64(id))
+                Log.write(" has no driver, left alone\n")
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+// The virtio-vsock device, guest side (virtio 1.2 §5.10): three queues (0 RX, 1 TX,
+// 2 event), packets of one 44-byte header plus payload. This file moves packets; the
+// connection logic (handshake, credit) is Core's (`VsockConnection`, in VsockSockets.swift).
+//
+// Rules: everything runs on CPU 0. The interrupt handler only acknowledges the device
+// and signals `interrupt`; the driver thread does the work. A device that breaks the
+// ring protocol (Core's SplitVirtqueue reports it) marks the driver failed: sockets then
+// fail with `deviceFailed`, the kernel keeps running.
+import Core
+import X86
+
+final class VsockDriver {
+    static let deviceID: UInt32 = 19
+    static let bufferSize = 4096
+    static let rxBuffers = 64
+    static let txBuffers = 64
+    static let maximumPayload = UInt32(bufferSize - VsockHeader.size)
+
+    let transport: VirtioMMIO
+    var rx: DriverQueue
+    var tx: DriverQueue
+    var events: DriverQueue
+    let guestCID: UInt64
+    let memory: IdentityMemory
+    /// The page each in-flight RX / event chain fills, by head id.
+    var rxPages: [UInt64]
+    var eventPages: [UInt64]
+    var txPagesInFlight: [UInt64]
+    var txFree: [UInt64] = []
+    let interrupt = Event()
+    let txSpace = Event()
+    private(set) var failed = false
+    /// Called on the driver thread for each well-formed received packet.
+    var deliver: ((VsockHeader, UnsafeRawBufferPointer) -> Void)? = nil
+
+    /// Brings the device up (features, queues, buffers) or returns nil with a log line.
+    init?(transport: VirtioMMIO, memory: IdentityMemory) {
+        self.transport = transport
+        self.memory = memory
+        do {
+            _ = try VirtioDevice.initialize(transport: transport, wanted: 0, required: VirtioFeature.version1)
+        } catch {
+            Log.timestamp()
+            Log.write("vsock: feature negotiation failed; device left unused\n")
+            return nil
+        }
+        guard let rx = DriverQueue(transport: transport, index: 0, wanted: UInt16(VsockDriver.rxBuffers), memory: memory),
+              let tx = DriverQueue(transport: transport, index: 1, wanted: UInt16(VsockDriver.txBuffers), memory: memory),
+              let events = DriverQueue(transport: transport, index: 2, wanted: 4, memory: memory) else {
+            VsockDriver.giveUp(transport, "vsock: queues could not be set up\n")
+            return nil
+        }
+        self.rx = rx
+        self.tx = tx
+        self.events = events
+        guestCID = transport.configRead64(0) ?? 0
+        rxPages = [UInt64](repeating: 0, count: Int(rx.ring.size))
+        eventPages = [UInt64](repeating: 0, count: Int(events.ring.size))
+        txPagesInFlight = [UInt64](repeating: 0, count: Int(tx.ring.size))
+        let pages = Int(rx.ring.size) + Int(tx.ring.size) + Int(events.ring.size)
+        guard let pool = KernelMemory.allocatePages(pages) else {
+            VsockDriver.giveUp(transport, "vsock: no memory for buffers\n")
+            return nil
+        }
+        do {
+            for i in 0..<Int(rx.ring.size) {
+                let page = pool + UInt64(i) * 4096
+                let head = try self.rx.ring.addBuffer(memory, address: page, length: UInt32(VsockDriver.bufferSize), deviceWritable: true)
+                rxPages[Int(head)] = page
+            }
+            for i in 0..<Int(events.ring.size) {
+                let page = pool + UInt64(Int(rx.ring.size) + i) * 4096
+                let head = try self.events.ring.addBuffer(memory, address: page, length: 8, deviceWritable: true)
+                eventPages[Int(head)] = page
+            }
+        } catch {
+            VsockDriver.giveUp(transport, "vsock: could not post receive buffers\n")
+            return nil
+        }
+        for i in 0..<Int(tx.ring.size) {
+            txFree.append(pool + UInt64(Int(rx.ring.size) + Int(events.ring.size) + i) * 4096)
+        }
+        VirtioDevice.finish(transport: transport)
+        do {
+            try self.rx.publishAndNotify(transport)
+            try self.events.publishAndNotify(transport)
+        } catch {
+            markFailed("the device rejected the receive buffers")
+        }
+    }
+
+    /// The interrupt handler (CPU 0, interrupts off): acknowledge, wake the driver thread.
+    func handleInterrupt() {
+        let status = transport.read(.interruptStatus)
+        transport.write(.interruptAcknowledge, status)
+        interrupt.signal()
+        txSpace.signal()
+    }
+
+    /// The driver thread's loop: wait for an interrupt, then drain every queue.
+    func serve() {
+        while true {
+            interrupt.wait()
+            interrupt.reset()
+            drain()
+        }
+    }
+
+    func drain() {
+        guard !failed else { return }
+        do {
+            var reposted = false
+            while let (id, length) = try rx.ring.popUsed(memory) {
+                let page = rxPages[Int(id)]
+                let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(page)), count: Int(length))
+                receive(bytes)
+                let head = try rx.ring.addBuffer(memory, address: page, length: UInt32(VsockDriver.bufferSize), deviceWritable: true)
+                rxPages[Int(head)] = page
+                reposted = true
+            }
+            if reposted { try rx.publishAndNotify(transport) }
+            reclaimTransmitted()
+            var events = false
+            while let (id, _) = try self.events.ring.popUsed(memory) {
+                Log.timestamp()
+                Log.write("vsock: transport event (reset); connections are dropped by the host\n")
+                let page = eventPages[Int(id)]
+                let head = try self.events.ring.addBuffer(memory, address: page, length: 8, deviceWritable: true)
+                eventPages[Int(head)] = page
+                events = true
+            }
+            if events { try self.events.publishAndNotify(transport) }
+        } catch {
+            markFailed("the device broke the virtqueue protocol")
+        }
+    }
+
+    /// Takes back the TX buffers the device has sent (no RX work: safe from any sender).
+    func reclaimTransmitted() {
+        guard !failed else { return }
+        do {
+            var freed = false
+            while let (id, _) = try tx.ring.popUsed(memory) {
+                txFree.append(txPagesInFlight[Int(id)])
+                freed = true
+            }
+            if freed { txSpace.signal() }
+        } catch {
+            markFailed("the device broke the TX virtqueue")
+        }
+    }
+
+    func receive(_ bytes: UnsafeRawBufferPointer) {
+        do {
+            let header = try VsockHeader.decode(bytes, maximumPayload: VsockDriver.maximumPayload)
+            guard header.destination.cid == guestCID else { return }
+            let payload = UnsafeRawBufferPointer(rebasing: bytes[VsockHeader.size..<(VsockHeader.size + Int(header.length))])
+            deliver?(header, payload)
+        } catch {
+            Log.timestamp()
+            Log.write("vsock: dropped a malformed packet from the device\n")
+        }
+    }
+
+    /// Queues one packet (header + up to `maximumPayload` bytes). Blocks the calling
+    /// thread while every TX buffer is in flight. False when the device has failed.
+    func send(_ header: VsockHeader, payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> Bool {
+        while !failed {
+            if let page = txFree.popLast() {
+                let buffer = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: UInt(page)), count: VsockDriver.bufferSize)
+                var header = header
+                header.length = UInt32(payload.count)
+                header.encode(into: buffer)
+                if payload.count > 0 {
+                    UnsafeMutableRawBufferPointer(rebasing: buffer[VsockHeader.size...]).copyMemory(from: payload)
+                }
+                do {
+                    let head = try tx.ring.addBuffer(memory, address: page, length: UInt32(VsockHeader.size + payload.count),
+                                                     deviceWritable: false)
+                    txPagesInFlight[Int(head)] = page
+                    try tx.publishAndNotify(transport)
+                    return true
+                } catch {
+                    markFailed("the TX queue failed")
+                    return false
+                }
+            }
+            txSpace.reset()
+            reclaimTransmitted()
+            if txFree.isEmpty { txSpace.wait() }
+        }
+        return false
+    }
+
+    static func giveUp(_ transport: VirtioMMIO, _ message: StaticString) {
+        VirtioDevice.fail(transport: transport)
+        Log.timestamp()
+        Log.write(message)
+    }
+
+    func markFailed(_ reason: StaticString) {
+        guard !failed else { return }
+        failed = true
+        Log.timestamp()
+        Log.write("vsock: device failed: ")
+        Log.write(reason)
+        Log.put(10)
+        txSpace.signal()
+        onFailure?()
+    }
+
+    var onFailure: (() -> Void)? = nil
+}
