@@ -126,7 +126,7 @@ final class VirtqueueRoundTripTests: XCTestCase {
         var expected: [(id: UInt16, tag: UInt8, length: UInt32)] = []    // FIFO device order
         var chainCount = 0
         var totalPops = 0
-        for round in 0 ..< 60_000 {
+        for round in 0 ..< 40_000 {
             // Post one to three chains while descriptors last.
             let batch = Int(rng.next() % 3) + 1
             for b in 0 ..< batch {

@@ -5,6 +5,22 @@
 // device, and the scheduler is cooperative, so no lock is needed.
 final class KVShared {
     var table = KVTable()
+    var clients = 0
+
+    /// Logs the heap figures; the boot test compares those taken whenever the last
+    /// client has gone with the ones at start.
+    func logHeap() {
+        KernelMemory.drainRemoteFrees()
+        let stats = KernelMemory.statistics()
+        Log.timestamp()
+        Log.write("kv: idle, heap in use ")
+        Log.decimal(stats.bytesInUse)
+        Log.write(" bytes in ")
+        Log.decimal(stats.liveAllocations)
+        Log.write(" allocations, ")
+        Log.decimal(table.count)
+        Log.write(" keys\n")
+    }
 }
 
 enum KV {
@@ -26,6 +42,7 @@ enum KV {
             return .serviceFailed
         }
         let shared = KVShared()
+        shared.logHeap()
         context.ready()
         while true {
             let client: any StreamSocket
@@ -36,8 +53,15 @@ enum KV {
                 Log.write("kv: the socket device failed; the service stops\n")
                 return .serviceFailed
             }
-            if Scheduler.spawn(on: 0, { serve(client, shared) }) == nil {
+            shared.clients += 1
+            let started = Scheduler.spawn(on: 0) {
+                serve(client, shared)
+                shared.clients -= 1
+                if shared.clients == 0 { shared.logHeap() }
+            }
+            if started == nil {
                 client.close()
+                shared.clients -= 1
             }
         }
     }

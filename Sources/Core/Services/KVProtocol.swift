@@ -38,7 +38,10 @@ public struct KVTable {
             return (Array("VALUE ".utf8) + value + [10], false)
         case Array("DEL".utf8):
             guard Self.valid(rest) else { return (Self.reply("ERROR usage: DEL key"), false) }
-            return (Self.reply(entries.removeValue(forKey: Array(rest)) == nil ? "NOT_FOUND" : "DELETED"), false)
+            let removed = entries.removeValue(forKey: Array(rest)) != nil
+            // A Dictionary never shrinks by itself: give the storage back once empty.
+            if entries.isEmpty { entries = [:] }
+            return (Self.reply(removed ? "DELETED" : "NOT_FOUND"), false)
         case Array("QUIT".utf8):
             return (Self.reply("BYE"), true)
         default:

@@ -99,8 +99,11 @@ public enum VirtioDevice {
         // 5, 6. FEATURES_OK, and check that the device kept it.
         status.insert(.featuresOK)
         transport.status = status
-        guard transport.status.contains(.featuresOK) else {
-            transport.status = status.union(.failed)
+        let kept = transport.status
+        guard kept.contains(.featuresOK) else {
+            // Add FAILED to what the device reports (as Linux's virtio_add_status does),
+            // not to the FEATURES_OK it refused.
+            transport.status = kept.union(.failed)
             throw .featuresNotAccepted
         }
         return accepted

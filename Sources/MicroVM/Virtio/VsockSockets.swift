@@ -81,7 +81,11 @@ final class VsockListener: Listener {
         while true {
             if closed { throw .closed }
             if sockets.driver.failed { throw .deviceFailed }
-            if !pending.isEmpty { return pending.removeFirst() }
+            if !pending.isEmpty {
+                let stream = pending.removeFirst()
+                if pending.isEmpty { pending = [] }
+                return stream
+            }
             arrived.reset()
             arrived.wait()
         }
@@ -161,6 +165,9 @@ final class VsockSockets: SocketProvider {
     func forget(_ stream: VsockStream) {
         let c = stream.connection
         streams[Key(localPort: c.local.port, peerCID: c.peer.cid, peerPort: c.peer.port)] = nil
+        // Dictionaries keep their capacity: release it when the last connection goes, so
+        // a server's memory returns to its idle figure.
+        if streams.isEmpty { streams = [:] }
     }
 
     /// Routes one packet from the device (driver thread).
