@@ -54,7 +54,7 @@ public struct QEMUCommand: Equatable, Sendable {
                 args += ["-object", "memory-backend-memfd,id=mem,size=\(memoryMiB)M,share=on",
                          "-global", "virtio-mmio.force-legacy=false",
                          "-chardev", "socket,id=vsock0,path=\(vsockSocket)",
-                         "-device", "vhost-user-vsock-device,chardev=vsock0,guest-cid=\(VsockBackend.guestCID)"]
+                         "-device", "vhost-user-vsock-device,chardev=vsock0"]   // the CID comes from the back-end (GET_CONFIG)
             }
         case .legacy:
             args += ["-M", "pc"] + accelerator.qemuArguments
