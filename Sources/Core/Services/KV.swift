@@ -42,7 +42,7 @@ enum KV {
             return .serviceFailed
         }
         let shared = KVShared()
-        shared.logHeap()
+        Scheduler.spawn(on: 0) { shared.logHeap() }
         context.ready()
         while true {
             let client: any StreamSocket
@@ -57,7 +57,9 @@ enum KV {
             let started = Scheduler.spawn(on: 0) {
                 serve(client, shared)
                 shared.clients -= 1
-                if shared.clients == 0 { shared.logHeap() }
+                // Logged from a thread of its own, which runs once this one has ended
+                // and released the connection it held.
+                if shared.clients == 0 { Scheduler.spawn(on: 0) { shared.logHeap() } }
             }
             if started == nil {
                 client.close()
