@@ -36,7 +36,6 @@ struct DriverQueue {
     /// Publishes what was added and kicks the device if it wants to be told (§2.7.13.4).
     mutating func publishAndNotify(_ transport: some VirtioTransport) throws(VirtqueueError) {
         try ring.publish(memory)
-        VirtioFence.beforeNotify()
-        if ring.needsNotification(memory) { transport.notify(index) }
+        if ring.needsNotification(memory)   // fences before reading the flags (§2.7.13.4) { transport.notify(index) }
     }
 }
