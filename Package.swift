@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "MicroVMKernel", type: .static, targets: ["MicroVM"]),
         .library(name: "LegacyKernel", type: .static, targets: ["Legacy"]),
         .executable(name: "toro-cli", targets: ["ToroCLI"]),
+        .executable(name: "toro-vsock", targets: ["ToroVsock"]),
     ],
     targets: [
         // Platform-neutral kernel: memory, boot-info parsing, log, panic, services.
@@ -44,6 +45,11 @@ let package = Package(
         .testTarget(name: "VirtIOTests", dependencies: ["Core", "VirtIOTestSupport"]),
         // virtio-vsock packet codec, connection state machine and credit; the socket API helpers.
         .testTarget(name: "VsockTests", dependencies: ["Core"]),
+        // Host side of virtio-vsock: a vhost-user back-end for QEMU's vhost-user-vsock-device,
+        // Firecracker-style hybrid Unix sockets and TCP port forwarding (`toro-vsock`).
+        .target(name: "VhostUser", dependencies: ["Core"]),
+        .executableTarget(name: "ToroVsock", dependencies: ["VhostUser"]),
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIOTestSupport"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool"]),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
         .testTarget(name: "BootTests", dependencies: ["ToroTool"]),

@@ -10,6 +10,8 @@
 // do-nothing kernel leaves asleep) and the smallest-memory search. The search uses N too
 // because each CPU costs the kernel memory of its own (stacks, per-CPU state), so the
 // minimum for 1 CPU says nothing about N; `bench boot` alone gives the 1-CPU figure.
+//
+// `toro bench kv` (the kv service against a host-native server) lives in KVBench.swift.
 
 import Foundation
 
@@ -60,6 +62,7 @@ public enum BenchCommand {
     static func cpuCount(_ cpus: Int) -> String { cpus == 1 ? "1 CPU" : "\(cpus) CPUs" }
 
     public static func main(_ arguments: [String], paths: Paths) -> Int32 {
+        if arguments.first == "kv" { return KVBench.main(Array(arguments.dropFirst()), paths: paths) }
         do throws(ToolFailure) {
             let options = try parse(arguments)
             let runs = options.runs, cpus = options.cpus

@@ -6,6 +6,11 @@
 //   tier 2-3 boot and differential tests: `swift test --filter BootTests`, which boot the
 //            prebuilt images under QEMU (TCG) through this same tool
 //            (TORO_CLI=<this binary>, TORO_ROOT, TORO_NO_BUILD=1)
+//   tier 4   fuzz targets: for each Fuzz/NAME/ folder holding a main.swift, `Fuzz/build.sh NAME`
+//            (-> .build-fuzz/NAME, libFuzzer + AddressSanitizer), then
+//            `.build-fuzz/NAME -max_total_time=30 -rss_limit_mb=2048`; each target is one
+//            unit (passed: built and exited 0). A crash's input is kept as
+//            .build-fuzz/NAME-artifacts/crash-<sha> (replay: .build-fuzz/NAME <that file>).
 //
 // Output streams live; the last line is `N passed, M failed` (tests counted from XCTest
 // and Swift Testing's own result lines; a tier whose runner fails without a failing test,
@@ -62,6 +67,9 @@ public enum TestCommand {
             total.passed += tally.passed
             total.failed += tally.failed
         }
+        let fuzz = FuzzTier.run(root: paths.root)
+        total.passed += fuzz.passed
+        total.failed += fuzz.failed
         Console.progress(String(format: "all tiers took %.0f s", Date().timeIntervalSince(start)))
         Console.line("\(total.passed) passed, \(total.failed) failed")
         return total.failed == 0 ? 0 : 1
@@ -84,6 +92,78 @@ public enum TestCommand {
             if rest.contains(" passed after ") { tally.passed += 1 }
             else if rest.contains(" failed after ") { tally.failed += 1 }
         }
+        return tally
+    }
+}
+
+/// Tier 4: the libFuzzer targets under Fuzz/, each built by Fuzz/build.sh and run briefly.
+public enum FuzzTier {
+    public static let seconds = 30
+    public static let name = "tier 4 (fuzz targets)"
+
+    /// The fuzz targets: folders directly under `root`/Fuzz that hold a main.swift, sorted.
+    public static func targets(root: String) -> [String] {
+        let folder = root + "/Fuzz"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return entries.filter { FileManager.default.fileExists(atPath: "\(folder)/\($0)/main.swift") }.sorted()
+    }
+
+    /// What the tier runs for `target`: the build, then the fuzzer.
+    public static func commands(root: String, target: String) -> (build: [String], fuzz: [String]) {
+        (["bash", root + "/Fuzz/build.sh", target],
+         [root + "/.build-fuzz/" + target, "-max_total_time=\(seconds)", "-rss_limit_mb=2048",
+          "-artifact_prefix=\(root)/.build-fuzz/\(target)-artifacts/"])
+    }
+
+    /// Builds and runs every target; a missing Fuzz/build.sh fails the tier only when
+    /// there are targets to build.
+    public static func run(root: String) -> TestCommand.Tally {
+        var tally = TestCommand.Tally()
+        let targets = targets(root: root)
+        guard !targets.isEmpty else {
+            Console.progress("\(name): no Fuzz/*/main.swift, nothing to run")
+            return tally
+        }
+        guard FileManager.default.fileExists(atPath: root + "/Fuzz/build.sh") else {
+            Console.error("\(name): Fuzz/build.sh is missing, so the fuzz targets \(targets.joined(separator: ", ")) cannot be built")
+            tally.failed = 1
+            return tally
+        }
+        for target in targets {
+            let (build, fuzz) = commands(root: root, target: target)
+            Console.progress("\(name): Fuzz/build.sh \(target)")
+            var builder = Subprocess(build)
+            builder.directory = root
+            builder.mergeStderr = true
+            builder.timeout = 900
+            let built = builder.run()
+            guard built.exitCode == 0 else {
+                Console.line(built.output)
+                Console.error("\(name): building \(target) failed (\(built.termination))")
+                tally.failed += 1
+                continue
+            }
+            try? FileManager.default.createDirectory(atPath: "\(root)/.build-fuzz/\(target)-artifacts",
+                                                     withIntermediateDirectories: true)
+            Console.progress("\(name): .build-fuzz/\(target) -max_total_time=\(seconds) -rss_limit_mb=2048")
+            var fuzzer = Subprocess(fuzz)
+            fuzzer.directory = root
+            fuzzer.mergeStderr = true
+            fuzzer.timeout = Double(seconds * 4 + 60)
+            let result = fuzzer.run()
+            let lines = result.output.consoleLines()
+            if result.exitCode == 0 {
+                let done = lines.last { $0.hasPrefix("Done ") } ?? "exited 0"
+                Console.progress("\(name): \(target) passed (\(done))")
+                tally.passed += 1
+            } else {
+                // The fuzzer's report (the crash, its stack, the input's path) is at the end.
+                Console.line(lines.suffix(60).joined(separator: "\n"))
+                Console.error("\(name): \(target) failed (\(result.termination))")
+                tally.failed += 1
+            }
+        }
+        Console.progress("\(name): \(tally.passed) passed, \(tally.failed) failed")
         return tally
     }
 }

@@ -13,7 +13,8 @@ public enum BackendLog {
     public static func line(_ text: String) {
         if let capture { capture(text); return }
         let whole = prefix + text + "\n"
-        _ = whole.withCString { fputs($0, stderr) }
+        var bytes = Array(whole.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     }
 
     public static func debug(_ text: @autoclosure () -> String) {

@@ -88,6 +88,14 @@ final class BridgedConnection {
         return max(0, min(credit, BridgedConnection.toGuestLimit - pendingToGuest))
     }
 
+    /// Whether an rx packet is due: data the guest has credit for, or the SHUTDOWN that
+    /// follows the host's EOF once all data went out.
+    var hasGuestWork: Bool {
+        guard state == .established else { return false }
+        if pendingToGuest > 0 { return credit.peerFree > 0 }
+        return hostEOF && !shutdownSent
+    }
+
     /// Queues `bytes` for the host socket that are not guest data.
     func queuePreamble(_ bytes: [UInt8]) {
         toHost.insert(contentsOf: bytes, at: toHostStart)
@@ -135,12 +143,15 @@ final class BridgedConnection {
         return slice
     }
 
-    /// A header from this connection's host side to the guest, stamped with our credit.
-    func header(_ op: VsockOp, guestCID: UInt64, length: UInt32 = 0, flags: UInt32 = 0) -> VsockHeader {
+    /// A header from this connection's host side to the guest, stamped with our credit
+    /// (`stamp: false` for a queued packet: it is stamped when it goes into an rx buffer,
+    /// because only then does the guest learn our fwd_cnt).
+    func header(_ op: VsockOp, guestCID: UInt64, length: UInt32 = 0, flags: UInt32 = 0,
+                stamp: Bool = true) -> VsockHeader {
         var header = VsockHeader(source: VsockAddress(cid: VsockAddress.hostCID, port: key.localPort),
                                  destination: VsockAddress(cid: guestCID, port: key.guestPort),
                                  op: op, length: length, flags: flags)
-        credit.stamp(&header)
+        if stamp { credit.stamp(&header) }
         return header
     }
 }

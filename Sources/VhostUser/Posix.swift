@@ -90,8 +90,11 @@ public enum Posix {
 
     /// Accepts one connection, non-blocking and close-on-exec; nil when none is waiting.
     public static func accept(_ listener: Int32) -> Int32? {
-        let fd = accept4(listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
-        return fd >= 0 ? fd : nil
+        let fd = Glibc.accept(listener, nil, nil)
+        guard fd >= 0 else { return nil }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        setNonBlocking(fd)
+        return fd
     }
 
     public static func setNonBlocking(_ fd: Int32) {

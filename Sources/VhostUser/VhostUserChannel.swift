@@ -19,7 +19,7 @@ public final class VhostUserChannel {
     /// throw every descriptor received has been closed.
     public func receive() throws(VhostUserError) -> VhostUserMessage {
         let (headerBytes, fds) = try receiveHeader()
-        do {
+        do throws(VhostUserError) {
             let header = try VhostUserHeader.decode(headerBytes)
             let payload = try readExactly(Int(header.size))
             guard payload.count == Int(header.size) else {
@@ -72,7 +72,7 @@ public final class VhostUserChannel {
         if received < 0 { throw .io(operation: "recvmsg", errno: errno) }
         if received == 0 { throw .closed }
         if received < header.count {
-            do {
+            do throws(VhostUserError) {
                 let rest = try readExactly(header.count - received)
                 header.replaceSubrange(received..., with: rest)
                 if rest.count < header.count - received { throw VhostUserError.truncatedHeader(got: received + rest.count) }

@@ -36,6 +36,7 @@ struct DriverQueue {
     /// Publishes what was added and kicks the device if it wants to be told (§2.7.13.4).
     mutating func publishAndNotify(_ transport: some VirtioTransport) throws(VirtqueueError) {
         try ring.publish(memory)
-        if ring.needsNotification(memory)   // fences before reading the flags (§2.7.13.4) { transport.notify(index) }
+        // needsNotification fences before it reads the device's flags (§2.7.13.4).
+        if ring.needsNotification(memory) { transport.notify(index) }
     }
 }
