@@ -30,8 +30,9 @@ public struct VsockOptions: Equatable, Sendable {
 
     public static let usage = """
         usage: toro-vsock --socket PATH [--uds PATH] [--cid N] [--forward HOSTPORT:GUESTPORT ...] [--verbose]
-          --socket PATH      vhost-user socket to listen on; QEMU connects with
-                             -chardev socket,id=vsock,path=PATH -device vhost-user-vsock-device,chardev=vsock,guest-cid=N
+          --socket PATH      vhost-user socket to listen on (exists once it accepts); QEMU connects with
+                             -chardev socket,id=vsock,path=PATH -device vhost-user-vsock-device,chardev=vsock
+                             (no guest-cid= there: QEMU reads the CID from this back-end's config space)
           --uds PATH         hybrid Unix socket: a host client sends "CONNECT <port>\\n" and gets "OK <local-port>\\n";
                              the guest's connections to host port P go to the Unix socket PATH_P
           --cid N            the guest's context ID (default 3)

@@ -1,0 +1,42 @@
+// toro-vsock's command line and the hybrid handshake parser (Firecracker docs/vsock.md).
+import XCTest
+@testable import VhostUser
+
+final class OptionsTests: XCTestCase {
+    func testParsesEveryOption() throws {
+        let options = try VsockOptions.parse(["--socket", "/tmp/a.sock", "--uds=/tmp/v.sock", "--cid", "7",
+                                              "--forward", "8080:80", "--forward=2222:22", "--verbose"])
+        XCTAssertEqual(options.socketPath, "/tmp/a.sock")
+        XCTAssertEqual(options.udsPath, "/tmp/v.sock")
+        XCTAssertEqual(options.guestCID, 7)
+        XCTAssertEqual(options.forwards, [VsockForward(hostPort: 8080, guestPort: 80), VsockForward(hostPort: 2222, guestPort: 22)])
+        XCTAssertTrue(options.verbose)
+        XCTAssertEqual(try VsockOptions.parse(["--socket", "s"]).guestCID, 3)
+    }
+
+    func testBadOptions() {
+        func message(_ arguments: [String]) -> String? {
+            do { _ = try VsockOptions.parse(arguments); return nil } catch { return error.message }
+        }
+        XCTAssertEqual(message([]), "--socket PATH is required")
+        XCTAssertEqual(message(["--socket"]), "--socket needs a value")
+        XCTAssertEqual(message(["--socket", "s", "--cid", "2"]), "--cid: '2' is not a guest CID (3...4294967294)")
+        XCTAssertEqual(message(["--socket", "s", "--forward", "80"]),
+                       "--forward: '80' is not HOSTPORT:GUESTPORT (1-65535:1-4294967294)")
+        XCTAssertEqual(message(["--socket", "s", "--forward", "70000:1"]),
+                       "--forward: '70000:1' is not HOSTPORT:GUESTPORT (1-65535:1-4294967294)")
+        XCTAssertEqual(message(["--socket", "s", "-p", "80:1", "-p", "80:2"]), "--forward: host port 80 given twice")
+        XCTAssertEqual(message(["--socket", "s", "--bogus"]), "unknown option '--bogus' (see --help)")
+    }
+
+    func testHandshake() {
+        XCTAssertEqual(HybridHandshake.parse(Array("CONN".utf8)), .incomplete)
+        XCTAssertEqual(HybridHandshake.parse(Array("CONNECT 52\nabc".utf8)), .connect(port: 52, rest: Array("abc".utf8)))
+        XCTAssertEqual(HybridHandshake.parse(Array("CONNECT 52\r\n".utf8)), .connect(port: 52, rest: []))
+        XCTAssertEqual(HybridHandshake.parse(Array("CONNECT x\n".utf8)), .invalid("bad port 'x'"))
+        XCTAssertEqual(HybridHandshake.parse(Array("LISTEN 5\n".utf8)), .invalid("expected 'CONNECT <port>', got 'LISTEN 5'"))
+        XCTAssertEqual(HybridHandshake.parse([UInt8](repeating: 65, count: 80)),
+                       .invalid("no CONNECT line in the first 64 bytes"))
+        XCTAssertEqual(HybridHandshake.okLine(localPort: 1 << 30), Array("OK 1073741824\n".utf8))
+    }
+}
