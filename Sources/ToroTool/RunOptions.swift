@@ -16,6 +16,7 @@ public enum AccelChoice: String, Sendable, CaseIterable {
 public struct PortForward: Equatable, Sendable {
     public var host: Int
     public var guest: Int
+    public init(host: Int, guest: Int) { self.host = host; self.guest = guest }
 }
 
 public struct SharedFolder: Equatable, Sendable {

@@ -1,7 +1,7 @@
 // `toro test`: every test tier, as CI runs it (.ci/run calls this).
 //
 //   setup    install what is missing (as `run` does), build both kernels and the
-//            do-nothing kernels once
+//            do-nothing kernels once, and the vsock back-end (toro-vsock)
 //   tier 1   host unit tests: `swift test --skip BootTests`
 //   tier 2-3 boot and differential tests: `swift test --filter BootTests`, which boot the
 //            prebuilt images under QEMU (TCG) through this same tool
@@ -38,6 +38,9 @@ public enum TestCommand {
                 try builder.build(platform)
                 try builder.buildNull(platform)
             }
+            // The vsock back-end too, before `swift test` holds .build's lock (the kv boot
+            // tests start it through `toro run -p`).
+            _ = try VsockBackend.executable(paths: paths)
         } catch {
             Console.error(error.message)
             Console.line("0 passed, 1 failed")

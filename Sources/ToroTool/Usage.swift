@@ -25,13 +25,14 @@ public enum Usage {
       bench     boot benchmark: Toro next to a do-nothing kernel, image sizes, smallest memory;
                 `bench boot --cpus N` boots every kernel with N CPUs (default 1);
                 `bench kv`: the kv service on microvm (TCG, through -p) next to a host-native server,
-                requests/s and latency p50/p90/p99 with 1 and 50 connections (defaults: 3 runs, 2000 requests)
+                requests/s and latency p50/p90/p99 with 1 and 50 connections (defaults: 3 runs, 5000 requests)
 
     run defaults: --platform microvm --service hello --cpus 1 --memory 64 --accel auto --timeout 60
       --accel auto      TCG when the host's KVM is kvm-pvm or /dev/kvm is unusable, else KVM
       --print-command   print the exact QEMU command line (shell-quoted) and start nothing
-      -p, --share       need virtio-vsock and virtio-fs, which the kernel does not have yet:
-                        refused with an error rather than ignored
+      -p H:G            microvm: toro-vsock (vhost-user vsock back-end) listens on 127.0.0.1:H
+                        and bridges each TCP connection to guest port G; legacy: refused (no TCP/IP yet)
+      --share           needs virtio-fs, which the kernel does not have yet: refused with an error
       --service NAME    one of the services `./toro services` lists (each with what it does)
       --cpus N          1 to 16 (the kernel's limit)
       -- KERNEL-ARGS    appended to the kernel command line after service=NAME,

@@ -34,6 +34,14 @@ public final class VsockBackend: @unchecked Sendable {
     /// Builds toro-vsock when needed and returns its path.
     static func executable(paths: Paths) throws(ToolFailure) -> String {
         let path = paths.root + "/.build/debug/toro-vsock"
+        // `toro test` builds it once up front; a build here would wait on the running
+        // `swift test`'s lock on .build.
+        if KernelBuilder.skipBuild {
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw ToolFailure(.buildFailed, "TORO_NO_BUILD is set but \(path) does not exist; run swift build --product toro-vsock")
+            }
+            return path
+        }
         Console.progress("building the vsock back-end (toro-vsock)…")
         var build = Subprocess(["swift", "build", "--product", "toro-vsock"])
         build.directory = paths.root

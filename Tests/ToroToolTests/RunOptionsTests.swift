@@ -86,12 +86,13 @@ final class RunOptionsTests: XCTestCase {
         XCTAssertNoThrow(try options.checkMemory(minimumMiB: 1))
     }
 
-    func testPortsAreValidatedThenRefused() {
+    func testPortsAreValidatedAndRefusedOnLegacyOnly() throws {
         for bad in ["80", "80:", ":80", "0:80", "80:65536", "a:b", "80:80:80", "-1:80"] {
             assertBadArgument(["-p", bad], mentions: "HOSTPORT:GUESTPORT")
         }
-        assertBadArgument(["-p", "8080:80"], mentions: "needs virtio-vsock")
-        assertBadArgument(["--publish", "1:65535"], mentions: "needs virtio-vsock")
+        let (options, _) = try RunOptions.parse(["-p", "8080:80", "--publish", "1:65535"], workingDirectory: "/tmp")
+        XCTAssertEqual(options.ports, [PortForward(host: 8080, guest: 80), PortForward(host: 1, guest: 65535)])
+        assertBadArgument(["--platform", "legacy", "-p", "8080:80"], mentions: "needs virtio-net")
     }
 
     func testSharesAreValidatedThenRefused() throws {

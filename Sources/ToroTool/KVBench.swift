@@ -1,0 +1,454 @@
+// `toro bench kv [--runs N] [--requests N]`: the kv service on MicroVM (under TCG, reached
+// through `-p` and the toro-vsock back-end) next to a host-native server speaking the same
+// protocol (HostKVServer), measured by the same client (KVClient): requests per second and
+// latency p50/p90/p99 with 1 connection and with 50 connections, and the ratio Toro / host.
+// Figures only: a slow run never fails the command; a wrong reply or a boot that fails does.
+//
+// Each measurement opens its connections first (one untimed GET each, so every connection
+// is served before the clock starts), then every connection sends its share of the
+// requests one at a time, waiting for each reply: a quarter SET, three quarters GET of the
+// key just set, every reply checked. Runs are interleaved (Toro 1, Toro 50, host 1,
+// host 50, then again) so that noise on the host hits both alike; requests per second is
+// the median over the runs, latencies are percentiles of every request of every run.
+//
+// The guest is booted by this same tool as a child (`toro run --service kv -p PORT:80
+// --accel tcg`) and stopped with SIGTERM at the end (its own handler stops QEMU and the
+// back-end). BackgroundProcess, the helper that runs it, is shared with the kv boot test.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+public enum KVBench {
+    public struct Options: Equatable, Sendable {
+        public var runs = 3
+        /// Requests per measurement (spread over its connections).
+        public var requests = 5000
+        public init() {}
+    }
+
+    public static let connectionCounts = [1, 50]
+    static let usage = "./toro bench kv [--runs N] [--requests N]"
+
+    /// Parses the arguments after `bench kv`.
+    public static func parse(_ arguments: [String]) throws(ToolFailure) -> Options {
+        var options = Options()
+        var reader = ArgumentReader(arguments)
+        while let flag = try reader.nextFlag() {
+            switch flag {
+            case "--runs":
+                options.runs = try ArgumentReader.number(try reader.value(for: flag), flag: flag, range: 1...1000,
+                                                         what: "a number of runs")
+            case "--requests":
+                options.requests = try ArgumentReader.number(try reader.value(for: flag), flag: flag,
+                                                             range: 50...10_000_000, what: "a number of requests")
+            default:
+                throw ArgumentReader.unknown(flag, command: "bench kv")
+            }
+        }
+        guard reader.passthrough.isEmpty else {
+            throw ToolFailure(.badArgument, "bench kv takes no kernel arguments (nothing after --)")
+        }
+        return options
+    }
+
+    /// The figures of one target at one connection count.
+    public struct Figures: Sendable {
+        public var label: String
+        public var connections: Int
+        public var requestsPerSecond: [Double] = []
+        public var latencies: [Double] = []
+        public var failures: [String] = []
+    }
+
+    public static func main(_ arguments: [String], paths: Paths) -> Int32 {
+        let guest: BackgroundProcess
+        let options: Options
+        do throws(ToolFailure) {
+            options = try parse(arguments)
+            try Installer.ensure(Installer.forBooting)
+            try KernelBuilder(paths: paths).build(.microvm)
+            guard let port = KVClient.freePort() else { throw ToolFailure(.qemuFailed, "no free TCP port on 127.0.0.1") }
+            let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            Console.progress("starting toro run --service kv -p \(port):80 --accel tcg…")
+            guest = try BackgroundProcess([binary, "run", "--service", "kv", "-p", "\(port):80", "--accel", "tcg",
+                                           "--timeout", "\(RunOptions.maxTimeout)"],
+                                          environment: ["TORO_ROOT": paths.root, "TORO_NO_BUILD": "1"], echoErrors: true)
+            guest.port = port
+            guard guest.waitForLine(timeout: 600, where: { $0 == "ready: kv" }) != nil else {
+                let tail = guest.outputLines.suffix(20).joined(separator: "\n")
+                _ = guest.stop()
+                throw ToolFailure(.qemuFailed, "kv did not print 'ready: kv' (\(guest.termination.map { "\($0)" } ?? "timeout"))"
+                                  + (tail.isEmpty ? "" : "; its console ended with:\n" + tail))
+            }
+        } catch {
+            Console.error(error.message)
+            return error.status.rawValue
+        }
+        defer { _ = guest.stop() }
+        let host: HostKVServer
+        do throws(KVClientError) { host = try HostKVServer() } catch {
+            Console.error("could not start the host-native server: \(error)")
+            return ToroStatus.qemuFailed.rawValue
+        }
+        host.start()
+        defer { host.stop() }
+
+        let targets = [("toro microvm", guest.port), ("host native", host.port)]
+        var figures: [Figures] = []
+        for (label, _) in targets {
+            for connections in connectionCounts { figures.append(Figures(label: label, connections: connections)) }
+        }
+        Console.line("kv benchmark: \(plural(options.runs, "run")) of \(options.requests) requests at each of "
+                     + "\(connectionCounts.map(String.init).joined(separator: " and ")) connections, "
+                     + "25% SET / 75% GET, one request in flight per connection; kv on microvm (TCG, 1 CPU, 64 MiB, "
+                     + "vsock through toro-vsock) and a host-native threaded server")
+        for run in 1...options.runs {
+            var index = 0
+            for (label, port) in targets {
+                for connections in connectionCounts {
+                    Console.progress("run \(run)/\(options.runs): \(label), \(plural(connections, "connection"))…")
+                    let result = measure(port: port, connections: connections, requests: options.requests,
+                                         tag: "r\(run)\(label.first!)\(connections)")
+                    if let seconds = result.seconds, result.failures.isEmpty {
+                        figures[index].requestsPerSecond.append(Double(options.requests) / seconds)
+                    }
+                    figures[index].latencies += result.latencies
+                    figures[index].failures += result.failures
+                    index += 1
+                }
+            }
+        }
+        for line in table(figures) { Console.line(line) }
+        let failures = figures.flatMap { figure in figure.failures.map { "\(figure.label), \(plural(figure.connections, "connection")): \($0)" } }
+        for failure in failures.prefix(10) { Console.error(failure) }
+        if failures.count > 10 { Console.error("… and \(failures.count - 10) more failures") }
+        return failures.isEmpty ? 0 : 1
+    }
+
+    /// One measurement: wall time (nil when it could not run), each request's latency, and
+    /// what went wrong (a wrong reply, a connection that failed).
+    public static func measure(port: Int, connections: Int, requests: Int, tag: String)
+        -> (seconds: Double?, latencies: [Double], failures: [String]) {
+        var clients: [KVClient] = []
+        for index in 0..<connections {
+            do throws(KVClientError) {
+                let client = try KVClient.connect(port: port, within: 10)
+                let reply = try client.request("GET \(tag)_warm_\(index)")
+                guard reply == "NOT_FOUND" else { return (nil, [], ["warm-up GET: expected NOT_FOUND, got '\(reply)'"]) }
+                clients.append(client)
+            } catch {
+                return (nil, [], ["connection \(index): \(error)"])
+            }
+        }
+        let results = ResultSlots(count: connections)
+        let start = DispatchSemaphore(value: 0)
+        let done = DispatchGroup()
+        for (index, client) in clients.enumerated() {
+            let share = requests / connections + (index < requests % connections ? 1 : 0)
+            let box = ClientBox(client)
+            done.enter()
+            Thread.detachNewThread {
+                start.wait()
+                results.set(index, run(box.client, requests: share, key: "\(tag)_c\(index)"))
+                done.leave()
+            }
+        }
+        let begin = BackgroundProcess.monotonicNow()
+        for _ in clients { start.signal() }
+        done.wait()
+        let seconds = BackgroundProcess.monotonicNow() - begin
+        var latencies: [Double] = [], failures: [String] = []
+        for slot in results.values {
+            latencies += slot.latencies
+            if let failure = slot.failure { failures.append(failure) }
+        }
+        for client in clients where failures.isEmpty {
+            if let reply = try? client.request("QUIT"), reply != "BYE" { failures.append("QUIT: expected BYE, got '\(reply)'") }
+        }
+        return (seconds, latencies, failures)
+    }
+
+    /// One connection's requests: SET key_n value, then three GETs of it, repeated.
+    static func run(_ client: KVClient, requests: Int, key: String) -> (latencies: [Double], failure: String?) {
+        var latencies: [Double] = []
+        latencies.reserveCapacity(requests)
+        var value = ""
+        var currentKey = ""
+        for i in 0..<requests {
+            let request: String, expected: String
+            if i % 4 == 0 {
+                currentKey = "\(key)_\(i / 4 % 32)"
+                value = "value \(i) of \(key)"
+                request = "SET \(currentKey) \(value)"
+                expected = "OK"
+            } else {
+                request = "GET \(currentKey)"
+                expected = "VALUE \(value)"
+            }
+            let sent = BackgroundProcess.monotonicNow()
+            do throws(KVClientError) {
+                let reply = try client.request(request)
+                latencies.append(BackgroundProcess.monotonicNow() - sent)
+                if reply != expected { return (latencies, "'\(request)': expected '\(expected)', got '\(reply)'") }
+            } catch {
+                return (latencies, "'\(request)': \(error)")
+            }
+        }
+        return (latencies, nil)
+    }
+
+    static func plural(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
+
+    /// The value at `fraction` (0…1) of `sorted` by nearest rank.
+    public static func percentile(_ sorted: [Double], _ fraction: Double) -> Double? {
+        guard !sorted.isEmpty else { return nil }
+        let rank = Int((fraction * Double(sorted.count)).rounded(.up))
+        return sorted[min(max(rank, 1), sorted.count) - 1]
+    }
+
+    static func median(_ values: [Double]) -> Double? { BenchCommand.median(values) }
+
+    static func table(_ figures: [Figures]) -> [String] {
+        func column(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+        func number(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "-" }
+        var lines = ["target".padding(toLength: 14, withPad: " ", startingAt: 0) + column("conns", 6) + column("req/s", 11)
+                     + column("p50 ms", 10) + column("p90 ms", 10) + column("p99 ms", 10) + column("failed", 8)]
+        var summary: [String: (rps: Double?, p: [Double?])] = [:]
+        for figure in figures {
+            let sorted = figure.latencies.sorted()
+            let p = [0.5, 0.9, 0.99].map { percentile(sorted, $0).map { $0 * 1000 } }
+            let rps = median(figure.requestsPerSecond)
+            summary["\(figure.label) \(figure.connections)"] = (rps, p)
+            lines.append(figure.label.padding(toLength: 14, withPad: " ", startingAt: 0) + column("\(figure.connections)", 6)
+                         + column(number(rps, "%.0f"), 11) + p.map { column(number($0, "%.3f"), 10) }.joined()
+                         + column("\(figure.failures.count)", 8))
+        }
+        var ratios: [String] = []
+        for connections in connectionCounts {
+            guard let toro = summary["toro microvm \(connections)"], let host = summary["host native \(connections)"] else { continue }
+            func ratio(_ a: Double?, _ b: Double?) -> String {
+                guard let a, let b, b > 0 else { return "-" }
+                return String(format: a / b >= 10 ? "%.0fx" : "%.2fx", a / b)
+            }
+            let names = ["p50", "p90", "p99"]
+            ratios.append("\(plural(connections, "connection")): req/s \(ratio(toro.rps, host.rps)), "
+                          + names.indices.map { "\(names[$0]) \(ratio(toro.p[$0], host.p[$0]))" }.joined(separator: ", "))
+        }
+        lines.append("toro / host: " + ratios.joined(separator: "; "))
+        return lines
+    }
+}
+
+/// Hands a client to the thread that uses it (one thread at a time, as KVClient requires).
+final class ClientBox: @unchecked Sendable {
+    let client: KVClient
+    init(_ client: KVClient) { self.client = client }
+}
+
+/// One result per thread.
+final class ResultSlots: @unchecked Sendable {
+    private var slots: [(latencies: [Double], failure: String?)]
+    private let lock = NSLock()
+    init(count: Int) { slots = Array(repeating: ([], nil), count: count) }
+    func set(_ index: Int, _ value: (latencies: [Double], failure: String?)) { lock.lock(); slots[index] = value; lock.unlock() }
+    var values: [(latencies: [Double], failure: String?)] { lock.lock(); defer { lock.unlock() }; return slots }
+}
+
+/// A child process that runs while the caller talks to it (a booted service): its stdout
+/// and stderr lines are collected as they arrive, and the caller can wait for a line.
+/// stdin is /dev/null; the pipe ends are close-on-exec. The child is registered with
+/// ChildRegistry, so interrupting toro stops it too.
+public final class BackgroundProcess: @unchecked Sendable {
+    public let pid: pid_t
+    /// The host port the caller forwarded to the guest, for its own bookkeeping.
+    public var port = 0
+    private let condition = NSCondition()
+    private var out: [String] = []
+    private var err: [String] = []
+    private var status: Termination?
+    private var openReaders = 2
+
+    /// Starts `arguments` with `environment` added to ours; `echoErrors` copies the child's
+    /// stderr lines to ours as they arrive.
+    public init(_ arguments: [String], environment: [String: String] = [:], echoErrors: Bool = false) throws(ToolFailure) {
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0 else { throw ToolFailure(.qemuFailed, "pipe: \(errnoText())") }
+        guard pipe(&errPipe) == 0 else { close(outPipe[0]); close(outPipe[1]); throw ToolFailure(.qemuFailed, "pipe: \(errnoText())") }
+        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in argv + envp { free(p) } }
+        var pid: pid_t = 0
+        let spawnError = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
+        close(outPipe[1]); close(errPipe[1])
+        guard spawnError == 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            throw ToolFailure(.qemuFailed, "could not start \(arguments[0]): \(String(cString: strerror(spawnError)))")
+        }
+        self.pid = pid
+        let child = pid
+        ChildRegistry.add(pid: child, group: false)
+        for (fd, isOutput) in [(outPipe[0], true), (errPipe[0], false)] {
+            Thread.detachNewThread { [self] in
+                collect(fd, isOutput: isOutput, echo: echoErrors && !isOutput)
+                close(fd)
+            }
+        }
+        Thread.detachNewThread { [self] in
+            var raw: Int32 = 0
+            while waitpid(child, &raw, 0) < 0 && errno == EINTR {}
+            ChildRegistry.remove(pid: child)
+            condition.lock()
+            status = raw & 0x7f == 0 ? .exited((raw >> 8) & 0xff) : .signaled(raw & 0x7f)
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    private func collect(_ fd: Int32, isOutput: Bool, echo: Bool) {
+        var pending = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        func add(_ bytes: [UInt8]) {
+            let line = String(decoding: bytes.filter { $0 != 13 }, as: UTF8.self)
+            if echo { writeAll(2, Array((line + "\n").utf8)[...]) }
+            condition.lock()
+            if isOutput { out.append(line) } else { err.append(line) }
+            condition.broadcast()
+            condition.unlock()
+        }
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            for byte in buffer[0..<count] {
+                if byte == 10 { add(pending); pending.removeAll(keepingCapacity: true) } else { pending.append(byte) }
+            }
+        }
+        if !pending.isEmpty { add(pending) }
+        condition.lock(); openReaders -= 1; condition.broadcast(); condition.unlock()
+    }
+
+    /// The child's stdout lines so far (without "\r" and "\n").
+    public var outputLines: [String] { condition.lock(); defer { condition.unlock() }; return out }
+    /// The child's stderr lines so far.
+    public var errorLines: [String] { condition.lock(); defer { condition.unlock() }; return err }
+    /// How the child ended, or nil while it runs.
+    public var termination: Termination? { condition.lock(); defer { condition.unlock() }; return status }
+
+    /// Waits for the first stdout line at index `from` or later that satisfies `predicate`;
+    /// nil after `timeout` seconds, or once the child has exited and its output is read.
+    public func waitForLine(from: Int = 0, timeout: Double, where predicate: (String) -> Bool) -> (index: Int, line: String)? {
+        let deadline = Date().addingTimeInterval(timeout)
+        var exitSeen: Date? = nil
+        condition.lock(); defer { condition.unlock() }
+        var next = from
+        while true {
+            while next < out.count {
+                if predicate(out[next]) { return (next, out[next]) }
+                next += 1
+            }
+            if status != nil {
+                // Output may lag the exit a little, or stay open in a grandchild: give it 1 s.
+                if openReaders == 0 || Date().timeIntervalSince(exitSeen ?? Date()) > 1 { return nil }
+                if exitSeen == nil { exitSeen = Date() }
+            }
+            if Date() >= deadline { return nil }
+            _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.2)))
+        }
+    }
+
+    /// Waits up to `timeout` seconds for the child to exit; its termination, or nil.
+    public func wait(timeout: Double) -> Termination? {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock(); defer { condition.unlock() }
+        while status == nil && Date() < deadline { _ = condition.wait(until: deadline) }
+        return status
+    }
+
+    /// Sends `signal` to the child (if it still runs).
+    public func send(_ signal: Int32) {
+        if termination == nil { kill(pid, signal) }
+    }
+
+    /// Stops the child: SIGTERM, then SIGKILL after `grace` seconds. Returns how it ended.
+    @discardableResult
+    public func stop(grace: Double = 10) -> Termination {
+        send(SIGTERM)
+        if let ended = wait(timeout: grace) { return ended }
+        send(SIGKILL)
+        return wait(timeout: 10) ?? .timedOut
+    }
+
+    /// The pids of the child's own children whose command name (`/proc/PID/comm`) is `name`.
+    public func children(named name: String) -> [pid_t] {
+        BackgroundProcess.children(of: pid).filter { BackgroundProcess.commandName(of: $0) == name }
+    }
+
+    /// The pids whose parent is `parent` (from /proc/PID/stat).
+    public static func children(of parent: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid_t($0) }.filter { processState(of: $0)?.parent == parent }
+    }
+
+    /// The state letter and parent pid of `pid`, or nil when there is no such process.
+    public static func processState(of pid: pid_t) -> (state: Character, parent: pid_t)? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count >= 2, let state = fields[0].first, let parent = pid_t(fields[1]) else { return nil }
+        return (state, parent)
+    }
+
+    /// `/proc/PID/comm` (the command name, at most 15 bytes), or nil.
+    public static func commandName(of pid: pid_t) -> String? {
+        (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Whether `pid` is a running process (a zombie counts as gone).
+    public static func isAlive(_ pid: pid_t) -> Bool {
+        guard let state = processState(of: pid)?.state else { return false }
+        return state != "Z" && state != "X"
+    }
+
+    static func monotonicNow() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+}
+
+/// The kernel's `kv: idle, heap in use B bytes in N allocations, K keys` log line.
+public struct KVIdleReport: Equatable, Sendable {
+    public var bytes: Int
+    public var allocations: Int
+    public var keys: Int
+
+    public init(bytes: Int, allocations: Int, keys: Int) {
+        self.bytes = bytes
+        self.allocations = allocations
+        self.keys = keys
+    }
+
+    /// Parses a console line (timestamped or not); nil when it is not such a report.
+    public static func parse(_ line: String) -> KVIdleReport? {
+        let text = KernelLog.stripTimestamp(Substring(line)).map(String.init) ?? line
+        guard text.hasPrefix("kv: idle, heap in use ") else { return nil }
+        let words = text.split(separator: " ")
+        // kv: idle, heap in use B bytes in N allocations, K keys   (12 words)
+        guard words.count == 12, words[6] == "bytes", words[7] == "in", words[9] == "allocations,", words[11] == "keys",
+              let bytes = Int(words[5]), let allocations = Int(words[8]), let keys = Int(words[10]) else {
+            return nil
+        }
+        return KVIdleReport(bytes: bytes, allocations: allocations, keys: keys)
+    }
+}
