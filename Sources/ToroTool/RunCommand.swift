@@ -33,12 +33,17 @@ public enum RunCommand {
             }
             let died = DiedNote()
             backend?.watch { message in
+                // toro-vsock also exits, normally, when QEMU closes its socket on the way
+                // out; only a back-end that is gone while QEMU still runs is a failure.
+                usleep(300_000)
+                if died.guestFinished { return }
                 died.set(message)
                 ChildRegistry.killAll()
             }
             let cpus = options.cpus == 1 ? "1 CPU" : "\(options.cpus) CPUs"
             Console.progress("booting \(options.service) on \(options.platform.rawValue) (\(accelerator.rawValue), \(cpus), \(options.memoryMiB) MiB)")
             let outcome = Boot.run(command, timeout: options.timeoutSeconds, echo: true)
+            died.guestFinished = true
             backend?.stop()
             if let message = died.get() {
                 Console.error(message)
@@ -87,6 +92,11 @@ public enum BuildCommand {
 final class DiedNote: @unchecked Sendable {
     private let lock = NSLock()
     private var message: String?
+    private var finished = false
+    var guestFinished: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return finished }
+        set { lock.lock(); finished = newValue; lock.unlock() }
+    }
     func set(_ text: String) { lock.lock(); message = text; lock.unlock() }
     func get() -> String? { lock.lock(); defer { lock.unlock() }; return message }
 }
