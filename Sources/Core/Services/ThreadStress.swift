@@ -58,6 +58,10 @@ enum ThreadStress {
             }
             for h in helpers { h.join() }
         }
+        // A joined thread has signalled its end but its CPU may not have switched away
+        // from it yet (the stack and thread object are recycled at that switch): give every
+        // CPU a moment to do so before the figures are read.
+        Scheduler.sleep(milliseconds: 5)
     }
 
     static func report(_ label: StaticString, _ s: HeapStatistics) {
