@@ -128,18 +128,26 @@ public enum Kernel {
     /// `heap: in use B bytes in N allocations, free F bytes, peak P bytes, P pages`.
     public static func logHeapStatistics() {
         let stats = KernelMemory.statistics()
-        Log.timestamp()
-        Log.write("heap: in use ")
-        Log.decimal(stats.bytesInUse)
-        Log.write(" bytes in ")
-        Log.decimal(stats.liveAllocations)
-        Log.write(" allocations, free ")
+        logHeap("heap:", stats)
+        Log.write(", free ")
         Log.decimal(stats.bytesFree)
         Log.write(" bytes, peak ")
         Log.decimal(stats.peakBytesInUse)
         Log.write(" bytes, ")
         Log.decimal(stats.pagesHeld)
         Log.write(" pages\n")
+    }
+
+    /// Starts a timestamped line `<prefix> in use B bytes in N allocations` (no newline):
+    /// the figures every heap report shares, and the ones the boot tests compare.
+    public static func logHeap(_ prefix: StaticString, _ stats: HeapStatistics) {
+        Log.timestamp()
+        Log.write(prefix)
+        Log.write(" in use ")
+        Log.decimal(stats.bytesInUse)
+        Log.write(" bytes in ")
+        Log.decimal(stats.liveAllocations)
+        Log.write(" allocations")
     }
 
     static func describe(_ error: CommandLineError) {

@@ -64,9 +64,9 @@ final class SMPBootTests: XCTestCase {
             let lines = Harness.lines(result.output).map { KernelLog.stripTimestamp(Substring($0)).map(String.init) ?? $0 }
             XCTAssertTrue(lines.contains("threadstress: 100000 threads finished"), dump)
             XCTAssertTrue(lines.contains("threadstress: heap back to baseline"), dump)
-            let baseline = lines.lazy.compactMap { HeapFigures(line: $0, after: "threadstress: heap baseline: ") }.first
-            let after = lines.lazy.compactMap { HeapFigures(line: $0, after: "threadstress: heap after: ") }.first
-            XCTAssertNotNil(baseline, "no 'threadstress: heap baseline: B bytes in A allocations'\n" + dump)
+            let baseline = lines.lazy.compactMap { HeapFigures(line: $0, after: "threadstress: heap baseline: in use ") }.first
+            let after = lines.lazy.compactMap { HeapFigures(line: $0, after: "threadstress: heap after: in use ") }.first
+            XCTAssertNotNil(baseline, "no 'threadstress: heap baseline: in use B bytes in A allocations'\n" + dump)
             XCTAssertNotNil(after, "no 'threadstress: heap after: B bytes in A allocations'\n" + dump)
             if let baseline, let after {
                 XCTAssertEqual(after, baseline, "\(platform): the heap did not return to its baseline\n" + dump)

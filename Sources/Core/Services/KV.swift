@@ -11,13 +11,8 @@ final class KVShared {
     /// client has gone with the ones at start.
     func logHeap() {
         KernelMemory.drainRemoteFrees()
-        let stats = KernelMemory.statistics()
-        Log.timestamp()
-        Log.write("kv: idle, heap in use ")
-        Log.decimal(stats.bytesInUse)
-        Log.write(" bytes in ")
-        Log.decimal(stats.liveAllocations)
-        Log.write(" allocations, ")
+        Kernel.logHeap("kv: idle, heap", KernelMemory.statistics())
+        Log.write(", ")
         Log.decimal(table.count)
         Log.write(" keys\n")
     }

@@ -42,8 +42,8 @@ enum ThreadStress {
         Log.write("threadstress: ")
         Log.decimal(count)
         Log.write(" threads finished\n")
-        report("baseline", baseline)
-        report("after", after)
+        report("threadstress: heap baseline:", baseline)
+        report("threadstress: heap after:", after)
         let same = after.bytesInUse == baseline.bytesInUse && after.liveAllocations == baseline.liveAllocations
         Log.write(same ? "threadstress: heap back to baseline\n" : "threadstress: FAILED heap did not return to baseline\n")
         return same && count == rounds * perRound ? .success : .serviceFailed
@@ -65,13 +65,7 @@ enum ThreadStress {
     }
 
     static func report(_ label: StaticString, _ s: HeapStatistics) {
-        Log.timestamp()
-        Log.write("threadstress: heap ")
-        Log.write(label)
-        Log.write(": ")
-        Log.decimal(s.bytesInUse)
-        Log.write(" bytes in ")
-        Log.decimal(s.liveAllocations)
-        Log.write(" allocations\n")
+        Kernel.logHeap(label, s)
+        Log.put(10)
     }
 }
