@@ -1,5 +1,7 @@
 // Runs a child process: spawns it (optionally in its own process group), streams its
 // output live to our own stdout/stderr while capturing it, and enforces a deadline.
+// `Subprocess.spawn`, which starts it, is also how BackgroundProcess and the boot tests'
+// TimedRun start theirs.
 //
 // Rules for callers: the child's stdin is /dev/null (QEMU's `-serial stdio` then never
 // fights the shell for the terminal, and a backgrounded child never stops on SIGTTIN).
@@ -62,72 +64,19 @@ public struct Subprocess: Sendable {
     /// Runs the child to completion.
     public func run() -> ProcessResult {
         let start = Date()
-        guard !arguments.isEmpty else {
-            return ProcessResult(termination: .failedToStart("no command"), output: "",
-                                 errorOutput: "", seconds: 0)
-        }
-        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
-        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
-            return ProcessResult(termination: .failedToStart("pipe: \(errnoText())"),
-                                 output: "", errorOutput: "", seconds: 0)
-        }
-        // Close-on-exec, so that a child spawned by another thread at the same moment does
-        // not inherit these ends and keep our reader from seeing end-of-file. (Swift's
-        // Glibc module has no pipe2; the dup2 actions below clear the flag on 1 and 2.)
-        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, mergeStderr ? outPipe[1] : errPipe[1], 2)
-        for fd in outPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var flags = Int32(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
-        if ownGroup {
-            flags |= Int32(POSIX_SPAWN_SETPGROUP)
-            posix_spawnattr_setpgroup(&attributes, 0)
-        }
-        posix_spawnattr_setflags(&attributes, Int16(flags))
-
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in argv + envp { free(p) } }
-
-        if let directory {
-            guard let addChdir = spawnAddChdir else {
-                for fd in outPipe + errPipe { close(fd) }
-                return ProcessResult(termination: .failedToStart("this C library cannot set a child's directory"),
-                                     output: "", errorOutput: "", seconds: 0)
-            }
-            _ = addChdir(&actions, directory)
-        }
-        var pid: pid_t = 0
-        let spawnError = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
-        close(outPipe[1]); close(errPipe[1])
-        guard spawnError == 0 else {
-            close(outPipe[0]); close(errPipe[0])
-            return ProcessResult(
-                termination: .failedToStart("\(arguments[0]): \(String(cString: strerror(spawnError)))"),
-                output: "", errorOutput: "", seconds: 0)
+        let pid: pid_t, outRead: Int32, errRead: Int32
+        do throws(ToolFailure) {
+            (pid, outRead, errRead) = try Subprocess.spawn(arguments, environment: environment, directory: directory,
+                                                           mergeStderr: mergeStderr, ownGroup: ownGroup,
+                                                           defaultSignals: true, searchPath: true)
+        } catch {
+            return ProcessResult(termination: .failedToStart(error.message), output: "", errorOutput: "", seconds: 0)
         }
         ChildRegistry.add(pid: pid, group: ownGroup)
         defer { ChildRegistry.remove(pid: pid) }
 
         var output = [UInt8](), errors = [UInt8]()
-        var open: [(fd: Int32, isOutput: Bool)] = [(outPipe[0], true), (errPipe[0], false)]
+        var open: [(fd: Int32, isOutput: Bool)] = [(outRead, true), (errRead, false)]
         var status: Int32 = 0
         var exited = false, timedOut = false
         var exitTime: Date? = nil
@@ -195,6 +144,85 @@ public struct Subprocess: Sendable {
                              output: String(decoding: output, as: UTF8.self),
                              errorOutput: String(decoding: errors, as: UTF8.self),
                              seconds: (exitTime ?? Date()).timeIntervalSince(start))
+    }
+}
+
+extension Subprocess {
+    /// Starts `arguments` with stdin on /dev/null and stdout and stderr on pipes of their
+    /// own (stderr into the stdout pipe when `mergeStderr`; the stderr pipe then only ever
+    /// reports end-of-file). Returns the child's pid and our read ends of the two pipes,
+    /// which the caller reads, closes, and reaps the pid. The pipe ends are close-on-exec,
+    /// so that a child spawned by another thread at the same moment does not inherit them
+    /// and keep our reader from seeing end-of-file.
+    ///
+    /// `environment` is added to (or replaces) toro's own; `directory` is the child's
+    /// working directory. `ownGroup` starts the child in a process group of its own.
+    /// `defaultSignals` gives it the default handling of SIGINT, SIGTERM, SIGPIPE and SIGHUP
+    /// and an empty signal mask, whatever ours are (otherwise it inherits our ignored
+    /// signals and mask). `searchPath` looks a command without a slash up in PATH
+    /// (posix_spawnp); otherwise it is a path (posix_spawn). Failures are `.qemuFailed`,
+    /// the message saying why ("pipe: …", "COMMAND: …").
+    public static func spawn(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil,
+                             mergeStderr: Bool = false, ownGroup: Bool = false, defaultSignals: Bool = false,
+                             searchPath: Bool = false)
+        throws(ToolFailure) -> (pid: pid_t, stdout: Int32, stderr: Int32) {
+        guard let command = arguments.first else { throw ToolFailure(.qemuFailed, "no command") }
+        if directory != nil && spawnAddChdir == nil {
+            throw ToolFailure(.qemuFailed, "this C library cannot set a child's directory")
+        }
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0 else { throw ToolFailure(.qemuFailed, "pipe: \(errnoText())") }
+        guard pipe(&errPipe) == 0 else {
+            let failure = ToolFailure(.qemuFailed, "pipe: \(errnoText())")
+            close(outPipe[0]); close(outPipe[1])
+            throw failure
+        }
+        // Swift's Glibc module has no pipe2; the dup2 actions below clear the flag on 1 and 2.
+        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, mergeStderr ? outPipe[1] : errPipe[1], 2)
+        for fd in outPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
+        if let directory, let addChdir = spawnAddChdir { _ = addChdir(&actions, directory) }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var flags: Int32 = 0
+        if defaultSignals {
+            var defaults = sigset_t()
+            sigemptyset(&defaults)
+            for signal in [SIGINT, SIGTERM, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
+            posix_spawnattr_setsigdefault(&attributes, &defaults)
+            var empty = sigset_t()
+            sigemptyset(&empty)
+            posix_spawnattr_setsigmask(&attributes, &empty)
+            flags |= Int32(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
+        }
+        if ownGroup {
+            flags |= Int32(POSIX_SPAWN_SETPGROUP)
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
+
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in argv + envp { free(p) } }
+
+        var pid: pid_t = 0
+        let spawnError = searchPath ? posix_spawnp(&pid, command, &actions, &attributes, argv, envp)
+                                    : posix_spawn(&pid, command, &actions, &attributes, argv, envp)
+        close(outPipe[1]); close(errPipe[1])
+        guard spawnError == 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            throw ToolFailure(.qemuFailed, "\(command): \(String(cString: strerror(spawnError)))")
+        }
+        return (pid, outPipe[0], errPipe[0])
     }
 }
 

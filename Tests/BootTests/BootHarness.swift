@@ -123,8 +123,8 @@ struct TimedLine: Sendable {
 
 /// A child process whose stdout is read line by line with each line's arrival time.
 ///
-/// Spawned like `Subprocess` (stdin /dev/null, close-on-exec pipe ends, so a child spawned
-/// by another thread cannot hold them open); stdout is read on its own thread, so each
+/// Spawned by `Subprocess.spawn` (stdin /dev/null, close-on-exec pipe ends, so a child
+/// spawned by another thread cannot hold them open); stdout is read on its own thread, so each
 /// line is stamped when it arrives rather than when the child ends. On `limit` the child
 /// gets SIGTERM (toro then kills its QEMU's process group), then SIGKILL.
 struct TimedRun: Sendable {
@@ -156,33 +156,18 @@ struct TimedRun: Sendable {
         func failed(_ why: String) -> TimedRun {
             TimedRun(termination: .failedToStart(why), lines: [], errorOutput: "", seconds: 0)
         }
-        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
-        guard pipe(&outPipe) == 0 else { return failed("pipe failed") }
-        guard pipe(&errPipe) == 0 else { close(outPipe[0]); close(outPipe[1]); return failed("pipe failed") }
-        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in argv + envp { free(p) } }
-        var pid: pid_t = 0
-        let spawnError = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
-        close(outPipe[1]); close(errPipe[1])
-        guard spawnError == 0 else {
-            close(outPipe[0]); close(errPipe[0])
-            return failed("\(arguments[0]): \(String(cString: strerror(spawnError)))")
+        let spawned: (pid: pid_t, stdout: Int32, stderr: Int32)
+        do throws(ToolFailure) {
+            spawned = try Subprocess.spawn(arguments, environment: environment)
+        } catch {
+            return failed(error.message)
         }
+        let pid = spawned.pid
 
         let lines = LineCollector()
         let errors = LineCollector()
         let readers = DispatchGroup()
-        for (fd, collector) in [(outPipe[0], lines), (errPipe[0], errors)] {
+        for (fd, collector) in [(spawned.stdout, lines), (spawned.stderr, errors)] {
             readers.enter()
             Thread.detachNewThread {
                 collector.read(fd)
