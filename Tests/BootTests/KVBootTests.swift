@@ -85,10 +85,10 @@ final class KVBootTests: XCTestCase {
         let dump = { KVGuest.describe(guest) }
 
         // Warm-up: the same load as below, smaller (50 connections, hostile clients, a
-        // holder). Its idle report is the baseline: the first rounds size what stays
-        // (thread stacks in the per-CPU cache, high-water marks of the scheduler's and
-        // the driver's own storage); what must hold is that the heap comes back to the same
-        // figures after every later round, i.e. nothing leaks per client or per command.
+        // holder); its idle report is the baseline, and the heap must come back to exactly
+        // those figures after the big round (nothing kept per client or per command).
+        // (This test found a scheduler bug: a thread blocked in accept kept its last
+        // client's thread alive until the next client came.)
         guard guest.waitForLine(timeout: 30, where: { KVIdleReport.parse($0) != nil }) != nil else {
             return XCTFail("no 'kv: idle' line at start\n" + dump())
         }

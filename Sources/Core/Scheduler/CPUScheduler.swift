@@ -108,14 +108,30 @@ final class CPUScheduler {
         }
     }
 
-    func switchTo(_ next: KThread) {
+    /// Switches to the next ready thread (the idle thread when none is ready).
+    ///
+    /// The frame that sleeps in here must not hold the next thread: it would keep that
+    /// thread alive until this one resumes, long after it may have finished (a listener
+    /// blocked in accept held its last client's thread until the next client came). So
+    /// the choice is made in a helper that returns only the next stack pointer.
+    func switchToNext() {
+        let save = current.rspSlot
+        guard let next = makeNextCurrent() else { return }
+        currentPlatformForScheduler.switchContext(save: save, next: next)
+        finishSwitch()
+    }
+
+    /// Makes the next ready thread (or idle) current; its saved RSP, or nil when the
+    /// current thread stays.
+    @inline(never)
+    func makeNextCurrent() -> UInt64? {
         let previous = current
-        if next === previous { previous.state = .running; return }
+        let next = runQueue.pop() ?? idle
+        if next === previous { previous.state = .running; return nil }
+        if previous.state == .running { previous.state = .ready }
         current = next
         next.state = .running
-        if previous.state == .running { previous.state = .ready }
-        currentPlatformForScheduler.switchContext(save: previous.rspSlot, next: next.rspSlot.pointee)
-        finishSwitch()
+        return next.rspSlot.pointee
     }
 
     /// Runs on the new context right after a switch: recycles a finished thread's stack.

@@ -82,10 +82,10 @@ public enum Scheduler {
     public static func yield() {
         let s = here
         s.poll()
-        guard let next = s.runQueue.pop() else { return }
+        guard !s.runQueue.isEmpty else { return }
         s.current.state = .ready
         s.runQueue.push(s.current)
-        s.switchTo(next)
+        s.switchToNext()
     }
 
     /// Sleeps for at least `nanoseconds`.
@@ -105,7 +105,7 @@ public enum Scheduler {
         let s = here
         s.poll()
         if s.current.state == .running { return }
-        s.switchTo(s.runQueue.pop() ?? s.idle)
+        s.switchToNext()
     }
 
     /// Makes `thread` runnable; from another CPU this is a wake-up message.
@@ -167,8 +167,8 @@ public enum Scheduler {
         let s = here
         while true {
             s.poll()
-            if let next = s.runQueue.pop() {
-                s.switchTo(next)
+            if !s.runQueue.isEmpty {
+                s.switchToNext()
                 continue
             }
             s.idleFlag.store(true, ordering: .sequentiallyConsistent)
