@@ -82,9 +82,7 @@ final class MicroVMPlatform: Platform {
                                              : "clock: no KVM clock (TCG); wall clock from the RTC\n")
         }
         Log.timestamp()
-        Log.write("interrupts: LAPIC timer at ")
-        Log.decimal((timer?.ticksPerSecond ?? 0) / 1000)
-        Log.write(" kHz, IOAPIC with every pin masked\n")
+        Log.write("interrupts: LAPIC one-shot timer (rate measured on first sleep), IOAPIC with every pin masked\n")
     }
 }
 
