@@ -52,6 +52,6 @@ let package = Package(
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIOTestSupport"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool"]),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
-        .testTarget(name: "BootTests", dependencies: ["ToroTool"]),
+        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Core"]),
     ]
 )
