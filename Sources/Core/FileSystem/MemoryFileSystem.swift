@@ -1,0 +1,295 @@
+// An in-memory `FileSystem`: the tests' back-end and a RAM disk for the kernel.
+//
+// A tree of reference-counted nodes; a directory keys its children by name bytes. Handles
+// hold the node itself, so a file unlinked or renamed while open stays readable and
+// writable until closed (POSIX), and its bytes count against `capacity` until then.
+//
+// Limits, each reported as the matching `FileSystemError`:
+//   * `capacity` bytes of file data (`noSpace`); a write or truncate that would exceed it
+//     fails whole, nothing is written;
+//   * `maxNodes` files and directories, the root included (`noSpace`);
+//   * `maxHandles` open handles (`tooManyOpenFiles`);
+//   * `isReadOnly`: every change is `readOnly` (set it after populating the disk).
+// Writing past the end of a file zero-fills the gap; reading past it returns 0 bytes.
+// Not thread-safe: the owner serialises calls.
+
+public final class MemoryFileSystem: FileSystem {
+    final class Node {
+        let kind: FileKind
+        var mode: UInt32
+        var modificationTime: UInt64
+        /// File contents; empty for directories.
+        var data: [UInt8] = []
+        /// Directory entries; empty for files.
+        var children: [[UInt8]: Node] = [:]
+        /// Open handles on this node.
+        var openCount = 0
+        /// False once unlinked (or replaced by a rename): its bytes are freed at last close.
+        var isLinked = true
+
+        init(kind: FileKind, mode: UInt32, time: UInt64) {
+            self.kind = kind
+            self.mode = mode
+            self.modificationTime = time
+        }
+    }
+
+    struct OpenFile {
+        let node: Node
+        let flags: OpenFlags
+    }
+
+    public let capacity: Int
+    public let maxNodes: Int
+    public let maxHandles: Int
+    /// When true, every operation that would change the tree or a file throws `readOnly`.
+    public var isReadOnly: Bool
+    /// File bytes held, including unlinked files still open.
+    public private(set) var usedBytes = 0
+    /// Files and directories linked into the tree, the root included.
+    public private(set) var nodeCount = 1
+    /// Handles currently open.
+    public var openHandleCount: Int { handles.count }
+
+    let root: Node
+    var handles: [UInt64: OpenFile] = [:]
+    var nextHandle: UInt64 = 1
+    let now: () -> UInt64
+
+    /// `clock` supplies modification times in Unix seconds (default: the wall clock, or 0).
+    public init(capacity: Int = 64 << 20, maxNodes: Int = 65_536, maxHandles: Int = 1024,
+                readOnly: Bool = false, clock: @escaping () -> UInt64 = MemoryFileSystem.wallClockSeconds) {
+        self.capacity = capacity
+        self.maxNodes = maxNodes
+        self.maxHandles = maxHandles
+        self.isReadOnly = readOnly
+        self.now = clock
+        root = Node(kind: .directory, mode: 0o755, time: clock())
+    }
+
+    public static func wallClockSeconds() -> UInt64 {
+        UInt64(max(0, (Clock.wallClockNanoseconds() ?? 0) / 1_000_000_000))
+    }
+
+    // MARK: FileSystem
+
+    public func stat(_ path: VFSPath) throws(FileSystemError) -> FileAttributes {
+        let node = try resolve(path)
+        let size = node.kind == .directory ? node.children.count : node.data.count
+        return FileAttributes(size: UInt64(size), kind: node.kind, mode: node.mode,
+                              modificationTime: node.modificationTime)
+    }
+
+    public func open(_ path: VFSPath, flags: OpenFlags, mode: UInt32) throws(FileSystemError) -> FileHandleID {
+        guard handles.count < maxHandles else { throw .tooManyOpenFiles }
+        let node: Node
+        if path.isRoot {
+            node = root
+            if flags.contains(.create) && flags.contains(.exclusive) { throw .exists }
+        } else {
+            let (parent, name) = try resolveParent(path)
+            if let existing = parent.children[name] {
+                if flags.contains(.create) && flags.contains(.exclusive) { throw .exists }
+                node = existing
+            } else {
+                guard flags.contains(.create) else { throw .notFound }
+                guard !isReadOnly else { throw .readOnly }
+                guard nodeCount < maxNodes else { throw .noSpace }
+                node = Node(kind: .file, mode: mode & 0o7777, time: now())
+                parent.children[name] = node
+                parent.modificationTime = node.modificationTime
+                nodeCount += 1
+            }
+        }
+        // POSIX: a directory opens read-only and never with O_CREAT (EISDIR).
+        if node.kind == .directory && flags.contains(.write) { throw .isADirectory }
+        if node.kind == .directory && flags.contains(.create) { throw .isADirectory }
+        if flags.contains(.write) && isReadOnly { throw .readOnly }
+        // `.truncate` without `.write` is ignored (POSIX leaves it unspecified).
+        if flags.contains(.truncate) && flags.contains(.write) && !node.data.isEmpty {
+            usedBytes -= node.data.count
+            node.data = []
+            node.modificationTime = now()
+        }
+        let id = nextHandle
+        nextHandle &+= 1
+        handles[id] = OpenFile(node: node, flags: flags)
+        node.openCount += 1
+        return FileHandleID(id)
+    }
+
+    public func read(_ handle: FileHandleID, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
+        guard let file = handles[handle.rawValue], file.flags.contains(.read) else { throw .badDescriptor }
+        guard file.node.kind != .directory else { throw .isADirectory }
+        let data = file.node.data
+        guard offset < UInt64(data.count), buffer.count > 0 else { return 0 }
+        let start = Int(offset)
+        let count = min(buffer.count, data.count - start)
+        data.withUnsafeBytes { source in
+            UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[start..<start + count]))
+        }
+        return count
+    }
+
+    public func write(_ handle: FileHandleID, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(FileSystemError) -> Int {
+        guard let file = handles[handle.rawValue], file.flags.contains(.write) else { throw .badDescriptor }
+        guard !isReadOnly else { throw .readOnly }
+        guard buffer.count > 0 else { return 0 }
+        let node = file.node
+        guard offset <= UInt64(capacity) else { throw .noSpace }
+        let start = Int(offset)
+        let (end, overflow) = start.addingReportingOverflow(buffer.count)
+        guard !overflow else { throw .noSpace }
+        if end > node.data.count {
+            try reserve(end - node.data.count)
+            node.data.append(contentsOf: repeatElement(0, count: end - node.data.count))
+        }
+        node.data.withUnsafeMutableBytes { target in
+            UnsafeMutableRawBufferPointer(rebasing: target[start..<end]).copyMemory(from: buffer)
+        }
+        node.modificationTime = now()
+        return buffer.count
+    }
+
+    public func close(_ handle: FileHandleID) throws(FileSystemError) {
+        guard let file = handles.removeValue(forKey: handle.rawValue) else { throw .badDescriptor }
+        if handles.isEmpty { handles = [:] }
+        file.node.openCount -= 1
+        if file.node.openCount == 0 && !file.node.isLinked { release(file.node) }
+    }
+
+    public func readDirectory(_ path: VFSPath) throws(FileSystemError) -> [DirectoryEntry] {
+        let node = try resolve(path)
+        guard node.kind == .directory else { throw .notADirectory }
+        var entries: [DirectoryEntry] = []
+        entries.reserveCapacity(node.children.count)
+        for (name, child) in node.children { entries.append(DirectoryEntry(name: name, kind: child.kind)) }
+        // Dictionary order depends on the hash seed: sort so listings are reproducible.
+        entries.sort { $0.name.lexicographicallyPrecedes($1.name) }
+        return entries
+    }
+
+    public func makeDirectory(_ path: VFSPath, mode: UInt32) throws(FileSystemError) {
+        if path.isRoot { throw .exists }
+        let (parent, name) = try resolveParent(path)
+        guard parent.children[name] == nil else { throw .exists }
+        guard !isReadOnly else { throw .readOnly }
+        guard nodeCount < maxNodes else { throw .noSpace }
+        let node = Node(kind: .directory, mode: mode & 0o7777, time: now())
+        parent.children[name] = node
+        parent.modificationTime = node.modificationTime
+        nodeCount += 1
+    }
+
+    public func remove(_ path: VFSPath) throws(FileSystemError) {
+        if path.isRoot { throw .isADirectory }
+        let (parent, name) = try resolveParent(path)
+        guard let node = parent.children[name] else { throw .notFound }
+        guard node.kind != .directory else { throw .isADirectory }
+        guard !isReadOnly else { throw .readOnly }
+        unlink(name, from: parent)
+    }
+
+    public func removeDirectory(_ path: VFSPath) throws(FileSystemError) {
+        if path.isRoot { throw .invalidPath }
+        let (parent, name) = try resolveParent(path)
+        guard let node = parent.children[name] else { throw .notFound }
+        guard node.kind == .directory else { throw .notADirectory }
+        guard node.children.isEmpty else { throw .notEmpty }
+        guard !isReadOnly else { throw .readOnly }
+        unlink(name, from: parent)
+    }
+
+    public func rename(from: VFSPath, to: VFSPath) throws(FileSystemError) {
+        if from.isRoot || to.isRoot { throw .invalidPath }
+        let (sourceParent, sourceName) = try resolveParent(from)
+        guard let node = sourceParent.children[sourceName] else { throw .notFound }
+        if from == to { return }
+        // A directory cannot become its own descendant (POSIX: EINVAL).
+        if to.isWithin(from) { throw .invalidPath }
+        let (targetParent, targetName) = try resolveParent(to)
+        if let existing = targetParent.children[targetName] {
+            if node.kind == .directory {
+                guard existing.kind == .directory else { throw .notADirectory }
+                guard existing.children.isEmpty else { throw .notEmpty }
+            } else if existing.kind == .directory {
+                throw .isADirectory
+            }
+        }
+        guard !isReadOnly else { throw .readOnly }
+        if targetParent.children[targetName] != nil { unlink(targetName, from: targetParent) }
+        sourceParent.children[sourceName] = nil
+        targetParent.children[targetName] = node
+        let time = now()
+        sourceParent.modificationTime = time
+        targetParent.modificationTime = time
+    }
+
+    public func truncate(_ path: VFSPath, size: UInt64) throws(FileSystemError) {
+        let node = try resolve(path)
+        guard node.kind != .directory else { throw .isADirectory }
+        guard !isReadOnly else { throw .readOnly }
+        guard size <= UInt64(capacity) else { throw .noSpace }
+        let newSize = Int(size)
+        if newSize > node.data.count {
+            try reserve(newSize - node.data.count)
+            node.data.append(contentsOf: repeatElement(0, count: newSize - node.data.count))
+        } else if newSize < node.data.count {
+            usedBytes -= node.data.count - newSize
+            node.data.removeLast(node.data.count - newSize)
+        }
+        node.modificationTime = now()
+    }
+
+    public func statFileSystem() throws(FileSystemError) -> FileSystemStatistics {
+        let block = 4096
+        return FileSystemStatistics(
+            blockSize: UInt32(block), totalBlocks: UInt64(capacity / block),
+            freeBlocks: UInt64((capacity - usedBytes) / block),
+            totalFiles: UInt64(maxNodes), freeFiles: UInt64(maxNodes - nodeCount),
+            maxNameLength: UInt32(VFSPath.maxComponentLength))
+    }
+
+    // MARK: Tree walking
+
+    /// The node at `path`; `notADirectory` when a component on the way is a file.
+    func resolve(_ path: VFSPath) throws(FileSystemError) -> Node {
+        var node = root
+        for component in path.components {
+            guard node.kind == .directory else { throw .notADirectory }
+            guard let child = node.children[component] else { throw .notFound }
+            node = child
+        }
+        return node
+    }
+
+    /// The directory holding `path` (not the root) and the entry's name within it.
+    func resolveParent(_ path: VFSPath) throws(FileSystemError) -> (Node, [UInt8]) {
+        guard let parentPath = path.parent, let name = path.name else { throw .invalidPath }
+        let parent = try resolve(parentPath)
+        guard parent.kind == .directory else { throw .notADirectory }
+        return (parent, name)
+    }
+
+    /// Takes `count` more bytes out of `capacity`, or throws `noSpace` taking none.
+    func reserve(_ count: Int) throws(FileSystemError) {
+        guard count <= capacity - usedBytes else { throw .noSpace }
+        usedBytes += count
+    }
+
+    /// Drops the entry `name` from `parent`; its bytes go once no handle holds it.
+    func unlink(_ name: [UInt8], from parent: Node) {
+        guard let node = parent.children.removeValue(forKey: name) else { return }
+        node.isLinked = false
+        nodeCount -= 1
+        parent.modificationTime = now()
+        if node.openCount == 0 { release(node) }
+    }
+
+    /// Returns an unlinked node's bytes to the pool.
+    func release(_ node: Node) {
+        usedBytes -= node.data.count
+        node.data = []
+    }
+}
