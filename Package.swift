@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "MicroVM", dependencies: ["Core", "Arch", "X86", "MicroVMBoot"], swiftSettings: volatile),
         .target(name: "Legacy", dependencies: ["Core", "Arch", "X86", "LegacyBoot"], swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
-        .target(name: "ToroTool"),
+        .target(name: "ToroTool", dependencies: ["Core"]),
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         // Test doubles for the VirtIO core (fake guest memory, recording transport), shared

@@ -3,9 +3,8 @@
 // requests, the host's own TCP stack and threads), and the server the host tests run
 // KVClient against.
 //
-// The protocol and the line framing follow the kernel's (Sources/Core/Services/KVProtocol.swift
-// and Sources/Core/Network/LineReader.swift) reply for reply; ToroTool does not link Core,
-// so they are restated here in `HostKVTable` and `HostLineFramer`:
+// The protocol and the line framing are the kernel's own code (Core's `KVTable` and
+// `LineReader`, which build hosted too), so the two servers answer byte for byte alike:
 //   SET <key> <value> -> OK            GET <key> -> VALUE <value> | NOT_FOUND
 //   DEL <key>         -> DELETED | NOT_FOUND        QUIT -> BYE, then the server closes
 //   anything else     -> ERROR <reason> (unknown command, usage, bad key)
@@ -20,100 +19,7 @@
 import Glibc
 #endif
 import Foundation
-
-/// The kv table and its reply to one request line (KVTable's behaviour, on the host).
-public struct HostKVTable: Sendable {
-    public static let maxKey = 250
-    public private(set) var entries: [[UInt8]: [UInt8]] = [:]
-    public init() {}
-
-    /// The reply (with "\n") to `line` (without its "\n"), and whether the client quits.
-    public mutating func handle(_ line: ArraySlice<UInt8>) -> (reply: [UInt8], quit: Bool) {
-        var line = line
-        if line.last == 13 { line = line.dropLast() }
-        let commandEnd = line.firstIndex(of: 32) ?? line.endIndex
-        let command = line[line.startIndex..<commandEnd]
-        let rest = commandEnd < line.endIndex ? line[(commandEnd + 1)...] : line[line.endIndex...]
-        func reply(_ text: String) -> [UInt8] { Array(text.utf8) + [10] }
-        if command.elementsEqual("SET".utf8) {
-            guard let keyEnd = rest.firstIndex(of: 32) else { return (reply("ERROR usage: SET key value"), false) }
-            let key = rest[rest.startIndex..<keyEnd]
-            guard Self.valid(key) else { return (reply("ERROR bad key"), false) }
-            entries[Array(key)] = Array(rest[(keyEnd + 1)...])
-            return (reply("OK"), false)
-        }
-        if command.elementsEqual("GET".utf8) {
-            guard Self.valid(rest) else { return (reply("ERROR usage: GET key"), false) }
-            guard let value = entries[Array(rest)] else { return (reply("NOT_FOUND"), false) }
-            return (Array("VALUE ".utf8) + value + [10], false)
-        }
-        if command.elementsEqual("DEL".utf8) {
-            guard Self.valid(rest) else { return (reply("ERROR usage: DEL key"), false) }
-            return (reply(entries.removeValue(forKey: Array(rest)) != nil ? "DELETED" : "NOT_FOUND"), false)
-        }
-        if command.elementsEqual("QUIT".utf8) { return (reply("BYE"), true) }
-        return (reply("ERROR unknown command"), false)
-    }
-
-    static func valid(_ key: ArraySlice<UInt8>) -> Bool {
-        !key.isEmpty && key.count <= maxKey && !key.contains(32)
-    }
-}
-
-/// Line framing with a length limit, as the kernel's LineReader frames (see its header).
-public struct HostLineFramer: Sendable {
-    public enum Event: Equatable, Sendable {
-        case line([UInt8])
-        case tooLong
-        case end
-    }
-
-    public let maximumLength: Int
-    private var pending: [UInt8] = []
-    private var start = 0
-    private var scanned = 0
-    private var discarding = false
-    private var ended = false
-
-    public init(maximumLength: Int = 1024) { self.maximumLength = maximumLength }
-
-    public mutating func append(_ bytes: ArraySlice<UInt8>) {
-        if start > 0 { pending.removeSubrange(0..<start); start = 0 }
-        pending.append(contentsOf: bytes)
-    }
-
-    public mutating func finish() { ended = true }
-
-    /// The next event, or nil when more bytes are needed.
-    public mutating func next() -> Event? {
-        if discarding {
-            guard let newline = pending[start...].firstIndex(of: 10) else {
-                start = pending.count; scanned = 0
-                return ended ? .end : nil
-            }
-            start = newline + 1; scanned = 0; discarding = false
-        }
-        if let newline = pending[(start + scanned)...].firstIndex(of: 10) {
-            var end = newline
-            if end > start && pending[end - 1] == 13 { end -= 1 }
-            let line = Array(pending[start..<end])
-            start = newline + 1; scanned = 0
-            return line.count > maximumLength ? .tooLong : .line(line)
-        }
-        let length = pending.count - start
-        scanned = length
-        if length > maximumLength + 1 || (length == maximumLength + 1 && pending[pending.count - 1] != 13) {
-            start = pending.count; scanned = 0
-            discarding = !ended
-            return .tooLong
-        }
-        guard ended else { return nil }
-        if length == 0 { return .end }
-        let line = Array(pending[start...])
-        start = pending.count; scanned = 0
-        return .line(line)
-    }
-}
+import Core
 
 public final class HostKVServer: @unchecked Sendable {
     public static let maximumLine = 1024
@@ -122,7 +28,7 @@ public final class HostKVServer: @unchecked Sendable {
     public let port: Int
     private let listener: Int32
     private let lock = NSLock()
-    private var table = HostKVTable()
+    private var table = KVTable()
     private var connections: Set<Int32> = []
     private var stopping = false
     private let threads = DispatchGroup()
@@ -204,7 +110,7 @@ public final class HostKVServer: @unchecked Sendable {
 
     /// One connection, as the kernel's `KV.serve` handles it.
     private func serve(_ fd: Int32) {
-        var framer = HostLineFramer(maximumLength: Self.maximumLine)
+        var framer = LineReader(maximumLength: Self.maximumLine)
         var chunk = [UInt8](repeating: 0, count: 4096)
         func write(_ bytes: [UInt8]) -> Bool {
             var offset = 0
@@ -216,11 +122,11 @@ public final class HostKVServer: @unchecked Sendable {
             return true
         }
         while true {
-            guard let event = framer.next() else {
+            guard let event = framer.nextEvent() else {
                 let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if count < 0 && errno == EINTR { continue }
                 if count < 0 { return }
-                if count == 0 { framer.finish() } else { framer.append(chunk[0..<count]) }
+                if count == 0 { framer.finish() } else { chunk.withUnsafeBytes { framer.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) } }
                 continue
             }
             switch event {

@@ -1,6 +1,6 @@
 // The kv tooling on the host: KVClient against HostKVServer in-process (every command,
 // long lines, split and pipelined requests, concurrent clients, timeouts), the protocol
-// table and line framing HostKVServer restates from the kernel, `bench kv`'s options and
+// table and line framing HostKVServer takes from the kernel's Core, `bench kv`'s options and
 // figures, the helper that runs a booted service in the background, and the fuzz tier's
 // plan.
 
@@ -10,15 +10,16 @@ import Glibc
 import Foundation
 import XCTest
 @testable import ToroTool
+import Core
 
 final class HostKVProtocolTests: XCTestCase {
-    func reply(_ table: inout HostKVTable, _ line: String) -> String {
+    func reply(_ table: inout KVTable, _ line: String) -> String {
         let (bytes, _) = table.handle(Array(line.utf8)[...])
         return String(decoding: bytes, as: UTF8.self)
     }
 
     func testEveryCommand() {
-        var table = HostKVTable()
+        var table = KVTable()
         XCTAssertEqual(reply(&table, "GET a"), "NOT_FOUND\n")
         XCTAssertEqual(reply(&table, "SET a one two  three"), "OK\n")
         XCTAssertEqual(reply(&table, "GET a"), "VALUE one two  three\n")
@@ -38,7 +39,7 @@ final class HostKVProtocolTests: XCTestCase {
     }
 
     func testErrors() {
-        var table = HostKVTable()
+        var table = KVTable()
         XCTAssertEqual(reply(&table, ""), "ERROR unknown command\n")
         XCTAssertEqual(reply(&table, "get a"), "ERROR unknown command\n")
         XCTAssertTrue(table.handle(Array("QUIT now".utf8)[...]).quit, "as the kernel: the command is the first word")
@@ -54,30 +55,30 @@ final class HostKVProtocolTests: XCTestCase {
     }
 
     func testBytesAreKeptAsBytes() {
-        var table = HostKVTable()
+        var table = KVTable()
         let key: [UInt8] = [0, 0xff, 0xc3, 1]
         let value: [UInt8] = [0, 32, 0x80, 0xfe]
         XCTAssertEqual(table.handle((Array("SET ".utf8) + key + [32] + value)[...]).reply, Array("OK\n".utf8))
         XCTAssertEqual(table.handle((Array("GET ".utf8) + key)[...]).reply, Array("VALUE ".utf8) + value + [10])
     }
 
-    func events(_ framer: inout HostLineFramer) -> [HostLineFramer.Event] {
-        var out: [HostLineFramer.Event] = []
-        while let event = framer.next() { out.append(event); if event == .end { break } }
+    func events(_ framer: inout LineReader) -> [LineEvent] {
+        var out: [LineEvent] = []
+        while let event = framer.nextEvent() { out.append(event); if event == .end { break } }
         return out
     }
 
     func testFramingKeepsTheLimitAndGoesOn() {
-        var framer = HostLineFramer(maximumLength: 8)
-        framer.append(Array("12345678\nabc\r\n".utf8)[...])
+        var framer = LineReader(maximumLength: 8)
+        Array("12345678\nabc\r\n".utf8).withUnsafeBytes { framer.append($0) }
         XCTAssertEqual(events(&framer), [.line(Array("12345678".utf8)), .line(Array("abc".utf8))])
-        framer.append(Array("123456789".utf8)[...])          // one over, no "\r": too long at once
+        Array("123456789".utf8).withUnsafeBytes { framer.append($0) }          // one over, no "\r": too long at once
         XCTAssertEqual(events(&framer), [.tooLong])
-        framer.append(Array("xx\nok\n".utf8)[...])           // the rest is dropped through "\n"
+        Array("xx\nok\n".utf8).withUnsafeBytes { framer.append($0) }           // the rest is dropped through "\n"
         XCTAssertEqual(events(&framer), [.line(Array("ok".utf8))])
-        framer.append(Array("12345678\r".utf8)[...])         // may be the "\r" of "\r\n"
+        Array("12345678\r".utf8).withUnsafeBytes { framer.append($0) }         // may be the "\r" of "\r\n"
         XCTAssertEqual(events(&framer), [])
-        framer.append(Array("\ntail".utf8)[...])
+        Array("\ntail".utf8).withUnsafeBytes { framer.append($0) }
         framer.finish()
         XCTAssertEqual(events(&framer), [.line(Array("12345678".utf8)), .line(Array("tail".utf8)), .end])
     }
