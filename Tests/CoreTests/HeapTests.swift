@@ -16,18 +16,7 @@ private final class HostRAM {
     }
 }
 
-/// SplitMix64: deterministic, seeded.
-private struct RNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-
+extension RNG {
     /// Mostly small, some page-sized, a few up to 64 KiB; 5% zero.
     mutating func size() -> Int {
         switch below(100) {
@@ -48,9 +37,7 @@ private struct RNG {
         default: return below(2) == 0 ? 8192 : 65536
         }
     }
-}
-
-/// The test's picture of the heap: live blocks, their fill bytes, and the counters the
+}/// The test's picture of the heap: live blocks, their fill bytes, and the counters the
 /// heap must report.
 private struct Model {
     struct Block { var pointer: UnsafeMutableRawPointer; var size: Int; var fill: UInt8 }

@@ -3,33 +3,8 @@
 import XCTest
 @testable import Core
 
-private final class Tracker {
-    var deinits = 0
-}
-
-private final class Sleeper {
-    let id: Int
-    let tracker: Tracker?
-    init(_ id: Int, tracker: Tracker? = nil) {
-        self.id = id
-        self.tracker = tracker
-    }
-    deinit { tracker?.deinits += 1 }
-}
-
-/// SplitMix64: deterministic, seeded.
-private struct RNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
+/// A stand-in that reports its deinit (TestSupport.swift).
+private typealias Sleeper = Tracked
 
 /// The reference: entries sorted by (deadline, insertion number).
 private struct Model {
