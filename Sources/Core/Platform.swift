@@ -66,6 +66,9 @@ public protocol Platform: AnyObject {
     func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange])
     /// Sockets for services, or nil when the platform has no network device yet.
     var sockets: (any SocketProvider)? { get }
+    /// The shared folder (virtio-fs on microvm, `--share DIR`), or nil when there is none.
+    /// It may be used by several threads at once: back-ends serialise their own calls.
+    var fileSystem: (any FileSystem)? { get }
 
     /// Leaves the virtual machine with `status`; never returns.
     func exit(_ status: ExitStatus) -> Never

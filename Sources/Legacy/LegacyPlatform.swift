@@ -92,6 +92,7 @@ final class LegacyPlatform: Platform {
     /// PCI virtio-net and Toro's TCP/IP stack come later (MIGRATION.md); no devices yet.
     func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange]) {}
     var sockets: (any SocketProvider)? { nil }
+    var fileSystem: (any FileSystem)? { nil }
 
     func logBootDetails() {
         machine.logClock()

@@ -7,6 +7,7 @@ import X86
 
 final class MicroVMDevices {
     var sockets: VsockSockets? = nil
+    var fileSystem: (any FileSystem)? = nil
 
     func start(commandLine: KernelCommandLine, ram: [PhysicalRange], ioapic: IOAPIC, bootstrapAPIC: UInt8) {
         let memory = IdentityMemory(ranges: ram)

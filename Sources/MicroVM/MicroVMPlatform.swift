@@ -70,6 +70,7 @@ final class MicroVMPlatform: Platform {
     }
 
     var sockets: (any SocketProvider)? { devices.sockets }
+    var fileSystem: (any FileSystem)? { devices.fileSystem }
 
     func logBootDetails() {
         if kvmClock != nil {
