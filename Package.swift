@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "LegacyKernel", type: .static, targets: ["Legacy"]),
         .executable(name: "toro-cli", targets: ["ToroCLI"]),
         .executable(name: "toro-vsock", targets: ["ToroVsock"]),
+        .executable(name: "toro-fs", targets: ["ToroFS"]),
     ],
     targets: [
         // Platform-neutral kernel: memory, boot-info parsing, log, panic, services.
@@ -49,6 +50,9 @@ let package = Package(
         // Firecracker-style hybrid Unix sockets and TCP port forwarding (`toro-vsock`).
         .target(name: "VhostUser", dependencies: ["Core"]),
         .executableTarget(name: "ToroVsock", dependencies: ["VhostUser"]),
+        // Host side of virtio-fs: a vhost-user back-end for QEMU's vhost-user-fs-device with a
+        // FUSE server confined to one host folder (`toro-fs`).
+        .executableTarget(name: "ToroFS", dependencies: ["VhostUser"]),
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIOTestSupport"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool"]),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
