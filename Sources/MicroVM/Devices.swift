@@ -1,6 +1,6 @@
 // The MicroVM platform's devices, all in one place: the virtio-mmio transports QEMU
 // announces on the command line (`virtio_mmio.device=`), probed and bound to drivers.
-// Today: virtio-vsock (device 19) for sockets. Every device IRQ goes through the IOAPIC to
+// Today: virtio-vsock (device 19) for sockets and virtio-fs (device 26) for the shared folder. Every device IRQ goes through the IOAPIC to
 // CPU 0, level-triggered (virtio-mmio's interrupt line stays up until InterruptACK).
 import Core
 import X86
@@ -9,7 +9,8 @@ final class MicroVMDevices {
     var sockets: VsockSockets? = nil
     var fileSystem: (any FileSystem)? = nil
 
-    func start(commandLine: KernelCommandLine, ram: [PhysicalRange], ioapic: IOAPIC, bootstrapAPIC: UInt8) {
+    func start(commandLine: KernelCommandLine, ram: [PhysicalRange], ioapic: IOAPIC, bootstrapAPIC: UInt8,
+               now: @escaping () -> UInt64) {
         let memory = IdentityMemory(ranges: ram)
         for text in commandLine.values("virtio_mmio.device") {
             let hint: VirtioMMIOHint
@@ -53,6 +54,34 @@ final class MicroVMDevices {
                 Log.decimal(hint.irq)
                 Log.write(", guest CID ")
                 Log.decimal(driver.guestCID)
+                Log.put(10)
+            case VirtioFSDriver.deviceID where fileSystem == nil:
+                guard let driver = VirtioFSDriver(transport: transport, memory: memory, now: now) else { continue }
+                Interrupts.deviceHandlers[hint.irq] = { driver.handleInterrupt() }
+                ioapic.route(pin: hint.irq, vector: InterruptVector.deviceBase + UInt8(hint.irq),
+                             apicID: bootstrapAPIC, levelTriggered: true)
+                // INIT runs now, before the scheduler: the driver polls the used ring.
+                let mounted: FUSEFileSystem
+                do {
+                    mounted = try FUSEFileSystem.mount(channel: driver)
+                } catch {
+                    Log.timestamp()
+                    Log.write("devices: virtio-fs at ")
+                    Log.hex(hint.base, digits: 8)
+                    Log.write(" did not complete FUSE INIT; no shared folder\n")
+                    continue
+                }
+                driver.polling = false
+                fileSystem = mounted
+                Log.timestamp()
+                Log.write("devices: virtio-fs at ")
+                Log.hex(hint.base, digits: 8)
+                Log.write(", IRQ ")
+                Log.decimal(hint.irq)
+                Log.write(", tag ")
+                for byte in driver.tag { Log.put(byte) }
+                Log.write(", FUSE 7.31, max write ")
+                Log.decimal(UInt64(mounted.maximumWrite))
                 Log.put(10)
             default:
                 Log.timestamp()

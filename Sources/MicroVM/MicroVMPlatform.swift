@@ -66,7 +66,9 @@ final class MicroVMPlatform: Platform {
     }
 
     func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange]) {
-        devices.start(commandLine: commandLine, ram: ram, ioapic: ioapic, bootstrapAPIC: lapic.id)
+        devices.start(commandLine: commandLine, ram: ram, ioapic: ioapic, bootstrapAPIC: lapic.id) { [self] in
+            self.monotonicNanoseconds()
+        }
     }
 
     var sockets: (any SocketProvider)? { devices.sockets }

@@ -28,4 +28,7 @@ public enum FileSystemError: Error, Equatable, Sendable {
     case badDescriptor
     /// A component exceeds 255 bytes or the whole path 4096 bytes (ENAMETOOLONG).
     case nameTooLong
+    /// The back-end refuses access (EACCES, EPERM): for virtio-fs, a symlink that leaves
+    /// the shared folder, a device file, or an operation the host does not allow.
+    case permissionDenied
 }

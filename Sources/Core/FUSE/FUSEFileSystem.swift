@@ -1,0 +1,485 @@
+// The `FileSystem` a FUSE server provides: virtio-fs on microvm (the host's shared folder).
+//
+// Paths become node IDs by LOOKUP from the root, one component at a time; every LOOKUP
+// (and CREATE, MKDIR) gives the server one reference to the node, which FORGET returns
+// (fuse.h: "nlookup"). This layer keeps no cache: an operation looks its path up, acts, and
+// forgets what it looked up, except that an open file keeps its own node until `close`.
+// The host may change the folder under the guest at any time; without a cache nothing here
+// goes stale.
+//
+// Rules:
+//   * Create with `mount(channel:)`, which negotiates INIT (7.31) and the largest transfer.
+//   * Calls from several threads are serialised by a `SleepLock`: one request is in flight
+//     at a time, which is what the single-threaded host back-end serves anyway. So
+//     `FUSEChannel.exchange` is never entered twice at once from here.
+//   * Every reply goes through `FUSEReply` (length, unique, errno, exact body size). A
+//     server errno becomes the matching `FileSystemError`; anything malformed is logged
+//     and becomes `.io`; nothing traps.
+//   * Reads and writes are split to the negotiated maximum; a short READ ends the read
+//     (end of file), a short WRITE ends the write (the count is returned).
+
+public final class FUSEFileSystem: FileSystem {
+    /// The largest READ or WRITE payload this side asks for (the server may lower WRITE's).
+    public static let defaultTransfer: UInt32 = 128 * 1024
+
+    /// Linux open(2) flag values, as FUSE carries them.
+    enum LinuxOpen {
+        static let readOnly: UInt32 = 0
+        static let writeOnly: UInt32 = 1
+        static let readWrite: UInt32 = 2
+        static let create: UInt32 = 0o100
+        static let exclusive: UInt32 = 0o200
+        static let truncate: UInt32 = 0o1000
+        static let directory: UInt32 = 0o200000
+    }
+
+    struct OpenFile {
+        let node: UInt64
+        let fileHandle: UInt64
+        let directory: Bool
+        let flags: OpenFlags
+    }
+
+    /// One looked-up node and the references taken on the way to it (to forget).
+    struct Resolved {
+        var node: UInt64
+        var attributes: FUSEAttributes?
+        var held: [UInt64]
+    }
+
+    let channel: any FUSEChannel
+    let lock = SleepLock()
+    /// Request bytes: header, the largest body, two names, or WRITE's data.
+    let request: UnsafeMutableRawBufferPointer
+    /// Reply bytes: header and the largest READ / READDIR payload or fixed reply.
+    let reply: UnsafeMutableRawBufferPointer
+    let transfer: UInt32
+    public private(set) var maximumWrite: UInt32 = 4096
+    var nextUnique: UInt64 = 1
+    var files: [UInt64: OpenFile] = [:]
+    var nextHandle: UInt64 = 1
+    /// Replies refused as malformed since mount (logged too).
+    public private(set) var malformedReplies = 0
+    public let maximumOpenFiles = 1024
+
+    init(channel: any FUSEChannel, transfer: UInt32) {
+        self.channel = channel
+        self.transfer = transfer
+        request = .allocate(byteCount: FUSE.inHeaderSize + 128 + 2 * (FUSE.nameMaximum + 1) + Int(transfer), alignment: 8)
+        reply = .allocate(byteCount: FUSE.outHeaderSize + max(Int(transfer), 4096), alignment: 8)
+    }
+
+    deinit {
+        request.deallocate()
+        reply.deallocate()
+    }
+
+    /// Negotiates INIT with the server behind `channel` and returns the mounted file system.
+    public static func mount(channel: any FUSEChannel,
+                             transfer: UInt32 = FUSEFileSystem.defaultTransfer) throws(FileSystemError) -> FUSEFileSystem {
+        let fileSystem = FUSEFileSystem(channel: channel, transfer: max(transfer, 4096))
+        let initReply = try fileSystem.call(.initialize(maxReadahead: fileSystem.transfer, flags: 0), node: 0) {
+            (reply: FUSEReply) throws(FUSEError) -> FUSEInitReply in
+            try reply.initialize(maximumWrite: fileSystem.transfer)
+        }
+        fileSystem.maximumWrite = initReply.maxWrite
+        return fileSystem
+    }
+
+    /// Open handles (files and directories), for leak checks.
+    public var openCount: Int { lock.withLock { files.count } }
+
+    // MARK: FileSystem
+
+    public func stat(_ path: VFSPath) throws(FileSystemError) -> FileAttributes {
+        try lock.withLock { () throws(FileSystemError) -> FileAttributes in
+            let resolved = try resolve(path.components[...])
+            defer { forget(resolved.held) }
+            return FUSEFileSystem.attributes(try attributes(of: resolved))
+        }
+    }
+
+    public func open(_ path: VFSPath, flags: OpenFlags, mode: UInt32) throws(FileSystemError) -> FileHandleID {
+        try lock.withLock { () throws(FileSystemError) -> FileHandleID in
+            guard files.count < maximumOpenFiles else { throw .tooManyOpenFiles }
+            var access = LinuxOpen.readOnly
+            if flags.contains(.write) { access = flags.contains(.read) ? LinuxOpen.readWrite : LinuxOpen.writeOnly }
+            if flags.contains(.create), let name = path.name, let parentPath = path.parent {
+                // CREATE opens an existing file too (without O_EXCL), so try it first only when
+                // LOOKUP says the name is free, to open directories the usual way.
+                let parent = try resolve(parentPath.components[...])
+                defer { forget(parent.held) }
+                if try lookUpOptional(parent.node, name) == nil {
+                    var linux = access | LinuxOpen.create
+                    if flags.contains(.exclusive) { linux |= LinuxOpen.exclusive }
+                    let created = try call(.create(name: name, flags: linux, mode: 0o100000 | (mode & 0o7777), umask: 0),
+                                           node: parent.node) { (reply: FUSEReply) throws(FUSEError) in try reply.create() }
+                    guard created.entry.nodeID != 0 else { throw .io }
+                    return register(OpenFile(node: created.entry.nodeID, fileHandle: created.open.fileHandle,
+                                             directory: false, flags: flags))
+                }
+                if flags.contains(.exclusive) { throw .exists }
+            }
+            let resolved = try resolve(path.components[...])
+            var keep = false
+            defer { forget(keep ? Array(resolved.held.dropLast()) : resolved.held) }
+            let kind = FUSEFileSystem.kind(try attributes(of: resolved).mode)
+            if kind == .directory {
+                guard !flags.contains(.write), !flags.contains(.create) else { throw .isADirectory }
+                let opened = try call(.opendir(flags: LinuxOpen.directory), node: resolved.node) {
+                    (reply: FUSEReply) throws(FUSEError) in try reply.open()
+                }
+                keep = true
+                return register(OpenFile(node: resolved.node, fileHandle: opened.fileHandle, directory: true, flags: flags))
+            }
+            guard kind == .file else { throw .permissionDenied }
+            var linux = access
+            let truncating = flags.contains(.truncate) && flags.contains(.write)
+            if truncating { linux |= LinuxOpen.truncate }
+            let opened = try call(.open(flags: linux), node: resolved.node) {
+                (reply: FUSEReply) throws(FUSEError) in try reply.open()
+            }
+            keep = true
+            let handle = register(OpenFile(node: resolved.node, fileHandle: opened.fileHandle, directory: false, flags: flags))
+            if truncating {
+                // Servers without atomic O_TRUNC ignore it in OPEN (fuse.h FUSE_ATOMIC_O_TRUNC): say it again.
+                var change = FUSESetAttributes()
+                change.valid = FUSESetAttributes.validSize | FUSESetAttributes.validFileHandle
+                change.fileHandle = opened.fileHandle
+                do throws(FileSystemError) {
+                    _ = try call(.setattr(change), node: resolved.node) { (reply: FUSEReply) throws(FUSEError) in try reply.attributes() }
+                } catch {
+                    closeLocked(handle.rawValue)
+                    throw error
+                }
+            }
+            return handle
+        }
+    }
+
+    public func read(_ handle: FileHandleID, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
+        try lock.withLock { () throws(FileSystemError) -> Int in
+            guard let file = files[handle.rawValue], file.flags.contains(.read) else { throw .badDescriptor }
+            guard !file.directory else { throw .isADirectory }
+            guard let chunks = FUSEChunks(count: buffer.count, fileOffset: offset, maximum: transfer) else { throw .invalidPath }
+            var total = 0
+            for chunk in chunks {
+                let target = UnsafeMutableRawBufferPointer(rebasing: buffer[chunk.bufferOffset..<(chunk.bufferOffset + Int(chunk.size))])
+                let got = try call(.read(fileHandle: file.fileHandle, offset: chunk.fileOffset, size: chunk.size), node: file.node) {
+                    (reply: FUSEReply) throws(FUSEError) -> Int in
+                    let data = try reply.read(requested: chunk.size)
+                    target.copyMemory(from: data)
+                    return data.count
+                }
+                total += got
+                if got < Int(chunk.size) { break }
+            }
+            return total
+        }
+    }
+
+    public func write(_ handle: FileHandleID, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(FileSystemError) -> Int {
+        try lock.withLock { () throws(FileSystemError) -> Int in
+            guard let file = files[handle.rawValue], file.flags.contains(.write) else { throw .badDescriptor }
+            guard let chunks = FUSEChunks(count: buffer.count, fileOffset: offset, maximum: maximumWrite) else { throw .invalidPath }
+            var total = 0
+            for chunk in chunks {
+                let data = UnsafeRawBufferPointer(rebasing: buffer[chunk.bufferOffset..<(chunk.bufferOffset + Int(chunk.size))])
+                let written = try exchange(node: file.node, encode: { (buffer, header) throws(FUSEError) -> Int in
+                    try FUSERequest.encodeWrite(into: buffer, header: header, fileHandle: file.fileHandle,
+                                                offset: chunk.fileOffset, data: data)
+                }, decode: { (reply: FUSEReply) throws(FUSEError) -> UInt32 in try reply.write(requested: chunk.size) })
+                total += Int(written)
+                if written < chunk.size { break }
+            }
+            return total
+        }
+    }
+
+    public func close(_ handle: FileHandleID) throws(FileSystemError) {
+        try lock.withLock { () throws(FileSystemError) in
+            guard files[handle.rawValue] != nil else { throw .badDescriptor }
+            closeLocked(handle.rawValue)
+        }
+    }
+
+    public func readDirectory(_ path: VFSPath) throws(FileSystemError) -> [DirectoryEntry] {
+        try lock.withLock { () throws(FileSystemError) -> [DirectoryEntry] in
+            let resolved = try resolve(path.components[...])
+            defer { forget(resolved.held) }
+            let opened = try call(.opendir(flags: LinuxOpen.directory), node: resolved.node) {
+                (reply: FUSEReply) throws(FUSEError) in try reply.open()
+            }
+            defer {
+                _ = try? call(.releasedir(fileHandle: opened.fileHandle, flags: 0), node: resolved.node) {
+                    (reply: FUSEReply) throws(FUSEError) in try reply.empty()
+                }
+            }
+            var entries: [DirectoryEntry] = []
+            var cookie: UInt64 = 0
+            let size = min(transfer, 64 * 1024)
+            while true {
+                var last: UInt64? = nil
+                try call(.readdir(fileHandle: opened.fileHandle, offset: cookie, size: size), node: resolved.node) {
+                    (reply: FUSEReply) throws(FUSEError) in
+                    for record in try reply.directory(requested: size, plus: false) {
+                        last = record.offset
+                        if FUSEFileSystem.isDotOrDotDot(record.name) { continue }
+                        entries.append(DirectoryEntry(name: Array(record.name), kind: FUSEFileSystem.kind(direntType: record.type)))
+                    }
+                }
+                guard let next = last else { break }
+                // A server whose cookies do not move on would make this loop forever.
+                guard next != cookie else { throw malformed("READDIR offsets do not advance") }
+                cookie = next
+            }
+            return entries
+        }
+    }
+
+    public func makeDirectory(_ path: VFSPath, mode: UInt32) throws(FileSystemError) {
+        try lock.withLock { () throws(FileSystemError) in
+            let (parent, name) = try resolveParent(path)
+            defer { forget(parent.held) }
+            let entry = try call(.mkdir(name: name, mode: mode & 0o7777, umask: 0), node: parent.node) {
+                (reply: FUSEReply) throws(FUSEError) in try reply.entry()
+            }
+            if entry.nodeID != 0 { forget([entry.nodeID]) }
+        }
+    }
+
+    public func remove(_ path: VFSPath) throws(FileSystemError) {
+        try lock.withLock { () throws(FileSystemError) in
+            let (parent, name) = try resolveParent(path)
+            defer { forget(parent.held) }
+            try call(.unlink(name: name), node: parent.node) { (reply: FUSEReply) throws(FUSEError) in try reply.empty() }
+        }
+    }
+
+    public func removeDirectory(_ path: VFSPath) throws(FileSystemError) {
+        try lock.withLock { () throws(FileSystemError) in
+            let (parent, name) = try resolveParent(path)
+            defer { forget(parent.held) }
+            try call(.rmdir(name: name), node: parent.node) { (reply: FUSEReply) throws(FUSEError) in try reply.empty() }
+        }
+    }
+
+    public func rename(from: VFSPath, to: VFSPath) throws(FileSystemError) {
+        try lock.withLock { () throws(FileSystemError) in
+            if from == to {
+                // POSIX: renaming a name onto itself succeeds when it exists.
+                forget(try resolve(from.components[...]).held)
+                return
+            }
+            guard !to.isWithin(from) else { throw .invalidPath }
+            let (source, name) = try resolveParent(from)
+            defer { forget(source.held) }
+            let (target, newName) = try resolveParent(to)
+            defer { forget(target.held) }
+            try call(.rename(name: name, newDirectory: target.node, newName: newName), node: source.node) {
+                (reply: FUSEReply) throws(FUSEError) in try reply.empty()
+            }
+        }
+    }
+
+    public func truncate(_ path: VFSPath, size: UInt64) throws(FileSystemError) {
+        try lock.withLock { () throws(FileSystemError) in
+            let resolved = try resolve(path.components[...])
+            defer { forget(resolved.held) }
+            guard FUSEFileSystem.kind(try attributes(of: resolved).mode) != .directory else { throw .isADirectory }
+            var change = FUSESetAttributes()
+            change.valid = FUSESetAttributes.validSize
+            change.size = size
+            _ = try call(.setattr(change), node: resolved.node) { (reply: FUSEReply) throws(FUSEError) in try reply.attributes() }
+        }
+    }
+
+    public func statFileSystem() throws(FileSystemError) -> FileSystemStatistics {
+        try lock.withLock { () throws(FileSystemError) -> FileSystemStatistics in
+            let s = try call(.statfs, node: FUSE.rootID) { (reply: FUSEReply) throws(FUSEError) in try reply.statfs() }
+            return FileSystemStatistics(blockSize: s.blockSize, totalBlocks: s.blocks, freeBlocks: s.availableBlocks,
+                                        totalFiles: s.files, freeFiles: s.freeFiles, maxNameLength: s.nameLength)
+        }
+    }
+
+    // MARK: Nodes
+
+    /// Walks `components` from the root with LOOKUP. On failure, what was looked up is
+    /// forgotten before the error is thrown.
+    func resolve(_ components: ArraySlice<[UInt8]>) throws(FileSystemError) -> Resolved {
+        var resolved = Resolved(node: FUSE.rootID, attributes: nil, held: [])
+        for name in components {
+            let entry: FUSEEntry?
+            do throws(FileSystemError) {
+                entry = try lookUpOptional(resolved.node, name)
+            } catch {
+                forget(resolved.held)
+                throw error
+            }
+            guard let entry else {
+                forget(resolved.held)
+                throw .notFound
+            }
+            resolved.node = entry.nodeID
+            resolved.attributes = entry.attributes
+            resolved.held.append(entry.nodeID)
+        }
+        return resolved
+    }
+
+    /// The parent of `path` resolved, and the last name; the root has no parent.
+    func resolveParent(_ path: VFSPath) throws(FileSystemError) -> (Resolved, [UInt8]) {
+        guard let name = path.name else { throw .invalidPath }
+        let parent = try resolve(path.components.dropLast())
+        return (parent, name)
+    }
+
+    /// LOOKUP `name` in `directory`: the entry (one reference taken), or nil when absent.
+    func lookUpOptional(_ directory: UInt64, _ name: [UInt8]) throws(FileSystemError) -> FUSEEntry? {
+        do {
+            let entry = try call(.lookup(name: name), node: directory) { (reply: FUSEReply) throws(FUSEError) in try reply.entry() }
+            // A node ID of 0 is a negative entry: no such name, and no reference taken.
+            return entry.nodeID == 0 ? nil : entry
+        } catch .notFound {
+            return nil
+        }
+    }
+
+    func attributes(of resolved: Resolved) throws(FileSystemError) -> FUSEAttributes {
+        if let attributes = resolved.attributes { return attributes }
+        return try call(.getattr(fileHandle: nil), node: resolved.node) {
+            (reply: FUSEReply) throws(FUSEError) in try reply.attributes()
+        }.attributes
+    }
+
+    /// Returns one reference on each node (FORGET on the high-priority queue, no reply).
+    func forget(_ nodes: [UInt64]) {
+        var bytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0) // 48 bytes
+        for node in nodes where node != FUSE.rootID {
+            withUnsafeMutableBytes(of: &bytes) { buffer in
+                let header = FUSERequestHeader(unique: takeUnique(), nodeID: node)
+                guard let length = try? FUSERequest.forget(lookups: 1).encode(into: buffer, header: header) else { return }
+                // A failed device is reported by the next request; a lost FORGET only costs
+                // the host one cached descriptor.
+                try? channel.post(UnsafeRawBufferPointer(rebasing: buffer[..<length]))
+            }
+        }
+    }
+
+    func register(_ file: OpenFile) -> FileHandleID {
+        let id = nextHandle
+        nextHandle &+= 1
+        files[id] = file
+        return FileHandleID(id)
+    }
+
+    /// RELEASE (or RELEASEDIR) and forget the file's node; the handle is gone even when the
+    /// server fails, as `FileSystem.close` promises.
+    func closeLocked(_ id: UInt64) {
+        guard let file = files.removeValue(forKey: id) else { return }
+        if files.isEmpty { files = [:] }
+        let request: FUSERequest = file.directory ? .releasedir(fileHandle: file.fileHandle, flags: 0)
+                                                  : .release(fileHandle: file.fileHandle, flags: 0)
+        _ = try? call(request, node: file.node) { (reply: FUSEReply) throws(FUSEError) in try reply.empty() }
+        forget([file.node])
+    }
+
+    // MARK: Requests
+
+    func takeUnique() -> UInt64 {
+        let unique = nextUnique
+        nextUnique = nextUnique == UInt64.max ? 1 : nextUnique + 1
+        return unique
+    }
+
+    /// Sends `request` about `node` and decodes its reply with `decode`.
+    @discardableResult
+    func call<T>(_ request: FUSERequest, node: UInt64,
+                 _ decode: (FUSEReply) throws(FUSEError) -> T) throws(FileSystemError) -> T {
+        try exchange(node: node, encode: { (buffer, header) throws(FUSEError) -> Int in
+            try request.encode(into: buffer, header: header)
+        }, decode: decode)
+    }
+
+    func exchange<T>(node: UInt64,
+                     encode: (UnsafeMutableRawBufferPointer, FUSERequestHeader) throws(FUSEError) -> Int,
+                     decode: (FUSEReply) throws(FUSEError) -> T) throws(FileSystemError) -> T {
+        let unique = takeUnique()
+        let length: Int
+        do {
+            length = try encode(request, FUSERequestHeader(unique: unique, nodeID: node))
+        } catch .invalidName {
+            throw .invalidPath
+        } catch {
+            throw .nameTooLong
+        }
+        let count = try channel.exchange(UnsafeRawBufferPointer(rebasing: request[..<length]), reply: reply)
+        guard count >= 0 && count <= reply.count else { throw malformed("reply longer than its buffer") }
+        do {
+            let answer = try FUSEReply(UnsafeRawBufferPointer(rebasing: reply[..<count]), unique: unique)
+            return try decode(answer)
+        } catch .remote(let errno) {
+            throw FUSEFileSystem.error(errno: errno)
+        } catch .protocolVersion {
+            throw malformed("the server speaks an older FUSE than 7.31")
+        } catch {
+            throw malformed("malformed reply")
+        }
+    }
+
+    func malformed(_ what: StaticString) -> FileSystemError {
+        malformedReplies += 1
+        Log.timestamp()
+        Log.write("virtio-fs: ")
+        Log.write(what)
+        Log.write("; the request fails with an I/O error\n")
+        return .io
+    }
+
+    // MARK: Conversions
+
+    /// A server's errno (Linux numbering) as a `FileSystemError`.
+    public static func error(errno: Int32) -> FileSystemError {
+        switch errno {
+        case 2: return .notFound            // ENOENT
+        case 20: return .notADirectory      // ENOTDIR
+        case 21: return .isADirectory       // EISDIR
+        case 17: return .exists             // EEXIST
+        case 39: return .notEmpty           // ENOTEMPTY
+        case 28, 122: return .noSpace       // ENOSPC, EDQUOT
+        case 30: return .readOnly           // EROFS
+        case 22, 18: return .invalidPath    // EINVAL, EXDEV
+        case 23, 24: return .tooManyOpenFiles // ENFILE, EMFILE
+        case 9: return .badDescriptor       // EBADF
+        case 36: return .nameTooLong        // ENAMETOOLONG
+        case 1, 13, 40: return .permissionDenied // EPERM, EACCES, ELOOP
+        default: return .io
+        }
+    }
+
+    static func kind(_ mode: UInt32) -> FileKind {
+        switch mode & 0o170000 {
+        case 0o100000: return .file
+        case 0o040000: return .directory
+        case 0o120000: return .symlink
+        default: return .other
+        }
+    }
+
+    static func kind(direntType: UInt32) -> FileKind {
+        switch direntType {
+        case 8: return .file
+        case 4: return .directory
+        case 10: return .symlink
+        default: return .other
+        }
+    }
+
+    static func attributes(_ a: FUSEAttributes) -> FileAttributes {
+        FileAttributes(size: a.size, kind: kind(a.mode), mode: a.mode & 0o7777, modificationTime: a.mtime)
+    }
+
+    static func isDotOrDotDot(_ name: UnsafeRawBufferPointer) -> Bool {
+        (name.count == 1 && name[0] == 46) || (name.count == 2 && name[0] == 46 && name[1] == 46)
+    }
+}
