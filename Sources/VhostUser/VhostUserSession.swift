@@ -29,6 +29,15 @@ public protocol VhostUserDevice: AnyObject {
     func attach(_ ring: DeviceRing?, index: Int)
     /// The guest kicked ring `index` (its kick eventfd fired).
     func kicked(index: Int)
+    /// Ring `index`'s name in log lines.
+    func queueName(_ index: Int) -> String
+}
+
+extension VhostUserDevice {
+    /// vsock's names (virtio 1.2 §5.10.2), the default.
+    public func queueName(_ index: Int) -> String {
+        ["rx", "tx", "event"].indices.contains(index) ? ["rx", "tx", "event"][index] : "queue \(index)"
+    }
 }
 
 public final class VhostUserSession {
@@ -183,7 +192,7 @@ public final class VhostUserSession {
         let resume = vrings[index].ring.map { ($0.queue.nextAvailIndex, $0.queue.nextUsedIndex) }
         detach(index)
         guard vrings[index].started, vrings[index].enabled else { return }
-        let name = ["rx", "tx", "event"].indices.contains(index) ? ["rx", "tx", "event"][index] : "queue \(index)"
+        let name = device.queueName(index)
         guard let memory, let address = vrings[index].address, vrings[index].size > 0 else {
             BackendLog.line("\(name) queue kicked before its memory, size or addresses were set; not started")
             return

@@ -1,0 +1,285 @@
+// What each FUSE request does on the host (fuse.h 7.31 opcodes), for FUSEServer.handle.
+// Each returns the reply body's length, written at the start of `body`, or throws the
+// errno to answer. Space for a fixed-size body is checked before anything changes.
+//
+// Files are opened for I/O by re-opening the node's O_PATH descriptor through
+// /proc/self/fd/N: exactly the inode LOOKUP approved, never a path walked again. OPEN
+// keeps only the access mode, O_APPEND, O_TRUNC and the sync flags; CREATE adds O_EXCL.
+// Directory listings omit "." and ".." and special files (FUSEServerNodes.swift).
+import Core
+import Glibc
+
+extension FUSEServer {
+    static let openFlagsKept: Int32 = O_ACCMODE | O_APPEND | O_TRUNC | 0o4010000 /* O_SYNC */ | 0o10000 /* O_DSYNC */
+
+    func perform(_ request: FUSEIncomingRequest, body: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        let id = request.nodeID
+        switch request.operation {
+        case .initialize(let major, _, let maxReadahead, _):
+            guard major == FUSE.major else {
+                BackendLog.line("INIT: the guest speaks FUSE \(major).x, this server 7.31")
+                throw Errno(EPROTO)
+            }
+            try FUSEServer.need(FUSEInitReply.size, in: body)
+            var out = FUSEInitReply()
+            out.major = FUSE.major; out.minor = FUSE.minor; out.maxReadahead = maxReadahead
+            out.maxBackground = 16; out.congestionThreshold = 12
+            out.maxWrite = FUSEServer.maximumWrite; out.timeGranularity = 1
+            out.maxPages = UInt16(FUSEServer.maximumWrite / 4096)
+            out.encode(into: body)
+            return FUSEInitReply.size
+        case .destroy:
+            dropAll(keepRoot: true)
+            return 0
+        case .lookup(let name):
+            try FUSEServer.need(FUSEEntry.size, in: body)
+            let (node, status) = try lookup(parentFD: try directory(id).fd, name: name)
+            FUSEServer.entry(node, status).encode(into: body)
+            return FUSEEntry.size
+        case .forget, .batchForget:
+            return 0 // Handled before (no reply).
+        case .getattr(let fh):
+            try FUSEServer.need(FUSEAttributesReply.size, in: body)
+            let fd: Int32
+            if let fh { fd = try handleFD(fh) } else { fd = try node(id).fd }
+            return FUSEServer.attributesReply(try LinuxFS.fstat(fd), into: body)
+        case .setattr(let attributes):
+            try FUSEServer.need(FUSEAttributesReply.size, in: body)
+            try mayModify()
+            return try setAttributes(try node(id), attributes, into: body)
+        case .open(let flags):
+            try FUSEServer.need(FUSEOpenReply.size, in: body)
+            let node = try node(id)
+            guard !node.isDirectory else { throw Errno(EISDIR) }
+            let kept = Int32(bitPattern: flags) & FUSEServer.openFlagsKept
+            if kept & O_ACCMODE != O_RDONLY || kept & O_TRUNC != 0 { try mayModify() }
+            let fd = try LinuxFS.reopen(node.fd, flags: kept)
+            return FUSEServer.openReply(addHandle(FSHandle(fd: fd, isDirectory: false)), into: body)
+        case .opendir:
+            try FUSEServer.need(FUSEOpenReply.size, in: body)
+            let fd = try LinuxFS.reopen(try directory(id).fd, flags: O_RDONLY | LinuxFS.directory)
+            let handle = FSHandle(fd: fd, isDirectory: true)
+            do { handle.entries = try snapshot(fd) } catch { close(fd); throw error }
+            return FUSEServer.openReply(addHandle(handle), into: body)
+        case .read(let fh, let offset, let size):
+            let handle = try handle(fh, directory: false)
+            guard offset <= UInt64(Int64.max) else { throw Errno(EINVAL) }
+            let count = min(Int(size), body.count, Int(FUSEServer.maximumWrite))
+            let n = pread(handle.fd, body.baseAddress, count, off_t(offset))
+            guard n >= 0 else { throw Errno.current }
+            return n
+        case .write(let fh, let offset, let data):
+            try FUSEServer.need(8, in: body)
+            try mayModify()
+            let handle = try handle(fh, directory: false)
+            guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw Errno(EFBIG) }
+            var written = 0
+            while written < data.count {
+                let n = pwrite(handle.fd, data.baseAddress! + written, data.count - written, off_t(offset) + off_t(written))
+                if n < 0 { if errno == EINTR { continue }; if written == 0 { throw Errno.current }; break }
+                if n == 0 { break }
+                written += n
+            }
+            body.storeBytes(of: UInt32(written).littleEndian, toByteOffset: 0, as: UInt32.self)
+            body.storeBytes(of: UInt32(0), toByteOffset: 4, as: UInt32.self)
+            return 8
+        case .flush(let fh):
+            _ = try handle(fh, directory: false)
+            return 0
+        case .fsync(let fh, let flags), .fsyncdir(let fh, let flags):
+            let isDirectory: Bool
+            if case .fsyncdir = request.operation { isDirectory = true } else { isDirectory = false }
+            let fd = try handle(fh, directory: isDirectory).fd
+            guard (flags & 1 != 0 ? fdatasync(fd) : fsync(fd)) == 0 else { throw Errno.current }
+            return 0
+        case .release(let fh, _), .releasedir(let fh, _):
+            let isDirectory: Bool
+            if case .releasedir = request.operation { isDirectory = true } else { isDirectory = false }
+            let handle = try handle(fh, directory: isDirectory)
+            close(handle.fd)
+            handles[fh] = nil
+            return 0
+        case .readdir(let fh, let offset, let size), .readdirplus(let fh, let offset, let size):
+            var plus = false
+            if case .readdirplus = request.operation { plus = true }
+            let handle = try handle(fh, directory: true)
+            if offset == 0 { handle.entries = try snapshot(handle.fd) }
+            let room = UnsafeMutableRawBufferPointer(rebasing: body[..<min(Int(size), body.count)])
+            return readDirectory(handle, from: offset, plus: plus, into: room)
+        case .statfs:
+            try FUSEServer.need(80, in: body)
+            var s = statvfs()
+            guard fstatvfs(try node(id).fd, &s) == 0 else { throw Errno.current }
+            let words: [UInt64] = [UInt64(s.f_blocks), UInt64(s.f_bfree), UInt64(s.f_bavail), UInt64(s.f_files), UInt64(s.f_ffree)]
+            for (i, word) in words.enumerated() { body.storeBytes(of: word.littleEndian, toByteOffset: i * 8, as: UInt64.self) }
+            let halves: [UInt32] = [UInt32(truncatingIfNeeded: s.f_bsize), UInt32(truncatingIfNeeded: s.f_namemax),
+                                    UInt32(truncatingIfNeeded: s.f_frsize), 0, 0, 0, 0, 0, 0, 0]
+            for (i, half) in halves.enumerated() { body.storeBytes(of: half.littleEndian, toByteOffset: 40 + i * 4, as: UInt32.self) }
+            return 80
+        case .create(let name, let flags, let mode, let umask):
+            try FUSEServer.need(FUSEEntry.size + FUSEOpenReply.size, in: body)
+            try mayModify()
+            return try create(in: try directory(id), name: name, flags: flags, mode: mode & ~umask & 0o7777, into: body)
+        case .mkdir(let name, let mode, let umask):
+            try FUSEServer.need(FUSEEntry.size, in: body)
+            try mayModify()
+            let parent = try directory(id)
+            let checked = try checkName(name)
+            let made = LinuxFS.withCString(checked) { mkdirat(parent.fd, $0, mode_t(mode & ~umask & 0o7777)) }
+            guard made == 0 else { throw Errno.current }
+            let (node, status) = try lookup(parentFD: parent.fd, name: name)
+            FUSEServer.entry(node, status).encode(into: body)
+            return FUSEEntry.size
+        case .unlink(let name), .rmdir(let name):
+            try mayModify()
+            let parent = try directory(id)
+            let checked = try checkName(name)
+            var flags: Int32 = 0
+            if case .rmdir = request.operation { flags = LinuxFS.removeDirectory }
+            guard LinuxFS.withCString(checked, { unlinkat(parent.fd, $0, flags) }) == 0 else { throw Errno.current }
+            return 0
+        case .rename(let name, let newDirectory, let newName, let flags):
+            try mayModify()
+            guard flags & ~LinuxFS.renameNoReplace == 0 else { throw Errno(EINVAL) }
+            let from = try directory(id), to = try directory(newDirectory)
+            let old = try checkName(name), new = try checkName(newName)
+            guard LinuxFS.renameat2(from.fd, old, to.fd, new, flags: flags) == 0 else { throw Errno.current }
+            return 0
+        case .access(let mask):
+            let node = try node(id)
+            if mask & UInt32(W_OK) != 0 { try mayModify() }
+            let allowed = LinuxFS.withCString(LinuxFS.procPath(node.fd)) { faccessat(LinuxFS.currentDirectory, $0, Int32(mask & 7), 0) }
+            guard allowed == 0 else { throw Errno.current }
+            return 0
+        case .refused(let opcode):
+            BackendLog.debug("refusing FUSE opcode \(opcode) (no special files, symlinks or hard links)")
+            throw Errno(EPERM)
+        case .unknown(let opcode):
+            BackendLog.debug("FUSE opcode \(opcode) is not implemented")
+            throw Errno(ENOSYS)
+        }
+    }
+
+    func handleFD(_ fh: UInt64) throws(Errno) -> Int32 {
+        guard let handle = handles[fh] else { throw Errno(EBADF) }
+        return handle.fd
+    }
+
+    static func attributesReply(_ status: stat, into body: UnsafeMutableRawBufferPointer) -> Int {
+        var out = FUSEAttributesReply()
+        out.attrValid = validity
+        out.attributes = attributes(status)
+        out.encode(into: body)
+        return FUSEAttributesReply.size
+    }
+
+    static func openReply(_ fh: UInt64, into body: UnsafeMutableRawBufferPointer) -> Int {
+        body.storeBytes(of: fh.littleEndian, toByteOffset: 0, as: UInt64.self)
+        body.storeBytes(of: UInt64(0), toByteOffset: 8, as: UInt64.self)
+        return FUSEOpenReply.size
+    }
+
+    /// SETATTR: size (through the handle with FATTR_FH), mode, owner, times; in that order.
+    func setAttributes(_ node: FSNode, _ a: FUSESetAttributes, into body: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        let proc = LinuxFS.procPath(node.fd)
+        if a.valid & FUSESetAttributes.validSize != 0 {
+            guard !node.isDirectory else { throw Errno(EISDIR) }
+            guard a.size <= UInt64(Int64.max) else { throw Errno(EINVAL) }
+            if a.valid & FUSESetAttributes.validFileHandle != 0 {
+                guard ftruncate(try handle(a.fileHandle, directory: false).fd, off_t(a.size)) == 0 else { throw Errno.current }
+            } else {
+                let fd = try LinuxFS.reopen(node.fd, flags: O_WRONLY)
+                defer { close(fd) }
+                guard ftruncate(fd, off_t(a.size)) == 0 else { throw Errno.current }
+            }
+        }
+        if a.valid & FUSESetAttributes.validMode != 0 {
+            guard LinuxFS.withCString(proc, { chmod($0, mode_t(a.mode & 0o7777)) }) == 0 else { throw Errno.current }
+        }
+        if a.valid & (FUSESetAttributes.validUID | FUSESetAttributes.validGID) != 0 {
+            let uid = a.valid & FUSESetAttributes.validUID != 0 ? a.uid : UInt32.max
+            let gid = a.valid & FUSESetAttributes.validGID != 0 ? a.gid : UInt32.max
+            guard fchownat(node.fd, "", uid, gid, LinuxFS.emptyPath) == 0 else { throw Errno.current }
+        }
+        let timeBits = FUSESetAttributes.validAtime | FUSESetAttributes.validMtime | FUSEServerOpcode.setAtimeNow | FUSEServerOpcode.setMtimeNow
+        if a.valid & timeBits != 0 {
+            func time(_ set: UInt32, _ now: UInt32, _ seconds: UInt64, _ nanoseconds: UInt32) -> timespec {
+                if a.valid & now != 0 { return timespec(tv_sec: 0, tv_nsec: LinuxFS.utimeNow) }
+                if a.valid & set != 0 { return timespec(tv_sec: Int(clamping: seconds), tv_nsec: Int(min(nanoseconds, 999_999_999))) }
+                return timespec(tv_sec: 0, tv_nsec: LinuxFS.utimeOmit)
+            }
+            var times = [time(FUSESetAttributes.validAtime, FUSEServerOpcode.setAtimeNow, a.atime, a.atimensec),
+                         time(FUSESetAttributes.validMtime, FUSEServerOpcode.setMtimeNow, a.mtime, a.mtimensec)]
+            guard LinuxFS.withCString(proc, { utimensat(LinuxFS.currentDirectory, $0, &times, 0) }) == 0 else { throw Errno.current }
+        }
+        return FUSEServer.attributesReply(try LinuxFS.fstat(node.fd), into: body)
+    }
+
+    /// CREATE: opens `name` with O_CREAT (never following a symlink there), answers
+    /// fuse_entry_out + fuse_open_out.
+    func create(in parent: FSNode, name: UnsafeRawBufferPointer, flags: UInt32, mode: UInt32,
+                into body: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        let checked = try checkName(name)
+        let kept = Int32(bitPattern: flags) & (FUSEServer.openFlagsKept | O_EXCL)
+        let fd = LinuxFS.withCString(checked) {
+            openat(parent.fd, $0, kept | O_CREAT | LinuxFS.noFollow | LinuxFS.closeOnExec | O_NOCTTY, mode_t(mode))
+        }
+        guard fd >= 0 else { throw Errno.current }
+        let node: FSNode
+        let status: stat
+        do {
+            status = try LinuxFS.fstat(fd)
+            let pathFD = try LinuxFS.reopen(fd, flags: LinuxFS.pathOnly)
+            node = try adopt(fd: pathFD, status: status, name: checked)
+        } catch {
+            close(fd)
+            throw error
+        }
+        FUSEServer.entry(node, status).encode(into: body)
+        let fh = addHandle(FSHandle(fd: fd, isDirectory: false))
+        return FUSEEntry.size + FUSEServer.openReply(fh, into: UnsafeMutableRawBufferPointer(rebasing: body[FUSEEntry.size...]))
+    }
+
+    /// READDIR(PLUS) from snapshot index `offset`; each record's `off` is the next index.
+    /// READDIRPLUS takes a lookup only for a record that fits (fuse.h: each entry with a
+    /// non-zero node id counts as a LOOKUP); an entry LOOKUP refuses gets node id 0.
+    func readDirectory(_ handle: FSHandle, from offset: UInt64, plus: Bool, into room: UnsafeMutableRawBufferPointer) -> Int {
+        var writer = FUSEDirectoryWriter(room)
+        var index = Int(min(offset, UInt64(handle.entries.count)))
+        while index < handle.entries.count {
+            let item = handle.entries[index]
+            let fixed = plus ? FUSEDirectory.direntPlusSize : FUSEDirectory.direntSize
+            guard (fixed + item.name.count + 7) & ~7 <= room.count - writer.count else { break }
+            var type = item.type
+            var entry: FUSEEntry?
+            if plus {
+                var e = FUSEEntry()
+                e.attributes.ino = item.inode
+                e.attributes.mode = type << 12
+                if let (node, status) = lookupForListing(parentFD: handle.fd, name: item.name) {
+                    e = FUSEServer.entry(node, status)
+                    type = (e.attributes.mode >> 12) & 0xF
+                }
+                entry = e
+            }
+            let appended = item.name.withUnsafeBytes {
+                writer.append(ino: item.inode, offset: UInt64(index + 1), type: type, name: $0, entry: entry)
+            }
+            if !appended { break }
+            index += 1
+        }
+        return writer.count
+    }
+
+    /// LOOKUP for a READDIRPLUS record; nil when it is refused.
+    func lookupForListing(parentFD: Int32, name: [UInt8]) -> (FSNode, stat)? {
+        var copy = name
+        return copy.withUnsafeMutableBytes { raw -> (FSNode, stat)? in
+            do throws(Errno) {
+                return try lookup(parentFD: parentFD, name: UnsafeRawBufferPointer(raw))
+            } catch {
+                return nil
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+// The guest's FUSE client (Core's FUSEFileSystem, behind a VFS as services use it) against
+// the host's FUSE server (toro-fs's FUSEServer) over a real temporary folder, in-process:
+// the two halves of virtio-fs agree on every operation services use, the guest never
+// reaches outside the folder, a read-only share changes nothing, and long use leaks no
+// host descriptor, node or guest handle.
+import XCTest
+import Foundation
+import Core
+@testable import VhostUser
+
+/// Hands each request straight to a FUSEServer, as the virtqueues would.
+final class InProcessChannel: FUSEChannel {
+    let server: FUSEServer
+    var forgets = 0
+    init(server: FUSEServer) { self.server = server }
+
+    func exchange(_ request: UnsafeRawBufferPointer, reply: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
+        guard let count = server.handle(request, reply: reply) else { throw .io }
+        return count
+    }
+
+    func post(_ request: UnsafeRawBufferPointer) throws(FileSystemError) {
+        var scratch = [UInt8](repeating: 0, count: 64)
+        let answered = scratch.withUnsafeMutableBytes { server.handle(request, reply: $0) }
+        guard answered == nil else { throw .io }
+        forgets += 1
+    }
+}
+
+final class FUSEFileSystemServerTests: XCTestCase {
+    var root = ""
+    var outside = ""
+    let manager = FileManager.default
+
+    override func setUpWithError() throws {
+        root = NSTemporaryDirectory() + "toro-fuse-\(UUID().uuidString)"
+        outside = root + "-outside"
+        try manager.createDirectory(atPath: root + "/nested/deeper", withIntermediateDirectories: true)
+        try manager.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try Data("secret".utf8).write(to: URL(fileURLWithPath: outside + "/secret.txt"))
+        try Data().write(to: URL(fileURLWithPath: root + "/empty"))
+        try Data((0..<1024).map { UInt8($0 % 256) }).write(to: URL(fileURLWithPath: root + "/one KiB.bin"))
+        var big = [UInt8](repeating: 0, count: 1 << 20)
+        for i in big.indices { big[i] = UInt8(truncatingIfNeeded: i &* 2654435761 >> 13) }
+        try Data(big).write(to: URL(fileURLWithPath: root + "/nested/deeper/mebibyte.bin"))
+        try Data("héllo wörld".utf8).write(to: URL(fileURLWithPath: root + "/nested/grüße 😀.txt"))
+        try manager.createSymbolicLink(atPath: root + "/escape", withDestinationPath: outside + "/secret.txt")
+        try manager.createSymbolicLink(atPath: root + "/climb", withDestinationPath: "../" + (outside as NSString).lastPathComponent + "/secret.txt")
+        try manager.createSymbolicLink(atPath: root + "/inside", withDestinationPath: "nested/grüße 😀.txt")
+    }
+
+    override func tearDownWithError() throws {
+        try? manager.removeItem(atPath: root)
+        try? manager.removeItem(atPath: outside)
+    }
+
+    func mount(readOnly: Bool = false) throws -> (VFS, FUSEFileSystem, FUSEServer, InProcessChannel) {
+        let server = try FUSEServer(root: root, readOnly: readOnly)
+        let channel = InProcessChannel(server: server)
+        let fs = try FUSEFileSystem.mount(channel: channel)
+        let vfs = VFS()
+        try vfs.mount(fs)
+        return (vfs, fs, server, channel)
+    }
+
+    func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    func read(_ vfs: VFS, _ path: String) throws -> [UInt8] {
+        let fd = try vfs.open(bytes(path), flags: .read)
+        defer { try? vfs.close(fd) }
+        var all: [UInt8] = []
+        while true {
+            let chunk = try vfs.read(fd, count: 200_000)
+            if chunk.isEmpty { return all }
+            all += chunk
+        }
+    }
+
+    func host(_ path: String) -> [UInt8] { Array(manager.contents(atPath: root + "/" + path) ?? Data()) }
+
+    func testEveryFileReadsAsTheHostHasIt() throws {
+        let (vfs, _, _, _) = try mount()
+        for path in ["empty", "one KiB.bin", "nested/deeper/mebibyte.bin", "nested/grüße 😀.txt"] {
+            XCTAssertEqual(try read(vfs, "/" + path), host(path), path)
+            XCTAssertEqual(try vfs.stat(bytes("/" + path)).size, UInt64(host(path).count), path)
+        }
+        XCTAssertEqual(try read(vfs, "/inside"), host("nested/grüße 😀.txt"), "a symlink inside the share is followed")
+        let names = try vfs.readdir(bytes("/nested")).map { String(decoding: $0.name, as: UTF8.self) }.sorted()
+        XCTAssertEqual(names, ["deeper", "grüße 😀.txt"])
+        XCTAssertEqual(try vfs.stat(bytes("/nested")).kind, .directory)
+    }
+
+    func testNothingOutsideTheShareIsReachable() throws {
+        let (vfs, _, _, _) = try mount()
+        for path in ["/escape", "/climb"] {
+            XCTAssertThrowsError(try read(vfs, path), path) { error in
+                let e = error as? FileSystemError
+                XCTAssertTrue(e == .permissionDenied || e == .notFound, "\(path): \(error)")
+            }
+        }
+        XCTAssertThrowsError(try vfs.open(bytes("/../secret.txt"), flags: .read)) // the VFS refuses to climb
+    }
+
+    func testWritesReachTheHost() throws {
+        let (vfs, _, _, _) = try mount()
+        let fd = try vfs.open(bytes("/new.txt"), flags: [.write, .create, .truncate])
+        let payload = [UInt8]((0..<300_000).map { UInt8($0 % 253) })   // several WRITEs
+        XCTAssertEqual(try vfs.write(fd, payload), payload.count)
+        try vfs.close(fd)
+        XCTAssertEqual(host("new.txt"), payload)
+        try vfs.mkdir(bytes("/made"))
+        try vfs.rename(bytes("/new.txt"), to: bytes("/made/moved.txt"))
+        XCTAssertEqual(host("made/moved.txt"), payload)
+        try vfs.truncate(bytes("/made/moved.txt"), size: 10)
+        XCTAssertEqual(host("made/moved.txt"), Array(payload[..<10]))
+        XCTAssertThrowsError(try vfs.rmdir(bytes("/made"))) { XCTAssertEqual($0 as? FileSystemError, .notEmpty) }
+        try vfs.unlink(bytes("/made/moved.txt"))
+        try vfs.rmdir(bytes("/made"))
+        XCTAssertFalse(manager.fileExists(atPath: root + "/made"))
+        XCTAssertThrowsError(try vfs.open(bytes("/one KiB.bin"), flags: [.write, .create, .exclusive])) {
+            XCTAssertEqual($0 as? FileSystemError, .exists)
+        }
+        // Re-opening with truncate empties the file.
+        let again = try vfs.open(bytes("/one KiB.bin"), flags: [.write, .truncate])
+        try vfs.close(again)
+        XCTAssertEqual(host("one KiB.bin"), [])
+    }
+
+    func testReadOnlyShareRefusesEveryWriteAndChangesNothing() throws {
+        let before = try snapshot()
+        let (vfs, _, _, _) = try mount(readOnly: true)
+        XCTAssertEqual(try read(vfs, "/one KiB.bin"), host("one KiB.bin"))
+        let attempts: [(String, () throws -> Void)] = [
+            ("create", { _ = try vfs.open(self.bytes("/new"), flags: [.write, .create]) }),
+            ("open for writing", { _ = try vfs.open(self.bytes("/one KiB.bin"), flags: .write) }),
+            ("truncate", { try vfs.truncate(self.bytes("/one KiB.bin"), size: 0) }),
+            ("mkdir", { try vfs.mkdir(self.bytes("/d")) }),
+            ("unlink", { try vfs.unlink(self.bytes("/empty")) }),
+            ("rmdir", { try vfs.rmdir(self.bytes("/nested/deeper")) }),
+            ("rename", { try vfs.rename(self.bytes("/empty"), to: self.bytes("/renamed")) }),
+        ]
+        for (what, attempt) in attempts {
+            XCTAssertThrowsError(try attempt(), what) { XCTAssertEqual($0 as? FileSystemError, .readOnly, what) }
+        }
+        XCTAssertEqual(try snapshot(), before)
+    }
+
+    func testTwoThousandRequestsLeaveNoDescriptorNodeOrHandleBehind() throws {
+        let (vfs, fs, server, _) = try mount()
+        _ = try read(vfs, "/nested/grüße 😀.txt")
+        let descriptors = server.openDescriptorCount
+        let nodes = server.nodeCount
+        for i in 0..<2_000 {
+            let path = ["/one KiB.bin", "/nested/grüße 😀.txt", "/inside", "/empty"][i % 4]
+            _ = try read(vfs, path)
+            _ = try vfs.stat(bytes(path))
+            if i % 100 == 0 { _ = try vfs.readdir(bytes("/nested")) }
+            if i % 50 == 0 { XCTAssertThrowsError(try vfs.stat(bytes("/nested/missing"))) }
+        }
+        XCTAssertEqual(server.openDescriptorCount, descriptors)
+        XCTAssertEqual(server.nodeCount, nodes)
+        XCTAssertEqual(server.handleCount, 0)
+        XCTAssertEqual(fs.openCount, 0)
+        XCTAssertEqual(vfs.openCount, 0)
+    }
+
+    /// Every file's path and bytes, to prove a read-only run changed nothing.
+    func snapshot() throws -> [String: [UInt8]] {
+        var result: [String: [UInt8]] = [:]
+        let enumerator = manager.enumerator(atPath: root)
+        while let path = enumerator?.nextObject() as? String {
+            result[path] = Array(manager.contents(atPath: root + "/" + path) ?? Data([0xFF]))
+        }
+        return result
+    }
+}
