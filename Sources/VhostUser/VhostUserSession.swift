@@ -31,9 +31,15 @@ public protocol VhostUserDevice: AnyObject {
     func kicked(index: Int)
     /// Ring `index`'s name in log lines.
     func queueName(_ index: Int) -> String
+    /// Whether the device has a config space for GET_CONFIG (vsock: the CID). QEMU's
+    /// vhost-user-fs-device builds virtio-fs's config itself and warns when the back-end
+    /// offers VHOST_USER_PROTOCOL_F_CONFIG.
+    var hasConfigSpace: Bool { get }
 }
 
 extension VhostUserDevice {
+    public var hasConfigSpace: Bool { true }
+
     /// vsock's names (virtio 1.2 §5.10.2), the default.
     public func queueName(_ index: Int) -> String {
         ["rx", "tx", "event"].indices.contains(index) ? ["rx", "tx", "event"][index] : "queue \(index)"
@@ -60,7 +66,10 @@ public final class VhostUserSession {
     public private(set) var memory: MemoryTable?
     var vrings: [Vring]
 
-    public static let protocolFeatures = VhostUserProtocolFeatures.config | VhostUserProtocolFeatures.replyAck
+    /// The protocol features offered: REPLY_ACK, and CONFIG when the device has a config space.
+    public var protocolFeatures: UInt64 {
+        VhostUserProtocolFeatures.replyAck | (device.hasConfigSpace ? VhostUserProtocolFeatures.config : 0)
+    }
 
     public init(device: any VhostUserDevice) {
         self.device = device
@@ -105,9 +114,9 @@ public final class VhostUserSession {
             }
             ackedFeatures = features & offeredFeatures
         case .getProtocolFeatures:
-            return VhostUserEncoder.reply(to: code, payload: VhostUserEncoder.u64(VhostUserSession.protocolFeatures))
+            return VhostUserEncoder.reply(to: code, payload: VhostUserEncoder.u64(protocolFeatures))
         case .setProtocolFeatures(let features):
-            ackedProtocolFeatures = features & VhostUserSession.protocolFeatures
+            ackedProtocolFeatures = features & protocolFeatures
         case .setOwner:
             break
         case .resetOwner:

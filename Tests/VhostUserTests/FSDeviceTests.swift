@@ -224,3 +224,13 @@ final class FSDeviceTests: XCTestCase {
         XCTAssertEqual(again.terminationStatus, 0, "SIGTERM stops it cleanly")
     }
 }
+
+final class FSDeviceProtocolFeatureTests: XCTestCase {
+    /// QEMU 7.2 warns when a vhost-user-fs back-end offers CONFIG; vsock needs it for the CID.
+    func testConfigIsOfferedOnlyByDevicesWithAConfigSpace() throws {
+        let fs = VhostUserSession(device: FSDevice(server: try FUSEServer(root: NSTemporaryDirectory(), readOnly: true)))
+        XCTAssertEqual(fs.protocolFeatures, VhostUserProtocolFeatures.replyAck)
+        let vsock = VhostUserSession(device: VsockDevice(guestCID: 3, udsPath: nil))
+        XCTAssertEqual(vsock.protocolFeatures, VhostUserProtocolFeatures.replyAck | VhostUserProtocolFeatures.config)
+    }
+}

@@ -71,7 +71,7 @@ final class VhostUserSessionTests: XCTestCase {
         // The guest's own view of its RAM: the same memfd mapped again.
         let guestMemory = try MemoryTable(regions: regions, fds: [dup(memfd), dup(memfd)])
         let session = VhostUserSession(device: VsockDevice(guestCID: 3, udsPath: nil))
-        _ = try request(session, .setProtocolFeatures, VhostUserEncoder.u64(VhostUserSession.protocolFeatures))
+        _ = try request(session, .setProtocolFeatures, VhostUserEncoder.u64(session.protocolFeatures))
         _ = try request(session, .setFeatures, VhostUserEncoder.u64((1 << 32) | (1 << 30)))
         XCTAssertEqual(try request(session, .setMemTable, VhostUserEncoder.memTable(regions),
                                    fds: [dup(memfd), dup(memfd)], needReply: true), VhostUserEncoder.u64(0))

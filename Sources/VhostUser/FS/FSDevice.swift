@@ -34,7 +34,10 @@ public final class FSDevice: VhostUserDevice {
     public var deviceFeatures: UInt64 { 0 }
     public func queueName(_ index: Int) -> String { index == FSDevice.hiprioQueue ? "hiprio" : "request \(index)" }
 
-    /// QEMU's vhost-user-fs-device answers config reads itself; nothing to add here.
+    /// QEMU's vhost-user-fs-device answers config reads itself (tag, queue count), so the
+    /// CONFIG protocol feature is not offered.
+    public var hasConfigSpace: Bool { false }
+
     public func readConfig(offset: UInt32, size: UInt32) -> [UInt8] { [UInt8](repeating: 0, count: Int(size)) }
 
     public func attach(_ ring: DeviceRing?, index: Int) {
