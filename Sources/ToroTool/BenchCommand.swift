@@ -11,7 +11,8 @@
 // because each CPU costs the kernel memory of its own (stacks, per-CPU state), so the
 // minimum for 1 CPU says nothing about N; `bench boot` alone gives the 1-CPU figure.
 //
-// `toro bench kv` (the kv service against a host-native server) lives in KVBench.swift.
+// `toro bench kv` (the kv service against a host-native server) lives in KVBench.swift,
+// `toro bench web` (static-web against python3 -m http.server) in WebBench.swift.
 
 import Foundation
 
@@ -63,6 +64,7 @@ public enum BenchCommand {
 
     public static func main(_ arguments: [String], paths: Paths) -> Int32 {
         if arguments.first == "kv" { return KVBench.main(Array(arguments.dropFirst()), paths: paths) }
+        if arguments.first == "web" { return WebBench.main(Array(arguments.dropFirst()), paths: paths) }
         do throws(ToolFailure) {
             let options = try parse(arguments)
             let runs = options.runs, cpus = options.cpus

@@ -22,6 +22,10 @@ public struct QEMUCommand: Equatable, Sendable {
     public var kernelCommandLine: String
     /// The vhost-user socket of the vsock back-end (toro-vsock), when sockets are wanted.
     public var vsockSocket: String? = nil
+    /// The vhost-user socket of the virtio-fs back-end (toro-fs), when a folder is shared.
+    public var fsSocket: String? = nil
+    /// The tag the guest's virtio-fs driver mounts (virtio 1.2 §5.11.4, `tag`).
+    public static let fsTag = "toro"
 
     public init(platform: GuestPlatform, accelerator: Accelerator, memoryMiB: Int, cpus: Int,
                 kernelPath: String, kernelCommandLine: String) {
@@ -47,14 +51,21 @@ public struct QEMUCommand: Equatable, Sendable {
             let rtc = accelerator == .kvm ? "off" : "on"
             // With a vhost-user back-end, guest memory must be a shared memfd, or the
             // back-end never sees the guest's writes (DESIGN.md).
-            let memory = vsockSocket == nil ? "" : ",memory-backend=mem"
+            let vhostUser = vsockSocket != nil || fsSocket != nil
+            let memory = vhostUser ? ",memory-backend=mem" : ""
             args += ["-M", "microvm,pic=off,rtc=\(rtc),acpi=off\(memory)"] + accelerator.qemuArguments
             args += ["-m", "\(memoryMiB)", "-smp", "\(cpus)"]
-            if let vsockSocket {
+            if vhostUser {
                 args += ["-object", "memory-backend-memfd,id=mem,size=\(memoryMiB)M,share=on",
-                         "-global", "virtio-mmio.force-legacy=false",
-                         "-chardev", "socket,id=vsock0,path=\(vsockSocket)",
+                         "-global", "virtio-mmio.force-legacy=false"]
+            }
+            if let vsockSocket {
+                args += ["-chardev", "socket,id=vsock0,path=\(vsockSocket)",
                          "-device", "vhost-user-vsock-device,chardev=vsock0"]   // the CID comes from the back-end (GET_CONFIG)
+            }
+            if let fsSocket {
+                args += ["-chardev", "socket,id=fs0,path=\(fsSocket)",
+                         "-device", "vhost-user-fs-device,chardev=fs0,tag=\(Self.fsTag)"]
             }
         case .legacy:
             args += ["-M", "pc"] + accelerator.qemuArguments

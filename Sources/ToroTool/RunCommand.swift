@@ -15,7 +15,16 @@ public enum RunCommand {
             let image = try KernelBuilder(paths: paths).build(options.platform)
             var command = QEMUCommand(options: options, accelerator: accelerator, kernelPath: image)
             let wantsSockets = !options.ports.isEmpty && options.platform == .microvm
+            let share = options.platform == .microvm ? options.shares.first : nil
             if options.printCommand {
+                // Each back-end's line first (started in the background), QEMU's last.
+                if let share {
+                    let directory = "/tmp/toro-fs"
+                    command.fsSocket = directory + "/fs.sock"
+                    let backend = [paths.root + "/.build/debug/toro-fs"]
+                        + FSBackend.arguments(socket: command.fsSocket!, share: share)
+                    Console.line(backend.map(shellQuote).joined(separator: " ") + " &")
+                }
                 if wantsSockets {
                     let directory = "/tmp/toro-vsock"
                     command.vsockSocket = directory + "/vhost-user.sock"
@@ -26,25 +35,38 @@ public enum RunCommand {
                 Console.line(command.shellLine)
                 return 0
             }
+            var fsBackend: FSBackend? = nil
+            if let share {
+                fsBackend = try FSBackend.start(paths: paths, share: share)
+                command.fsSocket = fsBackend!.socketPath
+            }
             var backend: VsockBackend? = nil
             if wantsSockets {
-                backend = try VsockBackend.start(paths: paths, ports: options.ports)
+                do throws(ToolFailure) {
+                    backend = try VsockBackend.start(paths: paths, ports: options.ports)
+                } catch {
+                    fsBackend?.stop()
+                    throw error
+                }
                 command.vsockSocket = backend!.socketPath
             }
             let died = DiedNote()
-            backend?.watch { message in
-                // toro-vsock also exits, normally, when QEMU closes its socket on the way
+            let onDeath: @Sendable (String) -> Void = { message in
+                // A back-end also exits, normally, when QEMU closes its socket on the way
                 // out; only a back-end that is gone while QEMU still runs is a failure.
                 usleep(300_000)
                 if died.guestFinished { return }
                 died.set(message)
                 ChildRegistry.killAll()
             }
+            backend?.watch(onDeath)
+            fsBackend?.watch(onDeath)
             let cpus = options.cpus == 1 ? "1 CPU" : "\(options.cpus) CPUs"
             Console.progress("booting \(options.service) on \(options.platform.rawValue) (\(accelerator.rawValue), \(cpus), \(options.memoryMiB) MiB)")
             let outcome = Boot.run(command, timeout: options.timeoutSeconds, echo: true)
             died.guestFinished = true
             backend?.stop()
+            fsBackend?.stop()
             if let message = died.get() {
                 Console.error(message)
                 return ToroStatus.qemuFailed.rawValue
@@ -97,6 +119,7 @@ final class DiedNote: @unchecked Sendable {
         get { lock.lock(); defer { lock.unlock() }; return finished }
         set { lock.lock(); finished = newValue; lock.unlock() }
     }
-    func set(_ text: String) { lock.lock(); message = text; lock.unlock() }
+    /// Keeps the first message: a back-end that dies takes the other down with the guest.
+    func set(_ text: String) { lock.lock(); if message == nil { message = text }; lock.unlock() }
     func get() -> String? { lock.lock(); defer { lock.unlock() }; return message }
 }

@@ -1,9 +1,10 @@
 // The options of `toro run` (and of `compare`, which shares them), parsed and validated.
 //
 // Validation happens before anything is built or started: each error is one line and
-// status 64. Two well-formed options are refused on purpose: `-p` needs virtio-vsock and
-// `--share` needs virtio-fs, which the kernel does not have yet; ignoring them silently
-// would let a user believe a port or a folder is there.
+// status 64. Well-formed options the platform cannot honour are refused on purpose rather
+// than ignored, which would let a user believe a port or a folder is there: on legacy,
+// `-p` (no virtio-net and TCP/IP yet) and `--share` (no virtio-fs; ext2 comes later). On
+// microvm one `--share DIR[:ro]` is served by toro-fs over virtio-fs; a second is refused.
 
 #if canImport(Glibc)
 import Glibc
@@ -151,9 +152,13 @@ public struct RunOptions: Equatable, Sendable {
             throw ToolFailure(.badArgument,
                               "-p \(port.host):\(port.guest) on legacy needs virtio-net and Toro's TCP/IP stack, which are not built yet (use microvm)")
         }
-        if let share = shares.first {
+        if let share = shares.first, platform == .legacy {
             throw ToolFailure(.badArgument,
-                              "--share \(share.path) needs virtio-fs, which the kernel does not have yet")
+                              "--share \(share.path) on legacy needs virtio-fs, which only microvm has (use microvm)")
+        }
+        if shares.count > 1 {
+            throw ToolFailure(.badArgument,
+                              "--share given \(shares.count) times: the guest mounts one shared folder (\(shares[0].path))")
         }
     }
 

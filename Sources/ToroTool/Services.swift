@@ -16,9 +16,11 @@ public enum Services {
         ServiceInfo(name: "threads", summary: "threads on every CPU yield and sleep in a deterministic pattern"),
         ServiceInfo(name: "clock", summary: "prints the wall-clock date and measures sleep(100 ms) five times"),
         ServiceInfo(name: "threadstress", summary: "creates and finishes 100,000 threads across all CPUs; heap returns to baseline"),
-        ServiceInfo(name: "kv", summary: "key-value server on port 80 (SET, GET, DEL, QUIT); microvm with -p HOSTPORT:80"),
+        ServiceInfo(name: "kv", summary: "key-value server on port 80 (SET, GET, DEL, SAVE, QUIT); microvm with -p HOSTPORT:80, kv.db with --share DIR"),
         ServiceInfo(name: "hostping", summary: "connects out to the host over vsock (CID 2, -- port=N) and prints its answer"),
         ServiceInfo(name: "stackoverflow", summary: "a thread recurses forever: its guard page faults, the report names it, exit 3"),
+        ServiceInfo(name: "static-web", summary: "serves the shared folder over HTTP/1.1; microvm with --share DIR -p HOSTPORT:80"),
+        ServiceInfo(name: "fs-manifest", summary: "prints each file of the shared folder (--share DIR) with its size and CRC-32, sorted, then exits 0"),
         ServiceInfo(name: "irqtest", summary: "raises an interrupt nobody handles: the kernel logs it, acknowledges it, carries on"),
     ]
 

@@ -1,7 +1,7 @@
 // `toro test`: every test tier, as CI runs it (.ci/run calls this).
 //
 //   setup    install what is missing (as `run` does), build both kernels and the
-//            do-nothing kernels once, and the vsock back-end (toro-vsock)
+//            do-nothing kernels once, and the vhost-user back-ends (toro-vsock, toro-fs)
 //   tier 1   host unit tests: `swift test --skip BootTests`
 //   tier 2-3 boot and differential tests: `swift test --filter BootTests`, which boot the
 //            prebuilt images under QEMU (TCG) through this same tool
@@ -38,9 +38,10 @@ public enum TestCommand {
                 try builder.build(platform)
                 try builder.buildNull(platform)
             }
-            // The vsock back-end too, before `swift test` holds .build's lock (the kv boot
-            // tests start it through `toro run -p`).
+            // The back-ends too, before `swift test` holds .build's lock (the boot tests
+            // start them through `toro run -p` and `toro run --share`).
             _ = try VsockBackend.executable(paths: paths)
+            _ = try FSBackend.executable(paths: paths)
         } catch {
             Console.error(error.message)
             Console.line("0 passed, 1 failed")

@@ -14,6 +14,7 @@ public enum Usage {
       ./toro test
       ./toro bench boot [--runs N] [--cpus N]
       ./toro bench kv [--runs N] [--requests N]
+      ./toro bench web [--runs N] [--requests N]
 
     commands:
       run       build the kernel and boot one service; the guest's console is your terminal
@@ -25,14 +26,18 @@ public enum Usage {
       bench     boot benchmark: Toro next to a do-nothing kernel, image sizes, smallest memory;
                 `bench boot --cpus N` boots every kernel with N CPUs (default 1);
                 `bench kv`: the kv service on microvm (TCG, through -p) next to a host-native server,
-                requests/s and latency p50/p90/p99 with 1 and 50 connections (defaults: 3 runs, 5000 requests)
+                requests/s and latency p50/p90/p99 with 1 and 50 connections (defaults: 3 runs, 5000 requests);
+                `bench web`: static-web on microvm (TCG, --share, -p) next to python3 -m http.server on the
+                same folder: requests/s for a 1 KiB file over 4 connections, MiB/s for a 64 MiB file
 
     run defaults: --platform microvm --service hello --cpus 1 --memory 64 --accel auto --timeout 60
       --accel auto      TCG when the host's KVM is kvm-pvm or /dev/kvm is unusable, else KVM
       --print-command   print the exact QEMU command line (shell-quoted) and start nothing
       -p H:G            microvm: toro-vsock (vhost-user vsock back-end) listens on 127.0.0.1:H
                         and bridges each TCP connection to guest port G; legacy: refused (no TCP/IP yet)
-      --share           needs virtio-fs, which the kernel does not have yet: refused with an error
+      --share DIR[:ro]  microvm: toro-fs (vhost-user virtio-fs back-end) serves DIR to the guest
+                        (:ro refuses every change); at most one; legacy: refused (no virtio-fs yet)
+                        e.g. ./toro run --service static-web --share ./site -p 8080:80
       --service NAME    one of the services `./toro services` lists (each with what it does)
       --cpus N          1 to 16 (the kernel's limit)
       -- KERNEL-ARGS    appended to the kernel command line after service=NAME,

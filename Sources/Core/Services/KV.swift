@@ -3,9 +3,39 @@
 // most 1024 bytes (a longer line gets `ERROR line too long` and the connection goes on).
 // The table is shared by every client thread; all of them run on CPU 0 with the socket
 // device, and the scheduler is cooperative, so no lock is needed.
+// Persistence: with a shared folder (`--share DIR`), the table is loaded at start from
+// `kv.db` (format in KVProtocol.swift, KVFile) and `SAVE` writes it back; one line says
+// what was loaded (`kv: loaded N keys from kv.db`), and a corrupt file gives one line
+// (`kv: kv.db is corrupt (<reason>); starting empty`), never a trap.
 final class KVShared {
     var table = KVTable()
     var clients = 0
+    let fileSystem: (any FileSystem)?
+
+    init(fileSystem: (any FileSystem)?) {
+        self.fileSystem = fileSystem
+    }
+
+    /// Loads `kv.db` when there is a shared folder, and says what happened in one line.
+    func load() {
+        guard let fileSystem else { return }
+        switch table.load(from: fileSystem) {
+        case .absent:
+            Log.write("kv: no kv.db in the shared folder; starting empty\n")
+        case .loaded(let entries):
+            Log.write("kv: loaded ")
+            Log.decimal(entries.count)
+            Log.write(entries.count == 1 ? " key from kv.db\n" : " keys from kv.db\n")
+        case .corrupt(let corruption):
+            Log.write("kv: kv.db is corrupt (")
+            Log.write(corruption.reason)
+            Log.write("); starting empty\n")
+        case .failed(let error):
+            Log.write("kv: cannot read kv.db (")
+            Log.write(error.reason)
+            Log.write("); starting empty\n")
+        }
+    }
 
     /// Logs the heap figures; the boot test compares those taken whenever the last
     /// client has gone with the ones at start.
@@ -36,7 +66,8 @@ enum KV {
             Log.put(10)
             return .serviceFailed
         }
-        let shared = KVShared()
+        let shared = KVShared(fileSystem: context.platform.fileSystem)
+        shared.load()
         Scheduler.spawn(on: 0) { shared.logHeap() }
         context.ready()
         while true {
@@ -79,7 +110,7 @@ enum KV {
             case .tooLong:
                 guard (try? client.writeAll("ERROR line too long\n")) != nil else { return }
             case .line(let line):
-                let (reply, quit) = shared.table.handle(line[...])
+                let (reply, quit) = shared.table.handle(line[...], fileSystem: shared.fileSystem)
                 guard (try? client.writeAll(reply)) != nil else { return }
                 if quit { return }
             }

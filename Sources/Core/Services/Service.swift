@@ -44,9 +44,11 @@ public enum Services {
         Service(name: "threads", summary: "threads on every CPU yield and sleep in a deterministic pattern", run: Threads.run),
         Service(name: "clock", summary: "prints the wall-clock date and measures sleep(100 ms)", run: ClockService.run),
         Service(name: "threadstress", summary: "creates and finishes 100,000 threads across all CPUs; heap returns to baseline", run: ThreadStress.run),
-        Service(name: "kv", summary: "key-value server on port 80 (SET, GET, DEL, QUIT), one thread per client", run: KV.run),
+        Service(name: "kv", summary: "key-value server on port 80 (SET, GET, DEL, SAVE, QUIT), one thread per client", run: KV.run),
         Service(name: "hostping", summary: "connects out to the host (vsock CID 2, port=N) and prints its answer", run: HostPing.run),
         Service(name: "stackoverflow", summary: "a thread recurses forever: its guard page faults and the report names it", run: StackOverflow.run),
+        Service(name: "static-web", summary: "serves the shared folder over HTTP/1.1 on port 80 (GET, HEAD, keep-alive)", run: StaticWeb.run),
+        Service(name: "fs-manifest", summary: "prints every file of the shared folder with its size and CRC-32, sorted", run: FSManifest.run),
         Service(name: "irqtest", summary: "raises an interrupt nobody handles; the kernel logs it and carries on", run: IRQTest.run),
     ]
 

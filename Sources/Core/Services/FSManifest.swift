@@ -1,0 +1,196 @@
+// `fs-manifest`: walks the shared folder (`--share DIR`) and prints what it holds, so a test
+// can compare it byte for byte with the host's own walk of DIR. Output, after
+// `ready: fs-manifest`:
+//
+//   <path> <size> <crc32>        one line per regular file, sorted bytewise by path
+//   fs-manifest: <N> files       then the service exits 0
+//
+//   * <path> is relative to the share, components joined by "/", no leading "/"
+//     (`dir/a b.txt`). Its bytes are printed as they are (UTF-8 stays UTF-8, spaces stay
+//     spaces), except bytes below 0x20, 0x7F and "\", which are printed as `\xHH`
+//     (lowercase hex), so every entry stays on one line. Sorting is on the raw bytes.
+//   * <size> is decimal: the bytes read to end of file; <crc32> is CRC-32 (IEEE, zlib's
+//     crc32) of those bytes, as 8 lowercase hex digits.
+//   * Folders get no line of their own; the walk descends into every folder.
+//   * Symlinks: the back-end presents a symlink inside the share as its target. An entry
+//     the listing reports as a symlink or with an unknown type (toro-fs lists symlinks as
+//     DT_UNKNOWN) is looked up: one that resolves to a regular file is listed like a file
+//     (under the symlink's name); one to a folder is not followed (no cycles); one the
+//     back-end refuses (it points out of the share) or that dangles is left out. Devices,
+//     FIFOs and sockets are left out (toro-fs does not list them either).
+// Errors: a folder that cannot be listed or a file that cannot be read prints
+// `fs-manifest: cannot read <path>: <reason>` and the service fails (status 1). Without a
+// share: `fs-manifest: no shared folder (on microvm, start with --share DIR)`, status 1.
+
+public enum FSManifest {
+    /// One regular file of the manifest.
+    public struct Entry: Equatable, Sendable {
+        /// Relative path, "/"-separated, raw bytes.
+        public var path: [UInt8]
+        public var size: UInt64
+        public var crc: UInt32
+
+        public init(path: [UInt8], size: UInt64, crc: UInt32) {
+            self.path = path
+            self.size = size
+            self.crc = crc
+        }
+    }
+
+    /// Why the walk stopped: the path (relative, raw) and the back-end's error.
+    public struct WalkError: Error, Equatable, Sendable {
+        public var path: [UInt8]
+        public var error: FileSystemError
+    }
+
+    /// Every regular file under the root of `fileSystem`, sorted bytewise by path.
+    public static func collect(_ fileSystem: any FileSystem, chunkSize: Int = 64 * 1024) throws(WalkError) -> [Entry] {
+        var entries: [Entry] = []
+        var buffer = [UInt8](repeating: 0, count: max(1, chunkSize))
+        try walk(fileSystem, .root, relative: [], into: &entries, buffer: &buffer)
+        entries.sort { $0.path.lexicographicallyPrecedes($1.path) }
+        return entries
+    }
+
+    static func walk(_ fileSystem: any FileSystem, _ directory: VFSPath, relative: [UInt8],
+                     into entries: inout [Entry], buffer: inout [UInt8]) throws(WalkError) {
+        let listing: [DirectoryEntry]
+        do throws(FileSystemError) {
+            listing = try fileSystem.readDirectory(directory)
+        } catch {
+            throw WalkError(path: relative, error: error)
+        }
+        for entry in listing {
+            let name = relative.isEmpty ? entry.name : relative + [0x2F] + entry.name
+            let path: VFSPath
+            do throws(FileSystemError) { path = try directory.appending(entry.name) } catch {
+                throw WalkError(path: name, error: error)
+            }
+            switch entry.kind {
+            case .directory:
+                try walk(fileSystem, path, relative: name, into: &entries, buffer: &buffer)
+            case .file:
+                entries.append(try checksum(fileSystem, path, name: name, buffer: &buffer))
+            case .symlink, .other:
+                // toro-fs lists a symlink with an unknown type (DT_UNKNOWN, `.other`) and
+                // presents its target at lookup. Listed only when it resolves, inside the
+                // share, to a regular file; a folder is not followed, a refusal is skipped.
+                guard let attributes = try? fileSystem.stat(path), attributes.kind == .file,
+                      let entry = try? checksum(fileSystem, path, name: name, buffer: &buffer) else { continue }
+                entries.append(entry)
+            }
+        }
+    }
+
+    /// Reads the file at `path` to its end: its size and CRC-32.
+    static func checksum(_ fileSystem: any FileSystem, _ path: VFSPath, name: [UInt8],
+                         buffer: inout [UInt8]) throws(WalkError) -> Entry {
+        let handle: FileHandleID
+        do throws(FileSystemError) { handle = try fileSystem.open(path, flags: .read, mode: 0) } catch {
+            throw WalkError(path: name, error: error)
+        }
+        defer { try? fileSystem.close(handle) }
+        var crc = CRC32()
+        var size: UInt64 = 0
+        while true {
+            var failure: FileSystemError?
+            let count = buffer.withUnsafeMutableBytes { raw -> Int in
+                do throws(FileSystemError) { return try fileSystem.read(handle, offset: size, into: raw) } catch {
+                    failure = error
+                    return 0
+                }
+            }
+            if let failure { throw WalkError(path: name, error: failure) }
+            guard count > 0 else { break }
+            guard count <= buffer.count else { throw WalkError(path: name, error: .io) }
+            buffer.withUnsafeBytes { crc.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            size += UInt64(count)
+        }
+        return Entry(path: name, size: size, crc: crc.value)
+    }
+
+    // MARK: Format (shared with the host's walk in the boot test)
+
+    /// `path` as printed: control bytes, DEL and "\" as `\xHH`.
+    public static func escaped(_ path: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(path.count)
+        for byte in path {
+            if byte < 0x20 || byte == 0x7F || byte == 0x5C {
+                out += [0x5C, 0x78, hexDigit(byte >> 4), hexDigit(byte & 0xF)]
+            } else {
+                out.append(byte)
+            }
+        }
+        return out
+    }
+
+    /// One manifest line, with its `\n`.
+    public static func line(_ entry: Entry) -> [UInt8] {
+        var out = escaped(entry.path)
+        out.append(0x20)
+        HTTPResponse.appendDecimal(Int(truncatingIfNeeded: entry.size), to: &out)
+        out.append(0x20)
+        for shift in stride(from: 28, through: 0, by: -4) { out.append(hexDigit(UInt8((entry.crc >> UInt32(shift)) & 0xF))) }
+        out.append(0x0A)
+        return out
+    }
+
+    /// The last line, with its `\n`.
+    public static func summary(count: Int) -> [UInt8] {
+        var out = Array("fs-manifest: ".utf8)
+        HTTPResponse.appendDecimal(count, to: &out)
+        out += Array(" files\n".utf8)
+        return out
+    }
+
+    static func hexDigit(_ value: UInt8) -> UInt8 { value < 10 ? 0x30 + value : 0x61 + value - 10 }
+
+    // MARK: The service
+
+    static func run(_ context: ServiceContext) -> ExitStatus {
+        guard let fileSystem = context.platform.fileSystem else {
+            Log.write("fs-manifest: no shared folder (on microvm, start with --share DIR)\n")
+            return .serviceFailed
+        }
+        context.ready()
+        let entries: [Entry]
+        do throws(WalkError) {
+            entries = try collect(fileSystem)
+        } catch {
+            Log.write("fs-manifest: cannot read ")
+            for byte in escaped(error.path.isEmpty ? [0x2E] : error.path) { Log.put(byte) }
+            Log.write(": ")
+            Log.write(error.error.reason)
+            Log.put(10)
+            return .serviceFailed
+        }
+        for entry in entries {
+            for byte in line(entry) { Log.put(byte) }
+        }
+        for byte in summary(count: entries.count) { Log.put(byte) }
+        return .success
+    }
+}
+
+extension FileSystemError {
+    /// A few words for a log line or a protocol reply (`ERROR read-only file system`),
+    /// used by fs-manifest and kv's SAVE.
+    public var reason: StaticString {
+        switch self {
+        case .notFound: return "not found"
+        case .notADirectory: return "not a folder"
+        case .isADirectory: return "is a folder"
+        case .exists: return "exists"
+        case .notEmpty: return "folder not empty"
+        case .noSpace: return "no space left on device"
+        case .io: return "i/o error"
+        case .readOnly: return "read-only file system"
+        case .invalidPath: return "invalid path"
+        case .tooManyOpenFiles: return "too many open files"
+        case .badDescriptor: return "bad descriptor"
+        case .nameTooLong: return "name too long"
+        case .permissionDenied: return "permission denied"
+        }
+    }
+}

@@ -1,0 +1,80 @@
+// Tier 2: fs-manifest on MicroVM walks ShareFixture's folder through virtio-fs; what it
+// prints between `ready: fs-manifest` and `fs-manifest: N files` must equal, byte for
+// byte, the host's own walk of the same folder (written here, independently of the
+// kernel's code, by the rules at the top of Sources/Core/Services/FSManifest.swift).
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import Core
+import ToroTool
+
+final class FSManifestBootTests: XCTestCase {
+    func testManifestMatchesTheHostsWalk() throws {
+        guard Harness.preflight() else { return }
+        let fixture = try ShareFixture()
+        defer { fixture.remove() }
+        let expected = try HostManifest.lines(of: fixture.share)
+        XCTAssertEqual(expected.count, fixture.files.count + 1, "the fixture's files and the summary")
+        let result = Harness.toro(["run", "--service", "fs-manifest", "--share", fixture.share + ":ro", "--timeout", "300"], limit: 360)
+        let dump = Harness.describe(result)
+        XCTAssertEqual(result.termination, .exited(0), dump)
+        let lines = Harness.lines(result.output)
+        guard let ready = lines.firstIndex(of: "ready: fs-manifest") else { return XCTFail("no ready line\n" + dump) }
+        // The service's lines carry no timestamp; kernel log lines do ("[  1.234567] ...").
+        var printed: [String] = []
+        for line in lines[(ready + 1)...] where KernelLog.stripTimestamp(Substring(line)) == nil {
+            printed.append(line)
+            if line.hasPrefix("fs-manifest: ") { break }
+        }
+        XCTAssertEqual(printed, expected, dump)
+        XCTAssertEqual(Array(printed.joined(separator: "\n").utf8), Array(expected.joined(separator: "\n").utf8))
+    }
+}
+
+/// The host's walk, by FSManifest's documented rules: regular files (and symlinks that
+/// resolve to a regular file inside the folder), sorted by raw path bytes.
+enum HostManifest {
+    static func lines(of root: String) throws -> [String] {
+        let realRoot = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
+        var entries: [(path: [UInt8], file: String)] = []
+        func walk(_ folder: String, _ relative: [UInt8]) throws {
+            for name in try FileManager.default.contentsOfDirectory(atPath: folder) {
+                let full = folder + "/" + name
+                let path = relative.isEmpty ? Array(name.utf8) : relative + [0x2F] + Array(name.utf8)
+                var info = stat()
+                guard lstat(full, &info) == 0 else { continue }
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR: try walk(full, path)
+                case S_IFREG: entries.append((path, full))
+                case S_IFLNK:
+                    let target = URL(fileURLWithPath: full).resolvingSymlinksInPath().path
+                    var resolved = stat()
+                    guard target.hasPrefix(realRoot + "/"), stat(target, &resolved) == 0,
+                          resolved.st_mode & S_IFMT == S_IFREG else { continue }
+                    entries.append((path, target))
+                default: continue
+                }
+            }
+        }
+        try walk(root, [])
+        entries.sort { $0.path.lexicographicallyPrecedes($1.path) }
+        var lines: [String] = []
+        for entry in entries {
+            let data = try Data(contentsOf: URL(fileURLWithPath: entry.file))
+            var crc = CRC32()
+            crc.update(Array(data))
+            var escaped = ""
+            var raw: [UInt8] = []
+            for byte in entry.path {
+                if byte < 0x20 || byte == 0x7F || byte == 0x5C { raw += Array(String(format: "\\x%02x", byte).utf8) } else { raw.append(byte) }
+            }
+            escaped = String(decoding: raw, as: UTF8.self)
+            lines.append("\(escaped) \(data.count) \(String(format: "%08x", crc.value))")
+        }
+        lines.append("fs-manifest: \(entries.count) files")
+        return lines
+    }
+}

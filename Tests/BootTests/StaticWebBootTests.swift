@@ -1,0 +1,262 @@
+// Tier 2: static-web on MicroVM serving a host folder (`--share`, toro-fs, virtio-fs) through
+// `-p` (toro-vsock), driven by WebClient (ToroTool/WebBench.swift) over raw TCP.
+//
+//   * Every file of ShareFixture (empty, 1 KiB, 1 MiB, 64 MiB of random bytes, nested
+//     folders, names with spaces and UTF-8, index.html, a symlink inside) comes back byte
+//     for byte on one kept-alive connection; HEAD, 404, 405, 301, pipelining.
+//   * Traversal (`/../`, `/%2e%2e/`, `%2f`) is 400 and the symlink that points out of the
+//     folder is refused: the outside file's bytes never appear.
+//   * 2,000 more requests, then the guest's `static-web: idle` heap figures equal those
+//     after the first round, and toro-fs holds as many descriptors as it did then.
+// Legacy has no virtio-fs: `--share` is refused with one line, status 64.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import ToroTool
+
+final class StaticWebBootTests: XCTestCase {
+    func testLegacyRefusesShareWithOneLine() {
+        guard Harness.preflight() else { return }
+        let folder = NSTemporaryDirectory() + "toro-share-legacy-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let result = Harness.toro(["run", "--platform", "legacy", "--service", "static-web", "--share", folder], limit: 60)
+        let dump = Harness.describe(result)
+        XCTAssertEqual(result.termination, .exited(64), dump)
+        XCTAssertEqual(result.output, "", dump)
+        let lines = result.errorOutput.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, dump)
+        XCTAssertTrue(lines.first.map { $0.hasPrefix("toro: ") && $0.contains("legacy") && $0.contains("virtio-fs") } ?? false, dump)
+    }
+
+    func testServesTheFolderExactlyAndLeaksNothing() throws {
+        guard Harness.preflight() else { return }
+        let fixture = try ShareFixture()
+        defer { fixture.remove() }
+        guard let guest = ShareGuest.boot(service: "static-web", share: fixture.share, port: true) else { return }
+        defer { ShareGuest.stop(guest) }
+        let dump = { ShareGuest.describe(guest) }
+        let port = guest.port
+        var responses = 0
+        let began = Date()
+
+        // Round 1: correctness, with a holder connection open throughout, so the idle
+        // report that follows comes after everything below.
+        let holder = try WebClient(port: port)
+        XCTAssertEqual(try holder.request("/empty.txt").status, 200, dump())
+        responses += 1
+        let client = try WebClient(port: port)
+        for (path, bytes) in fixture.files.sorted(by: { $0.key < $1.key }) {
+            let response = try client.request(ShareFixture.urlPath(path))
+            responses += 1
+            XCTAssertEqual(response.status, 200, "\(path)\n" + dump())
+            XCTAssertEqual(response.header("Content-Length"), "\(bytes.count)", path)
+            XCTAssertTrue(response.body == bytes, "\(path): \(response.bodyLength) bytes, not the file's \(bytes.count)")
+            XCTAssertFalse(response.closes, "keep-alive: \(path)")
+        }
+        print("static-web boot test: every file fetched in \(String(format: "%.1f", Date().timeIntervalSince(began))) s")
+        let index = try client.request("/")
+        XCTAssertEqual(index.status, 200)
+        XCTAssertEqual(index.body, fixture.files["index.html"])
+        XCTAssertEqual(index.header("Content-Type"), "text/html; charset=utf-8")
+        let head = try client.request("/one-m.bin", method: "HEAD")
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.header("Content-Length"), "1048576")
+        XCTAssertEqual(head.header("Content-Type"), "application/octet-stream")
+        XCTAssertEqual(try client.request("/missing.txt").status, 404)
+        let redirect = try client.request("/nested")
+        XCTAssertEqual(redirect.status, 301)
+        XCTAssertEqual(redirect.header("Location"), "/nested/")
+        XCTAssertEqual(try client.request("/nested/").status, 404, "a folder without index.html")
+        try client.send(Array("DELETE /one-k.bin HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let delete = try client.readResponse()
+        XCTAssertEqual(delete.status, 405)
+        XCTAssertEqual(delete.header("Allow"), "GET, HEAD")
+        responses += 6
+
+        // Pipelining: three requests in one write, three responses in order.
+        try client.send(Array(("GET /one-k.bin HTTP/1.1\r\nHost: x\r\n\r\nHEAD /empty.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+                               + "GET /with%20space/a%20b.txt HTTP/1.1\r\nHost: x\r\n\r\n").utf8))
+        XCTAssertEqual(try client.readResponse().body, fixture.files["one-k.bin"])
+        XCTAssertEqual(try client.readResponse(isHead: true).header("Content-Length"), "0")
+        XCTAssertEqual(try client.readResponse().body, fixture.files["with space/a b.txt"])
+        responses += 3
+
+        // Traversal and the symlink out: never the outside bytes.
+        for target in ["/../outside/secret.txt", "/%2e%2e/outside/secret.txt", "/nested/../../outside/secret.txt",
+                       "/..%2foutside%2fsecret.txt", "/outside-link.txt"] {
+            let response = try client.request(target)
+            responses += 1
+            XCTAssertTrue([400, 403, 404].contains(response.status), "\(target): \(response.status)\n" + dump())
+            XCTAssertFalse(String(decoding: response.body, as: UTF8.self).contains(ShareFixture.secret), target)
+        }
+        client.close()
+        let idle1 = try waitForIdle(guest, after: holder, requests: &responses, dump: dump)
+
+        // Round 2: 2,000 requests on one kept-alive connection over the same paths.
+        let backendFDs1 = ShareGuest.backendDescriptors(guest)
+        XCTAssertNotNil(backendFDs1, "toro-fs not found\n" + dump())
+        let holder2 = try WebClient(port: port)
+        XCTAssertEqual(try holder2.request("/empty.txt").status, 200)
+        responses += 1
+        let loop = try WebClient(port: port)
+        let cycle: [(String, String, Int)] = [("GET", "/one-k.bin", 200), ("GET", "/empty.txt", 200), ("HEAD", "/one-m.bin", 200),
+                                              ("GET", "/missing.txt", 404), ("GET", "/with%20space/a%20b.txt", 200),
+                                              ("GET", "/../x", 400), ("GET", "/", 200), ("GET", "/inside-link.bin", 200)]
+        let loopStart = Date()
+        for i in 0..<2000 {
+            let (method, target, status) = cycle[i % cycle.count]
+            let response = try loop.request(target, method: method)
+            responses += 1
+            guard response.status == status else {
+                return XCTFail("request \(i) \(method) \(target): \(response.status), expected \(status)\n" + dump())
+            }
+        }
+        print("static-web boot test: 2,000 requests in \(String(format: "%.1f", Date().timeIntervalSince(loopStart))) s")
+        loop.close()
+        let idle2 = try waitForIdle(guest, after: holder2, requests: &responses, dump: dump)
+        guard let idle1, let idle2 else { return }
+        XCTAssertEqual(idle2.bytes, idle1.bytes, "heap bytes after round 1 \(idle1), after 2,000 more \(idle2)\n" + dump())
+        XCTAssertEqual(idle2.allocations, idle1.allocations, "allocations: \(idle1) then \(idle2)\n" + dump())
+        XCTAssertEqual(ShareGuest.backendDescriptors(guest), backendFDs1, "toro-fs descriptors grew")
+        XCTAssertNil(guest.termination, "toro run ended early\n" + dump())
+    }
+
+    /// Closes `holder` (the last client) and returns the idle report that counts every
+    /// response sent so far (each connection is accounted for once it is gone).
+    func waitForIdle(_ guest: BackgroundProcess, after holder: WebClient, requests: inout Int,
+                     dump: () -> String) throws -> WebIdleReport? {
+        usleep(500_000)
+        let start = guest.outputLines.count
+        holder.close()
+        let expected = requests
+        guard let line = guest.waitForLine(from: start, timeout: 60, where: { WebIdleReport.parse($0)?.requests == expected }),
+              let report = WebIdleReport.parse(line.line) else {
+            XCTFail("no 'static-web: idle' line with \(expected) requests\n" + dump())
+            return nil
+        }
+        return report
+    }
+}
+
+/// The folder the share tests serve, in a temporary parent that also holds the file a
+/// symlink points to from outside:
+///
+///   <parent>/site/            the share
+///     empty.txt  one-k.bin  one-m.bin  big.bin (64 MiB)  index.html
+///     nested/deeper/file.txt  nested/deeper/empty
+///     with space/a b.txt      utf8 ü/ñandú ☃.txt
+///     inside-link.bin -> one-k.bin       (inside: served as the file)
+///     outside-link.txt -> ../outside/secret.txt   (out of the share: refused)
+///   <parent>/outside/secret.txt
+struct ShareFixture {
+    static let secret = "TOP-SECRET-OUTSIDE-THE-SHARE"
+    let parent: String
+    var share: String { parent + "/site" }
+    /// Regular files and the inside symlink: relative path -> bytes.
+    var files: [String: [UInt8]] = [:]
+
+    init(bigFile: Bool = true) throws {
+        parent = NSTemporaryDirectory() + "toro-share-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fm = FileManager.default
+        for folder in ["site/nested/deeper", "site/with space", "site/utf8 ü", "outside"] {
+            try fm.createDirectory(atPath: parent + "/" + folder, withIntermediateDirectories: true)
+        }
+        var generator = SystemRandomNumberGenerator()
+        func random(_ count: Int) -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: count)
+            out.withUnsafeMutableBytes { raw in
+                var i = 0
+                while i < count {
+                    var word = generator.next()
+                    for _ in 0..<min(8, count - i) { raw[i] = UInt8(truncatingIfNeeded: word); word >>= 8; i += 1 }
+                }
+            }
+            return out
+        }
+        files["empty.txt"] = []
+        files["one-k.bin"] = random(1024)
+        files["one-m.bin"] = random(1 << 20)
+        if bigFile { files["big.bin"] = random(64 << 20) }
+        files["index.html"] = Array("<!doctype html><h1>Toro</h1>\n".utf8)
+        files["nested/deeper/file.txt"] = Array("deep\n".utf8)
+        files["nested/deeper/empty"] = []
+        files["with space/a b.txt"] = Array("a file with spaces in its name\n".utf8)
+        files["utf8 ü/ñandú ☃.txt"] = Array("ünïcødé\n".utf8)
+        for (path, bytes) in files {
+            try Data(bytes).write(to: URL(fileURLWithPath: share + "/" + path))
+        }
+        try Data(Self.secret.utf8).write(to: URL(fileURLWithPath: parent + "/outside/secret.txt"))
+        try fm.createSymbolicLink(atPath: share + "/inside-link.bin", withDestinationPath: "one-k.bin")
+        try fm.createSymbolicLink(atPath: share + "/outside-link.txt", withDestinationPath: "../outside/secret.txt")
+        files["inside-link.bin"] = files["one-k.bin"]
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: parent) }
+
+    /// `/` + the path with every byte outside [A-Za-z0-9._~/-] percent-encoded.
+    static func urlPath(_ path: String) -> String {
+        let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~/-".utf8)
+        return "/" + path.utf8.map { safe.contains($0) ? String(UnicodeScalar($0)) : String(format: "%%%02X", $0) }.joined()
+    }
+}
+
+/// Booting a service with a shared folder (and optionally a port) in the background.
+enum ShareGuest {
+    static func boot(service: String, share: String, readOnly: Bool = false, port: Bool,
+                     file: StaticString = #filePath, line: UInt = #line) -> BackgroundProcess? {
+        var arguments = [Harness.cli, "run", "--service", service, "--share", share + (readOnly ? ":ro" : ""), "--timeout", "600"]
+        var hostPort = 0
+        if port {
+            guard let free = KVClient.freePort() else {
+                XCTFail("no free TCP port on 127.0.0.1", file: file, line: line)
+                return nil
+            }
+            hostPort = free
+            arguments += ["-p", "\(free):80"]
+        }
+        let guest: BackgroundProcess
+        do throws(ToolFailure) {
+            guest = try BackgroundProcess(arguments, environment: ["TORO_ROOT": Harness.root, "TORO_CWD": Harness.root])
+        } catch {
+            XCTFail(error.message, file: file, line: line)
+            return nil
+        }
+        guest.port = hostPort
+        guard guest.waitForLine(timeout: 300, where: { $0 == "ready: \(service)" }) != nil else {
+            guest.stop()
+            XCTFail("\(service) did not print 'ready: \(service)'\n" + describe(guest), file: file, line: line)
+            return nil
+        }
+        return guest
+    }
+
+    static func stop(_ guest: BackgroundProcess) {
+        if guest.termination == nil { guest.stop() }
+    }
+
+    static func describe(_ guest: BackgroundProcess) -> String {
+        "toro run: \(guest.termination.map { "\($0)" } ?? "running"), port \(guest.port)\n--- stdout (last 80 lines)\n"
+            + guest.outputLines.suffix(80).joined(separator: "\n") + "\n--- stderr\n" + guest.errorLines.joined(separator: "\n")
+    }
+
+    /// The pid of this run's toro-fs: the process whose command line names its socket.
+    static func backendPID(_ guest: BackgroundProcess) -> pid_t? {
+        let marker = FSBackend.directory(forRun: guest.pid) + "/fs.sock"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid_t($0) }.first { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return words.contains(marker) && words.contains("--share")
+        }
+    }
+
+    /// How many descriptors this run's toro-fs holds open (/proc/PID/fd), or nil.
+    static func backendDescriptors(_ guest: BackgroundProcess) -> Int? {
+        guard let pid = backendPID(guest) else { return nil }
+        return (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd"))?.count
+    }
+}
