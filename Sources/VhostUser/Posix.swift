@@ -97,6 +97,14 @@ public enum Posix {
         return fd
     }
 
+    /// Turns Nagle's algorithm off on a TCP socket. A bridged connection carries the guest's
+    /// writes as they come (an HTTP head, then its body); with Nagle on, the second small
+    /// write waits for the client's delayed ACK, about 40 ms per response.
+    public static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     public static func setNonBlocking(_ fd: Int32) {
         let flags = fcntl(fd, F_GETFL)
         if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }

@@ -67,6 +67,7 @@ extension VsockDevice {
             while let client = Posix.accept(fd) { handshakes[client] = ([], now + connectTimeout) }
         } else if let listener = forwardListeners.first(where: { $0.fd == fd }) {
             while let client = Posix.accept(fd) {
+                Posix.setNoDelay(client)
                 connectToGuest(fd: client, guestPort: listener.forward.guestPort,
                                origin: .forward(hostPort: listener.forward.hostPort), now: now)
             }

@@ -37,7 +37,7 @@ final class CommandLineBootTests: XCTestCase {
     func testDevicesTheKernelLacksAreRefused() {
         guard Harness.preflight() else { return }
         assertRefused(["run", "--platform", "legacy", "-p", "8080:80"], mentions: "virtio-net")
-        assertRefused(["run", "--share", Harness.root], mentions: "virtio-fs")
+        assertRefused(["run", "--platform", "legacy", "--share", Harness.root], mentions: "virtio-fs")
         assertRefused(["run", "--share", "/no/such/folder"], mentions: "no such folder")
     }
 

@@ -259,6 +259,13 @@ final class VsockDeviceTests: XCTestCase {
         XCTAssertEqual(requests.map(\.header.op), [.request, .request, .request])
         XCTAssertEqual(Set(requests.map(\.header.destination.port)), [80])
         XCTAssertEqual(Set(requests.map(\.header.source.port)).count, 3, "distinct local ports")
+        // The bridged TCP sockets send each guest write at once (no Nagle delay).
+        for connection in device.connections.values {
+            var value: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            XCTAssertEqual(getsockopt(connection.fd, Int32(IPPROTO_TCP), TCP_NODELAY, &value, &length), 0)
+            XCTAssertEqual(value, 1, "TCP_NODELAY on the bridged socket")
+        }
         for (index, request) in requests.enumerated() {
             try guest.send(.response, from: 80, to: request.header.source.port)
             try guest.send(.rw, from: 80, to: request.header.source.port, payload: Array("reply \(index)".utf8))
