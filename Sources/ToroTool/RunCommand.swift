@@ -35,12 +35,12 @@ public enum RunCommand {
                 Console.line(command.shellLine)
                 return 0
             }
-            var fsBackend: FSBackend? = nil
+            var fsBackend: HostBackend? = nil
             if let share {
                 fsBackend = try FSBackend.start(paths: paths, share: share)
                 command.fsSocket = fsBackend!.socketPath
             }
-            var backend: VsockBackend? = nil
+            var backend: HostBackend? = nil
             if wantsSockets {
                 do throws(ToolFailure) {
                     backend = try VsockBackend.start(paths: paths, ports: options.ports)
