@@ -21,8 +21,10 @@ public enum Installer {
     public static let curl = HostTool(command: "curl", package: "curl")
     public static let socat = HostTool(command: "socat", package: "socat")
 
-    /// What booting a kernel needs today. Port forwarding (vsock) will add curl and socat.
+    /// What booting a kernel needs.
     public static let forBooting: [HostTool] = [qemu]
+    /// What `toro test` needs besides: the boot tests fetch static-web's files with curl.
+    public static let forTesting: [HostTool] = [qemu, curl]
 
     /// The full path of `command` on PATH, or nil.
     public static func which(_ command: String) -> String? {

@@ -32,7 +32,7 @@ public enum TestCommand {
         let start = Date()
         var total = Tally()
         do throws(ToolFailure) {
-            try Installer.ensure(Installer.forBooting)
+            try Installer.ensure(Installer.forTesting)
             let builder = KernelBuilder(paths: paths)
             for platform in GuestPlatform.allCases {
                 try builder.build(platform)

@@ -58,6 +58,24 @@ final class StaticWebBootTests: XCTestCase {
             XCTAssertFalse(response.closes, "keep-alive: \(path)")
         }
         print("static-web boot test: every file fetched in \(String(format: "%.1f", Date().timeIntervalSince(began))) s")
+
+        // curl, as a user would: every file in one invocation (curl keeps the connection).
+        let downloads = fixture.parent + "/curl"
+        try FileManager.default.createDirectory(atPath: downloads, withIntermediateDirectories: true)
+        let paths = fixture.files.keys.sorted()
+        var curl = ["curl", "-sS", "--fail", "--max-time", "300"]
+        for (i, path) in paths.enumerated() {
+            curl += ["-o", "\(downloads)/\(i)", "http://127.0.0.1:\(port)" + ShareFixture.urlPath(path)]
+        }
+        var curlProcess = Subprocess(curl)
+        curlProcess.timeout = 300
+        let fetched = curlProcess.run()
+        responses += paths.count
+        XCTAssertEqual(fetched.termination, .exited(0), "curl: " + Harness.describe(fetched))
+        for (i, path) in paths.enumerated() {
+            let got = FileManager.default.contents(atPath: "\(downloads)/\(i)").map { Array($0) }
+            XCTAssertTrue(got == fixture.files[path], "curl \(path): \(got?.count ?? -1) bytes, not the file's \(fixture.files[path]?.count ?? -1)")
+        }
         let index = try client.request("/")
         XCTAssertEqual(index.status, 200)
         XCTAssertEqual(index.body, fixture.files["index.html"])
