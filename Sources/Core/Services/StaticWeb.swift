@@ -1,7 +1,7 @@
 // `static-web`: serves the shared folder over HTTP/1.1 on a socket port (80 unless
 // `port=N`): `./toro run --service static-web --share ./site -p 8080:80`, then
-// `curl http://127.0.0.1:8080/`. The protocol is StaticFileHandler's (HTTP/
-// StaticFileHandler.swift, tested on the host); this file only wires it to the platform.
+// `curl http://127.0.0.1:8080/`. The protocol is StaticFileHandler's (tested on the
+// host); this file only wires it to the platform.
 //
 // One thread per connection, all on CPU 0 with the socket device (as kv), each with its
 // own 64 KiB buffer; the file system is called directly (every call names a path or a
