@@ -192,4 +192,19 @@ final class FUSEFileSystemTests: XCTestCase {
         try fs.close(handle)
         XCTAssertThrowsError(try fs.close(handle)) { XCTAssertEqual($0 as? FileSystemError, .badDescriptor) }
     }
+
+    /// close(2) semantics: FLUSH before RELEASE; a failed FLUSH of a written file is
+    /// reported, the handle is gone anyway; ENOSYS (a server without FLUSH) is not an error.
+    func testCloseFlushesThenReleasesAndReportsAFailedFlush() throws {
+        let reader = try fs.open(path("/file"), flags: .read, mode: 0)
+        try fs.close(reader)   // the script answers FLUSH with ENOSYS
+        let opcodes = channel.requests.suffix(2).map(\.opcode)
+        XCTAssertEqual(opcodes, [FUSEOpcode.flush.rawValue, FUSEOpcode.release.rawValue])
+        let writer = try fs.open(path("/file"), flags: [.read, .write], mode: 0)
+        lie = { r in r.opcode == FUSEOpcode.flush.rawValue ? (fuseReply(r, [], error: -5), nil) : nil }
+        XCTAssertThrowsError(try fs.close(writer)) { XCTAssertEqual($0 as? FileSystemError, .io) }
+        XCTAssertEqual(channel.requests.last?.opcode, FUSEOpcode.release.rawValue, "released even so")
+        XCTAssertEqual(fs.openCount, 0)
+        XCTAssertThrowsError(try fs.close(writer)) { XCTAssertEqual($0 as? FileSystemError, .badDescriptor) }
+    }
 }

@@ -56,6 +56,8 @@ public final class FUSEFileSystem: FileSystem {
     let transfer: UInt32
     public private(set) var maximumWrite: UInt32 = 4096
     var nextUnique: UInt64 = 1
+    /// The server's errno for the last request (0 when it succeeded or failed otherwise).
+    var lastErrno: Int32 = 0
     var files: [UInt64: OpenFile] = [:]
     var nextHandle: UInt64 = 1
     /// Replies refused as malformed since mount (logged too).
@@ -199,7 +201,7 @@ public final class FUSEFileSystem: FileSystem {
     public func close(_ handle: FileHandleID) throws(FileSystemError) {
         try lock.withLock { () throws(FileSystemError) in
             guard files[handle.rawValue] != nil else { throw .badDescriptor }
-            closeLocked(handle.rawValue)
+            if let failure = closeLocked(handle.rawValue) { throw failure }
         }
     }
 
@@ -373,15 +375,29 @@ public final class FUSEFileSystem: FileSystem {
         return FileHandleID(id)
     }
 
-    /// RELEASE (or RELEASEDIR) and forget the file's node; the handle is gone even when the
-    /// server fails, as `FileSystem.close` promises.
-    func closeLocked(_ id: UInt64) {
-        guard let file = files.removeValue(forKey: id) else { return }
+    /// FLUSH (files), then RELEASE (or RELEASEDIR), then forget the file's node. The handle
+    /// is gone even when the server fails, as `FileSystem.close` promises; a failed FLUSH of
+    /// a file opened for writing is returned (the host could not write the data back),
+    /// as close(2) reports it. A server without FLUSH (ENOSYS) is fine.
+    @discardableResult
+    func closeLocked(_ id: UInt64) -> FileSystemError? {
+        guard let file = files.removeValue(forKey: id) else { return nil }
         if files.isEmpty { files = [:] }
+        var failure: FileSystemError? = nil
+        if !file.directory {
+            do throws(FileSystemError) {
+                try call(.flush(fileHandle: file.fileHandle, lockOwner: 0), node: file.node) {
+                    (reply: FUSEReply) throws(FUSEError) in try reply.empty()
+                }
+            } catch {
+                if file.flags.contains(.write) && !(error == .io && lastErrno == 38) { failure = error }
+            }
+        }
         let request: FUSERequest = file.directory ? .releasedir(fileHandle: file.fileHandle, flags: 0)
                                                   : .release(fileHandle: file.fileHandle, flags: 0)
         _ = try? call(request, node: file.node) { (reply: FUSEReply) throws(FUSEError) in try reply.empty() }
         forget([file.node])
+        return failure
     }
 
     // MARK: Requests
@@ -405,6 +421,7 @@ public final class FUSEFileSystem: FileSystem {
                      encode: (UnsafeMutableRawBufferPointer, FUSERequestHeader) throws(FUSEError) -> Int,
                      decode: (FUSEReply) throws(FUSEError) -> T) throws(FileSystemError) -> T {
         let unique = takeUnique()
+        lastErrno = 0
         let length: Int
         do {
             length = try encode(request, FUSERequestHeader(unique: unique, nodeID: node))
@@ -419,6 +436,7 @@ public final class FUSEFileSystem: FileSystem {
             let answer = try FUSEReply(UnsafeRawBufferPointer(rebasing: reply[..<count]), unique: unique)
             return try decode(answer)
         } catch .remote(let errno) {
+            lastErrno = errno
             throw FUSEFileSystem.error(errno: errno)
         } catch .protocolVersion {
             throw malformed("the server speaks an older FUSE than 7.31")
