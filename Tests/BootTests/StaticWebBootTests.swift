@@ -143,6 +143,35 @@ final class StaticWebBootTests: XCTestCase {
         XCTAssertNil(guest.termination, "toro run ended early\n" + dump())
     }
 
+    /// Killing toro-fs while the guest serves stops the guest: `toro run` exits 125 with one
+    /// line naming the back-end, and no process of the run is left.
+    func testFileBackendDeathStopsTheGuestAndLeavesNothing() throws {
+        guard Harness.preflight() else { return }
+        let fixture = try ShareFixture(bigFile: false)
+        defer { fixture.remove() }
+        guard let guest = ShareGuest.boot(service: "static-web", share: fixture.share, port: true) else { return }
+        defer { ShareGuest.stop(guest) }
+        let dump = { ShareGuest.describe(guest) }
+        let client = try WebClient(port: guest.port)
+        XCTAssertEqual(try client.request("/one-k.bin").body, fixture.files["one-k.bin"], dump())
+        let run = Array(Set(KVGuest.processesOfRun(guest) + ShareGuest.processesOfRun(guest))).sorted()
+        XCTAssertEqual(run.count, 3, "toro-fs, toro-vsock and QEMU of this run: \(run)\n" + dump())
+        guard let backend = ShareGuest.backendPID(guest) else { return XCTFail("toro-fs not found\n" + dump()) }
+        kill(backend, SIGKILL)
+        XCTAssertEqual(guest.wait(timeout: 60), .exited(125), dump())
+        let reports = guest.errorLines.filter { $0.contains("while the guest ran") }
+        XCTAssertEqual(reports, ["toro: the virtio-fs back-end (toro-fs) was killed by signal 9 while the guest ran; the guest was stopped"],
+                       dump())
+        client.close()
+        let deadline = Date().addingTimeInterval(10)
+        var alive = run.filter(BackgroundProcess.isAlive)
+        while !alive.isEmpty && Date() < deadline {
+            usleep(100_000)
+            alive = run.filter(BackgroundProcess.isAlive)
+        }
+        XCTAssertEqual(alive, [], "processes of the run still alive: \(alive)")
+    }
+
     /// Closes `holder` (the last client) and returns the idle report that counts every
     /// response sent so far (each connection is accounted for once it is gone).
     func waitForIdle(_ guest: BackgroundProcess, after holder: WebClient, requests: inout Int,
@@ -270,6 +299,16 @@ enum ShareGuest {
             let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
             return words.contains(marker) && words.contains("--share")
         }
+    }
+
+    /// The processes whose command line names this run's toro-fs folder (toro-fs, QEMU).
+    static func processesOfRun(_ guest: BackgroundProcess) -> [pid_t] {
+        let marker = FSBackend.directory(forRun: guest.pid) + "/"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid_t($0) }.filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(marker)
+        }.sorted()
     }
 
     /// How many descriptors this run's toro-fs holds open (/proc/PID/fd), or nil.
