@@ -8,9 +8,30 @@ import X86
 final class MicroVMDevices {
     var sockets: VsockSockets? = nil
     var fileSystem: (any FileSystem)? = nil
+    var ioapic: IOAPIC? = nil
+    var bootstrapAPIC: UInt8 = 0
+
+    /// Sends device interrupt `irq` (an IOAPIC pin) to CPU 0, level-triggered, to `handler`.
+    func route(_ irq: Int, _ handler: @escaping () -> Void) {
+        Interrupts.deviceHandlers[irq] = handler
+        ioapic?.route(pin: irq, vector: InterruptVector.deviceBase + UInt8(irq), apicID: bootstrapAPIC, levelTriggered: true)
+    }
+
+    /// Starts a device's boot line: `devices: <name> at 0x…, IRQ n` (the caller ends it).
+    func logFound(_ name: StaticString, _ hint: VirtioMMIOHint) {
+        Log.timestamp()
+        Log.write("devices: ")
+        Log.write(name)
+        Log.write(" at ")
+        Log.hex(hint.base, digits: 8)
+        Log.write(", IRQ ")
+        Log.decimal(UInt64(hint.irq))
+    }
 
     func start(commandLine: KernelCommandLine, ram: [PhysicalRange], ioapic: IOAPIC, bootstrapAPIC: UInt8,
                now: @escaping () -> UInt64) {
+        self.ioapic = ioapic
+        self.bootstrapAPIC = bootstrapAPIC
         let memory = IdentityMemory(ranges: ram)
         for text in commandLine.values("virtio_mmio.device") {
             let hint: VirtioMMIOHint
@@ -39,45 +60,31 @@ final class MicroVMDevices {
             switch id {
             case VsockDriver.deviceID where sockets == nil:
                 guard let driver = VsockDriver(transport: transport, memory: memory) else { continue }
-                Interrupts.deviceHandlers[hint.irq] = { driver.handleInterrupt() }
-                ioapic.route(pin: hint.irq, vector: InterruptVector.deviceBase + UInt8(hint.irq),
-                             apicID: bootstrapAPIC, levelTriggered: true)
+                route(hint.irq) { driver.handleInterrupt() }
                 if Scheduler.spawn(on: 0, { driver.serve() }) == nil {
                     Log.write("devices: no memory for the vsock driver thread\n")
                     continue
                 }
                 sockets = VsockSockets(driver: driver)
-                Log.timestamp()
-                Log.write("devices: virtio-vsock at ")
-                Log.hex(hint.base, digits: 8)
-                Log.write(", IRQ ")
-                Log.decimal(hint.irq)
+                logFound("virtio-vsock", hint)
                 Log.write(", guest CID ")
                 Log.decimal(driver.guestCID)
                 Log.put(10)
             case VirtioFSDriver.deviceID where fileSystem == nil:
                 guard let driver = VirtioFSDriver(transport: transport, memory: memory, now: now) else { continue }
-                Interrupts.deviceHandlers[hint.irq] = { driver.handleInterrupt() }
-                ioapic.route(pin: hint.irq, vector: InterruptVector.deviceBase + UInt8(hint.irq),
-                             apicID: bootstrapAPIC, levelTriggered: true)
+                route(hint.irq) { driver.handleInterrupt() }
                 // INIT runs now, before the scheduler: the driver polls the used ring.
                 let mounted: FUSEFileSystem
                 do {
                     mounted = try FUSEFileSystem.mount(channel: driver)
                 } catch {
-                    Log.timestamp()
-                    Log.write("devices: virtio-fs at ")
-                    Log.hex(hint.base, digits: 8)
-                    Log.write(" did not complete FUSE INIT; no shared folder\n")
+                    logFound("virtio-fs", hint)
+                    Log.write(": FUSE INIT failed; no shared folder\n")
                     continue
                 }
                 driver.polling = false
                 fileSystem = mounted
-                Log.timestamp()
-                Log.write("devices: virtio-fs at ")
-                Log.hex(hint.base, digits: 8)
-                Log.write(", IRQ ")
-                Log.decimal(hint.irq)
+                logFound("virtio-fs", hint)
                 Log.write(", tag ")
                 for byte in driver.tag { Log.put(byte) }
                 Log.write(", FUSE 7.31, max write ")

@@ -1,5 +1,5 @@
 // `kv` (Toro's HashTableServer): a key-value server on a socket port (80 unless
-// `port=N`), one thread per client, the line protocol in KVProtocol.swift, lines of at
+// `port=N`), one thread per client (ConnectionServer.swift), the line protocol in KVProtocol.swift, lines of at
 // most 1024 bytes (a longer line gets `ERROR line too long` and the connection goes on).
 // The table is shared by every client thread; all of them run on CPU 0 with the socket
 // device, and the scheduler is cooperative, so no lock is needed.
@@ -9,7 +9,6 @@
 // (`kv: kv.db is corrupt (<reason>); starting empty`), never a trap.
 final class KVShared {
     var table = KVTable()
-    var clients = 0
     let fileSystem: (any FileSystem)?
 
     init(fileSystem: (any FileSystem)?) {
@@ -37,8 +36,7 @@ final class KVShared {
         }
     }
 
-    /// Logs the heap figures; the boot test compares those taken whenever the last
-    /// client has gone with the ones at start.
+    /// Logs the heap figures (ConnectionServer calls it whenever the last client has gone).
     func logHeap() {
         KernelMemory.drainRemoteFrees()
         Kernel.logHeap("kv: idle, heap", KernelMemory.statistics())
@@ -56,41 +54,10 @@ enum KV {
             Log.write("kv: no socket device (on microvm, start with -p HOSTPORT:80)\n")
             return .serviceFailed
         }
-        let port = context.commandLine.value("port").flatMap { UInt32($0) } ?? 80
-        let listener: any Listener
-        do {
-            listener = try sockets.listen(port: port)
-        } catch {
-            Log.write("kv: cannot listen on port ")
-            Log.decimal(UInt64(port))
-            Log.put(10)
-            return .serviceFailed
-        }
         let shared = KVShared(fileSystem: context.platform.fileSystem)
         shared.load()
-        Scheduler.spawn(on: 0) { shared.logHeap() }
-        context.ready()
-        while true {
-            let client: any StreamSocket
-            do {
-                client = try listener.accept()
-            } catch {
-                Log.timestamp()
-                Log.write("kv: the socket device failed; the service stops\n")
-                return .serviceFailed
-            }
-            shared.clients += 1
-            let started = Scheduler.spawn(on: 0) {
-                serve(client, shared)
-                shared.clients -= 1
-                // Logged from a thread of its own, which runs once this one has ended
-                // and released the connection it held.
-                if shared.clients == 0 { Scheduler.spawn(on: 0) { shared.logHeap() } }
-            }
-            if started == nil {
-                client.close()
-                shared.clients -= 1
-            }
+        return ConnectionServer.run(context, sockets: sockets, name: "kv", idle: { shared.logHeap() }) { client in
+            serve(client, shared)
         }
     }
 

@@ -3,15 +3,14 @@
 // `curl http://127.0.0.1:8080/`. The protocol is StaticFileHandler's (tested on the
 // host); this file only wires it to the platform.
 //
-// One thread per connection, all on CPU 0 with the socket device (as kv), each with its
-// own 64 KiB buffer; the file system is called directly (every call names a path or a
+// One thread per connection, all on CPU 0 with the socket device (ConnectionServer.swift),
+// each with its own 64 KiB buffer; the file system is called directly (every call names a path or a
 // handle, so no per-thread VFS is needed; the back-end serialises its own calls).
 // When the last client has gone, a thread of its own logs
 //   static-web: idle, heap in use B bytes in N allocations, R requests
 // (also once at start): the boot test compares those figures to prove nothing leaks.
 // Without `--share` or without `-p`, one line names the missing flag and the service fails.
 final class StaticWebShared {
-    var clients = 0
     var requests = 0
 
     func logHeap() {
@@ -37,41 +36,10 @@ enum StaticWeb {
             }
             return .serviceFailed
         }
-        let port = context.commandLine.value("port").flatMap { UInt32($0) } ?? 80
-        let listener: any Listener
-        do {
-            listener = try sockets.listen(port: port)
-        } catch {
-            Log.write("static-web: cannot listen on port ")
-            Log.decimal(UInt64(port))
-            Log.put(10)
-            return .serviceFailed
-        }
         let shared = StaticWebShared()
         let handler = StaticFileHandler(fileSystem: fileSystem)
-        Scheduler.spawn(on: 0) { shared.logHeap() }
-        context.ready()
-        while true {
-            let client: any StreamSocket
-            do {
-                client = try listener.accept()
-            } catch {
-                Log.timestamp()
-                Log.write("static-web: the socket device failed; the service stops\n")
-                return .serviceFailed
-            }
-            shared.clients += 1
-            let started = Scheduler.spawn(on: 0) {
-                shared.requests += handler.serve(client)
-                shared.clients -= 1
-                // From a thread of its own, which runs once this one has ended and
-                // released its connection and buffer.
-                if shared.clients == 0 { Scheduler.spawn(on: 0) { shared.logHeap() } }
-            }
-            if started == nil {
-                client.close()
-                shared.clients -= 1
-            }
+        return ConnectionServer.run(context, sockets: sockets, name: "static-web", idle: { shared.logHeap() }) { client in
+            shared.requests += handler.serve(client)
         }
     }
 }

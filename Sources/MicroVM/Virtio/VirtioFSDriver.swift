@@ -56,7 +56,7 @@ final class VirtioFSDriver: FUSEChannel {
         guard let hiprio = DriverQueue(transport: transport, index: 0, wanted: UInt16(VirtioFSDriver.forgetSlots), memory: memory),
               let requests = DriverQueue(transport: transport, index: 1, wanted: 8, memory: memory),
               let page = KernelMemory.allocatePages(1) else {
-            VirtioFSDriver.giveUp(transport, "virtio-fs: queues could not be set up\n")
+            transport.giveUp("virtio-fs: queues could not be set up\n")
             return nil
         }
         self.hiprio = hiprio
@@ -167,18 +167,10 @@ final class VirtioFSDriver: FUSEChannel {
         }
     }
 
-    static func giveUp(_ transport: VirtioMMIO, _ message: StaticString) {
-        VirtioDevice.fail(transport: transport)
-        Log.timestamp()
-        Log.write(message)
-    }
 
     func markFailed(_ reason: StaticString) {
         guard !failed else { return }
         failed = true
-        Log.timestamp()
-        Log.write("virtio-fs: device failed: ")
-        Log.write(reason)
-        Log.put(10)
+        VirtioMMIO.logFailure("virtio-fs", reason)
     }
 }

@@ -112,3 +112,22 @@ extension VirtioMMIO: VirtioTransport {
     func configGeneration() -> UInt32 { read(.configGeneration) }
     func configRead(_ offset: Int) -> UInt8 { configByte(offset) }
 }
+
+extension VirtioMMIO {
+    /// Marks the device FAILED (virtio 1.2 §2.1.2) and logs why its driver left it unused.
+    func giveUp(_ message: StaticString) {
+        VirtioDevice.fail(transport: self)
+        Log.timestamp()
+        Log.write(message)
+    }
+
+    /// The one log line a driver writes when its device breaks the protocol:
+    /// `<device>: device failed: <reason>`.
+    static func logFailure(_ device: StaticString, _ reason: StaticString) {
+        Log.timestamp()
+        Log.write(device)
+        Log.write(": device failed: ")
+        Log.write(reason)
+        Log.put(10)
+    }
+}

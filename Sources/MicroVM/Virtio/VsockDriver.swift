@@ -55,7 +55,7 @@ final class VsockDriver {
         guard let rx = DriverQueue(transport: transport, index: 0, wanted: UInt16(VsockDriver.rxBuffers), memory: memory),
               let tx = DriverQueue(transport: transport, index: 1, wanted: UInt16(VsockDriver.txBuffers), memory: memory),
               let events = DriverQueue(transport: transport, index: 2, wanted: 4, memory: memory) else {
-            VsockDriver.giveUp(transport, "vsock: queues could not be set up\n")
+            transport.giveUp("vsock: queues could not be set up\n")
             return nil
         }
         self.rx = rx
@@ -68,7 +68,7 @@ final class VsockDriver {
         let txPages = VsockDriver.txBufferSize / 4096
         let pages = Int(rx.ring.size) + Int(events.ring.size) + Int(tx.ring.size) * txPages
         guard let pool = KernelMemory.allocatePages(pages) else {
-            VsockDriver.giveUp(transport, "vsock: no memory for buffers\n")
+            transport.giveUp("vsock: no memory for buffers\n")
             return nil
         }
         do {
@@ -83,7 +83,7 @@ final class VsockDriver {
                 eventPages[Int(head)] = page
             }
         } catch {
-            VsockDriver.giveUp(transport, "vsock: could not post receive buffers\n")
+            transport.giveUp("vsock: could not post receive buffers\n")
             return nil
         }
         let txPool = pool + UInt64(Int(rx.ring.size) + Int(events.ring.size)) * 4096
@@ -202,19 +202,11 @@ final class VsockDriver {
         return false
     }
 
-    static func giveUp(_ transport: VirtioMMIO, _ message: StaticString) {
-        VirtioDevice.fail(transport: transport)
-        Log.timestamp()
-        Log.write(message)
-    }
 
     func markFailed(_ reason: StaticString) {
         guard !failed else { return }
         failed = true
-        Log.timestamp()
-        Log.write("vsock: device failed: ")
-        Log.write(reason)
-        Log.put(10)
+        VirtioMMIO.logFailure("vsock", reason)
         txSpace.signal()
         onFailure?()
     }
