@@ -160,3 +160,29 @@ public enum BenchCommand {
         return lines
     }
 }
+
+/// `--runs N` and `--requests N`, what the service benchmarks (`bench kv`, `bench web`)
+/// take: each flag's default and accepted range come from the benchmark.
+enum BenchArguments {
+    static func parse(_ arguments: [String], command: String, runs: (Int, ClosedRange<Int>),
+                      requests: (Int, ClosedRange<Int>)) throws(ToolFailure) -> (runs: Int, requests: Int) {
+        var result = (runs: runs.0, requests: requests.0)
+        var reader = ArgumentReader(arguments)
+        while let flag = try reader.nextFlag() {
+            switch flag {
+            case "--runs":
+                result.runs = try ArgumentReader.number(try reader.value(for: flag), flag: flag, range: runs.1,
+                                                        what: "a number of runs")
+            case "--requests":
+                result.requests = try ArgumentReader.number(try reader.value(for: flag), flag: flag, range: requests.1,
+                                                            what: "a number of requests")
+            default:
+                throw ArgumentReader.unknown(flag, command: command)
+            }
+        }
+        guard reader.passthrough.isEmpty else {
+            throw ToolFailure(.badArgument, "\(command) takes no kernel arguments (nothing after --)")
+        }
+        return result
+    }
+}

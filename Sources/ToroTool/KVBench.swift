@@ -35,22 +35,9 @@ public enum KVBench {
     /// Parses the arguments after `bench kv`.
     public static func parse(_ arguments: [String]) throws(ToolFailure) -> Options {
         var options = Options()
-        var reader = ArgumentReader(arguments)
-        while let flag = try reader.nextFlag() {
-            switch flag {
-            case "--runs":
-                options.runs = try ArgumentReader.number(try reader.value(for: flag), flag: flag, range: 1...1000,
-                                                         what: "a number of runs")
-            case "--requests":
-                options.requests = try ArgumentReader.number(try reader.value(for: flag), flag: flag,
-                                                             range: 50...10_000_000, what: "a number of requests")
-            default:
-                throw ArgumentReader.unknown(flag, command: "bench kv")
-            }
-        }
-        guard reader.passthrough.isEmpty else {
-            throw ToolFailure(.badArgument, "bench kv takes no kernel arguments (nothing after --)")
-        }
+        (options.runs, options.requests) = try BenchArguments.parse(arguments, command: "bench kv",
+                                                                    runs: (options.runs, 1...1000),
+                                                                    requests: (options.requests, 50...10_000_000))
         return options
     }
 

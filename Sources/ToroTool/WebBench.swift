@@ -146,21 +146,9 @@ public enum WebBench {
 
     public static func parse(_ arguments: [String]) throws(ToolFailure) -> Options {
         var options = Options()
-        var reader = ArgumentReader(arguments)
-        while let flag = try reader.nextFlag() {
-            switch flag {
-            case "--runs":
-                options.runs = try ArgumentReader.number(try reader.value(for: flag), flag: flag, range: 1...100, what: "a number of runs")
-            case "--requests":
-                options.requests = try ArgumentReader.number(try reader.value(for: flag), flag: flag, range: 4...1_000_000,
-                                                             what: "a number of requests")
-            default:
-                throw ArgumentReader.unknown(flag, command: "bench web")
-            }
-        }
-        guard reader.passthrough.isEmpty else {
-            throw ToolFailure(.badArgument, "bench web takes no kernel arguments (nothing after --)")
-        }
+        (options.runs, options.requests) = try BenchArguments.parse(arguments, command: "bench web",
+                                                                    runs: (options.runs, 1...100),
+                                                                    requests: (options.requests, 4...1_000_000))
         return options
     }
 

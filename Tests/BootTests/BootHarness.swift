@@ -225,3 +225,57 @@ final class LineCollector: @unchecked Sendable {
         if !pending.isEmpty { add(pending) }
     }
 }
+
+/// A service booted in the background with `toro run`, as the kv, static-web and
+/// persistence tests use it.
+enum ServiceGuest {
+    /// `toro run --service <service> <arguments> [-p <free port>:80] --timeout <seconds>`,
+    /// once it printed `ready: <service>`; nil (after failing the test) when it does not.
+    static func boot(service: String, arguments: [String] = [], port: Bool, timeout: Int = 300,
+                     file: StaticString = #filePath, line: UInt = #line) -> BackgroundProcess? {
+        var command = [Harness.cli, "run", "--service", service] + arguments + ["--timeout", "\(timeout)"]
+        var hostPort = 0
+        if port {
+            guard let free = KVClient.freePort() else {
+                XCTFail("no free TCP port on 127.0.0.1", file: file, line: line)
+                return nil
+            }
+            hostPort = free
+            command += ["-p", "\(free):80"]
+        }
+        let guest: BackgroundProcess
+        do throws(ToolFailure) {
+            guest = try BackgroundProcess(command, environment: ["TORO_ROOT": Harness.root, "TORO_CWD": Harness.root])
+        } catch {
+            XCTFail(error.message, file: file, line: line)
+            return nil
+        }
+        guest.port = hostPort
+        guard guest.waitForLine(timeout: 300, where: { $0 == "ready: \(service)" }) != nil else {
+            guest.stop()
+            XCTFail("\(service) did not print 'ready: \(service)'\n" + describe(guest), file: file, line: line)
+            return nil
+        }
+        return guest
+    }
+
+    /// Stops the run (SIGTERM: toro stops QEMU and the back-ends) if it still runs.
+    static func stop(_ guest: BackgroundProcess) {
+        if guest.termination == nil { guest.stop() }
+    }
+
+    static func describe(_ guest: BackgroundProcess) -> String {
+        "toro run: \(guest.termination.map { "\($0)" } ?? "running"), port \(guest.port)\n--- stdout (last 80 lines)\n"
+            + guest.outputLines.suffix(80).joined(separator: "\n") + "\n--- stderr\n" + guest.errorLines.joined(separator: "\n")
+    }
+
+    /// The processes whose command line contains `marker` (a back-end's folder: the
+    /// back-end itself and QEMU), sorted.
+    static func processes(mentioning marker: String) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid_t($0) }.filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(marker)
+        }.sorted()
+    }
+}

@@ -144,50 +144,20 @@ final class KVBootTests: XCTestCase {
 
 /// Booting kv in the background and the clients the tests run against it.
 enum KVGuest {
-    /// `toro run --service kv -p <free port>:80 --timeout 300`, once it printed `ready: kv`;
-    /// nil (after failing the test) when it does not.
+    /// `toro run --service kv -p <free port>:80 --timeout 300`, once it printed `ready: kv`.
     static func boot(file: StaticString = #filePath, line: UInt = #line) -> BackgroundProcess? {
-        guard let port = KVClient.freePort() else {
-            XCTFail("no free TCP port on 127.0.0.1", file: file, line: line)
-            return nil
-        }
-        let guest: BackgroundProcess
-        do throws(ToolFailure) {
-            guest = try BackgroundProcess([Harness.cli, "run", "--service", "kv", "-p", "\(port):80", "--timeout", "300"],
-                                          environment: ["TORO_ROOT": Harness.root, "TORO_CWD": Harness.root])
-        } catch {
-            XCTFail(error.message, file: file, line: line)
-            return nil
-        }
-        guest.port = port
-        guard guest.waitForLine(timeout: 300, where: { $0 == "ready: kv" }) != nil else {
-            guest.stop()
-            XCTFail("kv did not print 'ready: kv'\n" + describe(guest), file: file, line: line)
-            return nil
-        }
-        return guest
+        ServiceGuest.boot(service: "kv", port: true, file: file, line: line)
     }
 
-    /// Stops the run (SIGTERM: toro stops QEMU and the back-end) if it still runs.
-    static func stop(_ guest: BackgroundProcess) {
-        if guest.termination == nil { guest.stop() }
-    }
+    static func stop(_ guest: BackgroundProcess) { ServiceGuest.stop(guest) }
 
     /// QEMU and toro-vsock of this run: the processes whose command line names the run's
     /// back-end folder (toro-vsock-<pid of toro run>).
     static func processesOfRun(_ guest: BackgroundProcess) -> [pid_t] {
-        let marker = "toro-vsock-\(guest.pid)/"
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { pid_t($0) }.filter { pid in
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(marker)
-        }.sorted()
+        ServiceGuest.processes(mentioning: "toro-vsock-\(guest.pid)/")
     }
 
-    static func describe(_ guest: BackgroundProcess) -> String {
-        "toro run: \(guest.termination.map { "\($0)" } ?? "running"), port \(guest.port)\n--- stdout (last 80 lines)\n"
-            + guest.outputLines.suffix(80).joined(separator: "\n") + "\n--- stderr\n" + guest.errorLines.joined(separator: "\n")
-    }
+    static func describe(_ guest: BackgroundProcess) -> String { ServiceGuest.describe(guest) }
 
     /// Client `c`: for each of its keys SET, GET, overwrite, GET, DEL, every reply exact; QUIT.
     static func runClient(_ c: Int, keys: Int, port: Int, failures: FailureLog, answered: AtomicCount) {

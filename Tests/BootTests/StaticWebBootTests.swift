@@ -255,40 +255,13 @@ struct ShareFixture {
 enum ShareGuest {
     static func boot(service: String, share: String, readOnly: Bool = false, port: Bool,
                      file: StaticString = #filePath, line: UInt = #line) -> BackgroundProcess? {
-        var arguments = [Harness.cli, "run", "--service", service, "--share", share + (readOnly ? ":ro" : ""), "--timeout", "600"]
-        var hostPort = 0
-        if port {
-            guard let free = KVClient.freePort() else {
-                XCTFail("no free TCP port on 127.0.0.1", file: file, line: line)
-                return nil
-            }
-            hostPort = free
-            arguments += ["-p", "\(free):80"]
-        }
-        let guest: BackgroundProcess
-        do throws(ToolFailure) {
-            guest = try BackgroundProcess(arguments, environment: ["TORO_ROOT": Harness.root, "TORO_CWD": Harness.root])
-        } catch {
-            XCTFail(error.message, file: file, line: line)
-            return nil
-        }
-        guest.port = hostPort
-        guard guest.waitForLine(timeout: 300, where: { $0 == "ready: \(service)" }) != nil else {
-            guest.stop()
-            XCTFail("\(service) did not print 'ready: \(service)'\n" + describe(guest), file: file, line: line)
-            return nil
-        }
-        return guest
+        ServiceGuest.boot(service: service, arguments: ["--share", share + (readOnly ? ":ro" : "")], port: port,
+                          timeout: 600, file: file, line: line)
     }
 
-    static func stop(_ guest: BackgroundProcess) {
-        if guest.termination == nil { guest.stop() }
-    }
+    static func stop(_ guest: BackgroundProcess) { ServiceGuest.stop(guest) }
 
-    static func describe(_ guest: BackgroundProcess) -> String {
-        "toro run: \(guest.termination.map { "\($0)" } ?? "running"), port \(guest.port)\n--- stdout (last 80 lines)\n"
-            + guest.outputLines.suffix(80).joined(separator: "\n") + "\n--- stderr\n" + guest.errorLines.joined(separator: "\n")
-    }
+    static func describe(_ guest: BackgroundProcess) -> String { ServiceGuest.describe(guest) }
 
     /// The pid of this run's toro-fs: the process whose command line names its socket.
     static func backendPID(_ guest: BackgroundProcess) -> pid_t? {
@@ -303,12 +276,7 @@ enum ShareGuest {
 
     /// The processes whose command line names this run's toro-fs folder (toro-fs, QEMU).
     static func processesOfRun(_ guest: BackgroundProcess) -> [pid_t] {
-        let marker = FSBackend.directory(forRun: guest.pid) + "/"
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { pid_t($0) }.filter { pid in
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(marker)
-        }.sorted()
+        ServiceGuest.processes(mentioning: FSBackend.directory(forRun: guest.pid) + "/")
     }
 
     /// How many descriptors this run's toro-fs holds open (/proc/PID/fd), or nil.
