@@ -156,6 +156,11 @@ final class FUSEFileSystemServerTests: XCTestCase {
             _ = try vfs.stat(bytes(path))
             if i % 100 == 0 { _ = try vfs.readdir(bytes("/nested")) }
             if i % 50 == 0 { XCTAssertThrowsError(try vfs.stat(bytes("/nested/missing"))) }
+            if i % 10 == 0 {
+                // open with .create of a name that exists: its first LOOKUP is returned too.
+                try vfs.close(try vfs.open(bytes("/nested/grüße 😀.txt"), flags: [.read, .write, .create]))
+                XCTAssertThrowsError(try vfs.open(bytes("/empty"), flags: [.write, .create, .exclusive]))
+            }
         }
         XCTAssertEqual(server.openDescriptorCount, descriptors)
         XCTAssertEqual(server.nodeCount, nodes)

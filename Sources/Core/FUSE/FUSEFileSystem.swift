@@ -111,7 +111,9 @@ public final class FUSEFileSystem: FileSystem {
                 // LOOKUP says the name is free, to open directories the usual way.
                 let parent = try resolve(parentPath.components[...])
                 defer { forget(parent.held) }
-                if try lookUpOptional(parent.node, name) == nil {
+                let existing = try lookUpOptional(parent.node, name)
+                if let existing { forget([existing.nodeID]) }   // the walk below looks it up again
+                if existing == nil {
                     var linux = access | LinuxOpen.create
                     if flags.contains(.exclusive) { linux |= LinuxOpen.exclusive }
                     let created = try call(.create(name: name, flags: linux, mode: 0o100000 | (mode & 0o7777), umask: 0),
