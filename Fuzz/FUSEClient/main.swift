@@ -38,9 +38,9 @@
 //     a directory handle is `.isADirectory` and one on a write-only handle `.badDescriptor`,
 //     both without a request;
 //   * `openCount` is 1 while a step holds its handle, 0 after a failed open and after close
-//     (a second close is `.badDescriptor`); close sends FLUSH then RELEASE for a file,
-//     RELEASEDIR for a directory, and fails only for a file opened for writing whose FLUSH
-//     was not answered ENOSYS;
+//     (a second close is `.badDescriptor`); close sends FLUSH then RELEASE for a file
+//     opened for writing, RELEASE alone for a read-only one, RELEASEDIR for a directory,
+//     and fails only for a file opened for writing whose FLUSH was not answered ENOSYS;
 //   * directory listings hold only valid names, never "." or "..";
 //   * `maximumWrite` is within 4096...transfer; `malformedReplies` never decreases.
 // Core's FUSE sources and what FUSEFileSystem needs are compiled into this module
@@ -318,8 +318,9 @@ private final class Script {
         }
     }
 
-    /// FLUSH then RELEASE for a file, RELEASEDIR for a directory; the handle is gone after,
-    /// and only a file opened for writing may report an error (its FLUSH's, not ENOSYS).
+    /// FLUSH then RELEASE for a file opened for writing, RELEASE for a read-only one,
+    /// RELEASEDIR for a directory; the handle is gone after, and only a file opened for
+    /// writing may report an error (its FLUSH's, not ENOSYS).
     func close(_ handle: FileHandleID) {
         server.exchanged = []
         server.flushErrno = 0
@@ -329,7 +330,7 @@ private final class Script {
             precondition(writable && !directory && server.flushErrno != 38, "close failed without a failed FLUSH to report")
         }
         let expected: [UInt32] = directory ? [FUSEOpcode.releasedir.rawValue]
-                                           : [FUSEOpcode.flush.rawValue, FUSEOpcode.release.rawValue]
+            : writable ? [FUSEOpcode.flush.rawValue, FUSEOpcode.release.rawValue] : [FUSEOpcode.release.rawValue]
         precondition(server.exchanged == expected, "close sent the wrong requests")
         expectClosed()
         do throws(FileSystemError) {

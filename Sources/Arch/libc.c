@@ -5,15 +5,24 @@
 #include <stdint.h>
 #include "arch.h"
 
+// Eight bytes per iteration, then the tail byte by byte. Under TCG every iteration of a
+// `rep` string instruction is emulated separately, so `rep movsq` moves data about eight
+// times faster than `rep movsb` (a 64 MiB file crosses two copies in the guest); on
+// hardware both are fast-string operations.
 void *memcpy(void *dst, const void *src, size_t n) {
     void *d = dst;
-    __asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n) : : "memory");
+    size_t words = n >> 3, tail = n & 7;
+    __asm__ volatile("rep movsq" : "+D"(d), "+S"(src), "+c"(words) : : "memory");
+    __asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(tail) : : "memory");
     return dst;
 }
 
 void *memset(void *dst, int c, size_t n) {
     void *d = dst;
-    __asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+    size_t words = n >> 3, tail = n & 7;
+    uint64_t pattern = (uint64_t)(unsigned char)c * 0x0101010101010101ULL;
+    __asm__ volatile("rep stosq" : "+D"(d), "+c"(words) : "a"(pattern) : "memory");
+    __asm__ volatile("rep stosb" : "+D"(d), "+c"(tail) : "a"(pattern) : "memory");
     return dst;
 }
 

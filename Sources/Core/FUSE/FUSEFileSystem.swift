@@ -377,22 +377,24 @@ public final class FUSEFileSystem: FileSystem {
         return FileHandleID(id)
     }
 
-    /// FLUSH (files), then RELEASE (or RELEASEDIR), then forget the file's node. The handle
-    /// is gone even when the server fails, as `FileSystem.close` promises; a failed FLUSH of
-    /// a file opened for writing is returned (the host could not write the data back),
-    /// as close(2) reports it. A server without FLUSH (ENOSYS) is fine.
+    /// FLUSH (files opened for writing), then RELEASE (or RELEASEDIR), then forget the
+    /// file's node. The handle is gone even when the server fails, as `FileSystem.close`
+    /// promises; a failed FLUSH is returned (the host could not write the data back), as
+    /// close(2) reports it. A server without FLUSH (ENOSYS) is fine. Read-only handles skip
+    /// FLUSH: it would only report write-back errors (this client takes no POSIX locks,
+    /// the other thing FLUSH ends), and it would cost every static-web request a round trip.
     @discardableResult
     func closeLocked(_ id: UInt64) -> FileSystemError? {
         guard let file = files.removeValue(forKey: id) else { return nil }
         if files.isEmpty { files = [:] }
         var failure: FileSystemError? = nil
-        if !file.directory {
+        if !file.directory && file.flags.contains(.write) {
             do throws(FileSystemError) {
                 try call(.flush(fileHandle: file.fileHandle, lockOwner: 0), node: file.node) {
                     (reply: FUSEReply) throws(FUSEError) in try reply.empty()
                 }
             } catch {
-                if file.flags.contains(.write) && !(error == .io && lastErrno == 38) { failure = error }
+                if !(error == .io && lastErrno == 38) { failure = error }
             }
         }
         let request: FUSERequest = file.directory ? .releasedir(fileHandle: file.fileHandle, flags: 0)
