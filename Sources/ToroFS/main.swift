@@ -5,30 +5,10 @@ import Glibc
 import VhostUser
 
 BackendLog.prefix = "toro-fs: "
-let arguments = Array(CommandLine.arguments.dropFirst())
-if arguments.contains("--help") || arguments.contains("-h") {
-    print(FSOptions.usage)
-    exit(0)
-}
-let options: FSOptions
-do {
-    options = try FSOptions.parse(arguments)
-} catch {
-    BackendLog.line("\(error)")
-    exit(64)
-}
+let options = FSOptions.fromCommandLine()
 if let problem = options.shareProblem() {
     BackendLog.line(problem)
     exit(66)
 }
 BackendLog.verbose = options.debug
-FSServer.installSignalHandlers()
-let status: Int32
-do {
-    let server = try FSServer(options: options)
-    status = server.run()
-} catch {
-    BackendLog.line("\(error)")
-    status = 1
-}
-exit(status)
+FSServer.serve { () throws(SystemError) in try FSServer(options: options) }

@@ -110,6 +110,13 @@ public enum Posix {
         if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
     }
 
+    /// Seconds on the monotonic clock: the back-ends' deadlines and poll timeouts.
+    public static func monotonicNow() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+
     /// Adds 1 to an eventfd (a vhost-user call: the guest's interrupt).
     public static func signal(eventFD fd: Int32) {
         var one: UInt64 = 1

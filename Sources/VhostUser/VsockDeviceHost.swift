@@ -8,12 +8,8 @@ import Core
 import Glibc
 
 extension VsockDevice {
-    /// Seconds on the monotonic clock.
-    public static func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }
+    /// Seconds on the monotonic clock (`Posix.monotonicNow()`).
+    public static func now() -> Double { Posix.monotonicNow() }
 
     /// Listens on `udsPath` for hybrid clients.
     public func listenHybrid() throws(SystemError) {

@@ -1,5 +1,6 @@
 // `toro-vsock`'s command line. Parsing is pure so the tests can drive it; a bad option is
-// one line for stderr and exit status 64 (EX_USAGE).
+// one line for stderr and exit status 64 (EX_USAGE). CommandLineOptions.parse walks the
+// arguments and reads `--socket`; this file the rest.
 //
 //   toro-vsock --socket PATH [--uds PATH] [--cid N] [--forward HOSTPORT:GUESTPORT ...] [--verbose]
 
@@ -15,7 +16,7 @@ public struct VsockForward: Equatable, Sendable {
     }
 }
 
-public struct VsockOptions: Equatable, Sendable {
+public struct VsockOptions: CommandLineOptions, Equatable, Sendable {
     /// The vhost-user socket QEMU connects to (`-chardev socket,path=`).
     public var socketPath: String = ""
     /// The Firecracker-style hybrid socket: host clients connect here and send
@@ -41,50 +42,28 @@ public struct VsockOptions: Equatable, Sendable {
         Exits 0 when QEMU disconnects, 64 on a bad option, 1 on any other failure.
         """
 
-    public struct ParseError: Error, Equatable, CustomStringConvertible {
-        public let message: String
-        public var description: String { message }
+    public mutating func read(_ name: String, from reader: inout OptionReader) throws(OptionError) -> Bool {
+        switch name {
+        case "--uds": udsPath = try reader.value()
+        case "--cid":
+            let text = try reader.value()
+            guard let cid = UInt64(text), cid >= 3, cid < 0xFFFF_FFFF else {
+                throw ParseError(message: "--cid: '\(text)' is not a guest CID (3...4294967294)")
+            }
+            guestCID = cid
+        case "--forward", "-p": forwards.append(try Self.parseForward(try reader.value()))
+        case "--verbose": verbose = true
+        default: return false
+        }
+        return true
     }
 
-    public static func parse(_ arguments: [String]) throws(ParseError) -> VsockOptions {
-        var options = VsockOptions()
-        var index = 0
-        func value(_ name: String, _ inline: String?) throws(ParseError) -> String {
-            if let inline { return inline }
-            index += 1
-            guard index < arguments.count else { throw ParseError(message: "\(name) needs a value") }
-            return arguments[index]
-        }
-        while index < arguments.count {
-            let argument = arguments[index]
-            var name = argument
-            var inline: String?
-            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
-                name = String(argument[..<equals])
-                inline = String(argument[argument.index(after: equals)...])
-            }
-            switch name {
-            case "--socket": options.socketPath = try value(name, inline)
-            case "--uds": options.udsPath = try value(name, inline)
-            case "--cid":
-                let text = try value(name, inline)
-                guard let cid = UInt64(text), cid >= 3, cid < 0xFFFF_FFFF else {
-                    throw ParseError(message: "--cid: '\(text)' is not a guest CID (3...4294967294)")
-                }
-                options.guestCID = cid
-            case "--forward", "-p": options.forwards.append(try parseForward(try value(name, inline)))
-            case "--verbose": options.verbose = true
-            default: throw ParseError(message: "unknown option '\(argument)' (see --help)")
-            }
-            index += 1
-        }
-        guard !options.socketPath.isEmpty else { throw ParseError(message: "--socket PATH is required") }
-        if options.udsPath == "" { throw ParseError(message: "--uds needs a path") }
+    public func validate() throws(OptionError) {
+        if udsPath == "" { throw ParseError(message: "--uds needs a path") }
         var seen = Set<UInt16>()
-        for forward in options.forwards where !seen.insert(forward.hostPort).inserted {
+        for forward in forwards where !seen.insert(forward.hostPort).inserted {
             throw ParseError(message: "--forward: host port \(forward.hostPort) given twice")
         }
-        return options
     }
 
     /// `HOSTPORT:GUESTPORT`: a TCP port 1-65535 and a vsock port 1-4294967294.

@@ -1,4 +1,5 @@
-// toro-vsock's command line and the hybrid handshake parser (Firecracker docs/vsock.md).
+// toro-vsock's and toro-fs's command lines and the hybrid handshake parser (Firecracker
+// docs/vsock.md).
 import XCTest
 @testable import VhostUser
 
@@ -27,6 +28,22 @@ final class OptionsTests: XCTestCase {
                        "--forward: '70000:1' is not HOSTPORT:GUESTPORT (1-65535:1-4294967294)")
         XCTAssertEqual(message(["--socket", "s", "-p", "80:1", "-p", "80:2"]), "--forward: host port 80 given twice")
         XCTAssertEqual(message(["--socket", "s", "--bogus"]), "unknown option '--bogus' (see --help)")
+    }
+
+    func testFSOptions() throws {
+        let options = try FSOptions.parse(["--socket=/tmp/f.sock", "--share", "/srv/data:ro", "--debug"])
+        XCTAssertEqual(options.socketPath, "/tmp/f.sock")
+        XCTAssertEqual(options.sharePath, "/srv/data")
+        XCTAssertTrue(options.readOnly)
+        XCTAssertTrue(options.debug)
+        XCTAssertFalse(try FSOptions.parse(["--socket", "s", "--share", "d"]).readOnly)
+        func message(_ arguments: [String]) -> String? {
+            do { _ = try FSOptions.parse(arguments); return nil } catch { return error.message }
+        }
+        XCTAssertEqual(message(["--share", "d"]), "--socket PATH is required")
+        XCTAssertEqual(message(["--socket", "s"]), "--share DIR is required")
+        XCTAssertEqual(message(["--socket", "s", "--share"]), "--share needs a value")
+        XCTAssertEqual(message(["--socket", "s", "--uds", "u"]), "unknown option '--uds' (see --help)")
     }
 
     func testHandshake() {

@@ -100,20 +100,24 @@ func encode(_ header: VsockHeader) -> [UInt8] {
     return bytes
 }
 
-/// Runs the device's host-socket events until nothing is ready for `quiet` seconds.
-func pump(_ device: VsockDevice, quiet: Double = 0.05, limit: Double = 3) {
+/// Runs the device's host-socket events until nothing is ready for `quiet` seconds, through
+/// HostSidePoller as VhostUserServer does (so VsockDevice's methods, not the protocol's
+/// "nothing" defaults, must answer).
+func pump<Host: HostSidePoller>(_ device: Host, quiet: Double = 0.05, limit: Double = 3) {
     let end = VsockDevice.now() + limit
     var idleSince = VsockDevice.now()
     while VsockDevice.now() < end {
         var entries = device.pollEntries()
         let n = poll(&entries, nfds_t(entries.count), 10)
         if n > 0 {
-            for entry in entries where entry.revents != 0 { device.handleEvent(fd: entry.fd, revents: entry.revents) }
+            for entry in entries where entry.revents != 0 {
+                device.handleEvent(fd: entry.fd, revents: entry.revents, now: VsockDevice.now())
+            }
             idleSince = VsockDevice.now()
         } else if VsockDevice.now() - idleSince > quiet {
             break
         }
-        device.expire()
+        device.expire(now: VsockDevice.now())
     }
 }
 

@@ -274,6 +274,22 @@ final class VsockDeviceTests: XCTestCase {
         XCTAssertEqual(Set(replies), ["reply 0", "reply 1", "reply 2"], "no OK line on TCP forwards")
     }
 
+    /// VhostUserServer sees the hybrid listener and a handshake's deadline through
+    /// HostSidePoller.
+    func testHostSideIsPolledThroughHostSidePoller() throws {
+        let (device, _) = try makeGuest()
+        func polled<Host: HostSidePoller>(_ host: Host) -> (count: Int, deadline: Double?) {
+            (host.pollEntries().count, host.nextDeadline)
+        }
+        XCTAssertEqual(polled(device).count, 1, "the hybrid listener")
+        XCTAssertNil(polled(device).deadline)
+        let client = try unixClient(uds)
+        defer { close(client) }
+        pump(device)
+        XCTAssertEqual(polled(device).count, 2, "the listener and the client's handshake")
+        XCTAssertNotNil(polled(device).deadline, "the handshake's CONNECT deadline")
+    }
+
     /// A host-initiated connection the guest never answers times out; its REQUEST, never
     /// delivered, is withdrawn.
     func testUnansweredConnectTimesOut() throws {

@@ -1,11 +1,12 @@
 // `toro-fs`'s command line. Parsing is pure so the tests can drive it; a bad option is one
 // line for stderr and exit status 64 (EX_USAGE), a share that is missing or not a
-// directory exit status 66 (EX_NOINPUT).
+// directory exit status 66 (EX_NOINPUT). CommandLineOptions.parse walks the arguments and
+// reads `--socket`; this file the rest.
 //
 //   toro-fs --socket PATH --share DIR[:ro] [--read-only] [--debug]
 import Glibc
 
-public struct FSOptions: Equatable, Sendable {
+public struct FSOptions: CommandLineOptions, Equatable, Sendable {
     /// The vhost-user socket QEMU connects to (`-chardev socket,path=`).
     public var socketPath = ""
     /// The host folder the guest sees; nothing outside it is reachable.
@@ -28,46 +29,24 @@ public struct FSOptions: Equatable, Sendable {
         failure, 64 on a bad option, 66 when DIR is missing or not a directory.
         """
 
-    public struct ParseError: Error, Equatable, CustomStringConvertible {
-        public let message: String
-        public var description: String { message }
+    public mutating func read(_ name: String, from reader: inout OptionReader) throws(OptionError) -> Bool {
+        switch name {
+        case "--share":
+            var share = try reader.value()
+            if share.hasSuffix(":ro") {
+                share.removeLast(3)
+                readOnly = true
+            }
+            sharePath = share
+        case "--read-only": readOnly = true
+        case "--debug", "--verbose": debug = true
+        default: return false
+        }
+        return true
     }
 
-    public static func parse(_ arguments: [String]) throws(ParseError) -> FSOptions {
-        var options = FSOptions()
-        var index = 0
-        func value(_ name: String, _ inline: String?) throws(ParseError) -> String {
-            if let inline { return inline }
-            index += 1
-            guard index < arguments.count else { throw ParseError(message: "\(name) needs a value") }
-            return arguments[index]
-        }
-        while index < arguments.count {
-            let argument = arguments[index]
-            var name = argument
-            var inline: String?
-            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
-                name = String(argument[..<equals])
-                inline = String(argument[argument.index(after: equals)...])
-            }
-            switch name {
-            case "--socket": options.socketPath = try value(name, inline)
-            case "--share":
-                var share = try value(name, inline)
-                if share.hasSuffix(":ro") {
-                    share.removeLast(3)
-                    options.readOnly = true
-                }
-                options.sharePath = share
-            case "--read-only": options.readOnly = true
-            case "--debug", "--verbose": options.debug = true
-            default: throw ParseError(message: "unknown option '\(argument)' (see --help)")
-            }
-            index += 1
-        }
-        guard !options.socketPath.isEmpty else { throw ParseError(message: "--socket PATH is required") }
-        guard !options.sharePath.isEmpty else { throw ParseError(message: "--share DIR is required") }
-        return options
+    public func validate() throws(OptionError) {
+        guard !sharePath.isEmpty else { throw ParseError(message: "--share DIR is required") }
     }
 
     /// Why the share cannot be served (missing, not a directory), or nil when it can.
