@@ -77,6 +77,7 @@ final class FSManifestTests: XCTestCase {
                 try inner.read(handle, offset: offset, into: buffer)
             }
             func write(_ handle: FileHandleID, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(FileSystemError) -> Int { throw .readOnly }
+            func attributes(_ handle: FileHandleID) throws(FileSystemError) -> FileAttributes { try inner.attributes(handle) }
             func close(_ handle: FileHandleID) throws(FileSystemError) { try inner.close(handle) }
             func readDirectory(_ path: VFSPath) throws(FileSystemError) -> [DirectoryEntry] {
                 if brokenDirectory && path.name == Array("a".utf8) { throw .io }

@@ -195,6 +195,10 @@ final class StaticWebTests: XCTestCase {
                 return try inner.read(handle, offset: offset, into: buffer)
             }
             func write(_ handle: FileHandleID, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(FileSystemError) -> Int { throw .readOnly }
+            func attributes(_ handle: FileHandleID) throws(FileSystemError) -> FileAttributes {
+                if failStat { throw .io }
+                return try inner.attributes(handle)
+            }
             func close(_ handle: FileHandleID) throws(FileSystemError) { try inner.close(handle) }
             func readDirectory(_ path: VFSPath) throws(FileSystemError) -> [DirectoryEntry] { try inner.readDirectory(path) }
             func makeDirectory(_ path: VFSPath, mode: UInt32) throws(FileSystemError) { throw .readOnly }

@@ -387,6 +387,7 @@ private final class BareFileSystem: FileSystem {
     func open(_ path: VFSPath, flags: OpenFlags, mode: UInt32) throws(FileSystemError) -> FileHandleID { throw .notFound }
     func read(_ handle: FileHandleID, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int { 0 }
     func write(_ handle: FileHandleID, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(FileSystemError) -> Int { 0 }
+    func attributes(_ handle: FileHandleID) throws(FileSystemError) -> FileAttributes { throw .badDescriptor }
     func close(_ handle: FileHandleID) throws(FileSystemError) {}
     func readDirectory(_ path: VFSPath) throws(FileSystemError) -> [DirectoryEntry] { [] }
     func makeDirectory(_ path: VFSPath, mode: UInt32) throws(FileSystemError) {}

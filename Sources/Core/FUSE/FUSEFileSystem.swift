@@ -38,6 +38,8 @@ public final class FUSEFileSystem: FileSystem {
         let fileHandle: UInt64
         let directory: Bool
         let flags: OpenFlags
+        /// What LOOKUP (or CREATE) reported when the file was opened.
+        var opened: FUSEAttributes? = nil
     }
 
     /// One looked-up node and the references taken on the way to it (to forget).
@@ -120,21 +122,23 @@ public final class FUSEFileSystem: FileSystem {
                                            node: parent.node) { (reply: FUSEReply) throws(FUSEError) in try reply.create() }
                     guard created.entry.nodeID != 0 else { throw .io }
                     return register(OpenFile(node: created.entry.nodeID, fileHandle: created.open.fileHandle,
-                                             directory: false, flags: flags))
+                                             directory: false, flags: flags, opened: created.entry.attributes))
                 }
                 if flags.contains(.exclusive) { throw .exists }
             }
             let resolved = try resolve(path.components[...])
             var keep = false
             defer { forget(keep ? Array(resolved.held.dropLast()) : resolved.held) }
-            let kind = FUSEFileSystem.kind(try attributes(of: resolved).mode)
+            let found = try attributes(of: resolved)
+            let kind = FUSEFileSystem.kind(found.mode)
             if kind == .directory {
                 guard !flags.contains(.write), !flags.contains(.create) else { throw .isADirectory }
                 let opened = try call(.opendir(flags: LinuxOpen.directory), node: resolved.node) {
                     (reply: FUSEReply) throws(FUSEError) in try reply.open()
                 }
                 keep = true
-                return register(OpenFile(node: resolved.node, fileHandle: opened.fileHandle, directory: true, flags: flags))
+                return register(OpenFile(node: resolved.node, fileHandle: opened.fileHandle, directory: true, flags: flags,
+                                         opened: found))
             }
             guard kind == .file else { throw .permissionDenied }
             var linux = access
@@ -144,7 +148,8 @@ public final class FUSEFileSystem: FileSystem {
                 (reply: FUSEReply) throws(FUSEError) in try reply.open()
             }
             keep = true
-            let handle = register(OpenFile(node: resolved.node, fileHandle: opened.fileHandle, directory: false, flags: flags))
+            let handle = register(OpenFile(node: resolved.node, fileHandle: opened.fileHandle, directory: false, flags: flags,
+                                           opened: truncating ? nil : found))
             if truncating {
                 // Servers without atomic O_TRUNC ignore it in OPEN (fuse.h FUSE_ATOMIC_O_TRUNC): say it again.
                 var change = FUSESetAttributes()
@@ -197,6 +202,16 @@ public final class FUSEFileSystem: FileSystem {
                 if written < chunk.size { break }
             }
             return total
+        }
+    }
+
+    public func attributes(_ handle: FileHandleID) throws(FileSystemError) -> FileAttributes {
+        try lock.withLock { () throws(FileSystemError) -> FileAttributes in
+            guard let file = files[handle.rawValue] else { throw .badDescriptor }
+            if !file.flags.contains(.write), let opened = file.opened { return FUSEFileSystem.attributes(opened) }
+            return FUSEFileSystem.attributes(try call(.getattr(fileHandle: file.directory ? nil : file.fileHandle), node: file.node) {
+                (reply: FUSEReply) throws(FUSEError) in try reply.attributes()
+            }.attributes)
         }
     }
 

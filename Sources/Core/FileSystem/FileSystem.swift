@@ -108,6 +108,10 @@ public protocol FileSystem: AnyObject {
     func read(_ handle: FileHandleID, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int
     /// Writes `buffer` at `offset`, zero-filling any gap past EOF; returns the bytes written.
     func write(_ handle: FileHandleID, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(FileSystemError) -> Int
+    /// Metadata of the open file or directory (fstat). A handle opened read-only may report
+    /// what the file was when it was opened (virtio-fs answers from the LOOKUP that found
+    /// it, saving a round trip); one opened for writing reports the current figures.
+    func attributes(_ handle: FileHandleID) throws(FileSystemError) -> FileAttributes
     /// Releases the handle; it is invalid afterwards, even when this throws.
     func close(_ handle: FileHandleID) throws(FileSystemError)
     /// The entries of the directory at `path`, in back-end order.

@@ -74,7 +74,15 @@ public final class MemoryFileSystem: FileSystem {
     // MARK: FileSystem
 
     public func stat(_ path: VFSPath) throws(FileSystemError) -> FileAttributes {
-        let node = try resolve(path)
+        MemoryFileSystem.attributes(of: try resolve(path))
+    }
+
+    public func attributes(_ handle: FileHandleID) throws(FileSystemError) -> FileAttributes {
+        guard let file = handles[handle.rawValue] else { throw .badDescriptor }
+        return MemoryFileSystem.attributes(of: file.node)
+    }
+
+    static func attributes(of node: Node) -> FileAttributes {
         let size = node.kind == .directory ? node.children.count : node.data.count
         return FileAttributes(size: UInt64(size), kind: node.kind, mode: node.mode,
                               modificationTime: node.modificationTime)

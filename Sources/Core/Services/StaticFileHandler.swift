@@ -88,13 +88,7 @@ public struct StaticFileHandler {
             return send(HTTPResponse.error(status, isHead: isHead, keepAlive: keepAlive), on: socket)
         case .redirect:
             return send(Self.redirect(request.target, keepAlive: keepAlive), on: socket)
-        case .file(let path, let size, let name):
-            let handle: FileHandleID
-            do throws(FileSystemError) {
-                handle = try fileSystem.open(path, flags: .read, mode: 0)
-            } catch {
-                return send(HTTPResponse.error(Self.status(for: error), isHead: isHead, keepAlive: keepAlive), on: socket)
-            }
+        case .file(let handle, let size, let name):
             defer { try? fileSystem.close(handle) }
             guard size <= UInt64(Int.max) else {
                 return send(HTTPResponse.error(.internalServerError, isHead: isHead, keepAlive: keepAlive), on: socket)
@@ -108,31 +102,46 @@ public struct StaticFileHandler {
 
     /// What a decoded target names.
     enum Resolution {
-        case file(VFSPath, size: UInt64, name: [UInt8])
+        /// An open regular file (the caller closes it), its size and the name its type comes from.
+        case file(FileHandleID, size: UInt64, name: [UInt8])
         case redirect
         case failure(HTTPStatus)
     }
 
+    /// Opens what `target` names. The file is opened first and its attributes are the
+    /// handle's, so a request costs one lookup of the path, not a stat and then an open
+    /// (on virtio-fs each is a round trip to the host). A folder target ("/docs/") opens
+    /// its index.html directly; a file name that turns out to be a folder is closed again
+    /// and redirected.
     func resolve(_ target: HTTPTarget) -> Resolution {
         var path = VFSPath.root
         for component in target.components {
             do throws(FileSystemError) { path = try path.appending(component) } catch { return .failure(.notFound) }
         }
+        if target.isDirectory {
+            do throws(FileSystemError) { path = try path.appending(Self.indexName) } catch { return .failure(.notFound) }
+        }
+        let handle: FileHandleID
         let attributes: FileAttributes
-        do throws(FileSystemError) { attributes = try fileSystem.stat(path) } catch { return .failure(Self.status(for: error)) }
+        do throws(FileSystemError) {
+            handle = try fileSystem.open(path, flags: .read, mode: 0)
+        } catch {
+            return .failure(Self.status(for: error))
+        }
+        do throws(FileSystemError) {
+            attributes = try fileSystem.attributes(handle)
+        } catch {
+            try? fileSystem.close(handle)
+            return .failure(Self.status(for: error))
+        }
         switch attributes.kind {
         case .file:
-            guard !target.isDirectory else { return .failure(.notFound) }   // "/a.txt/"
-            return .file(path, size: attributes.size, name: path.name ?? [])
-        case .directory:
-            guard target.isDirectory else { return .redirect }
-            let index: VFSPath
-            do throws(FileSystemError) { index = try path.appending(Self.indexName) } catch { return .failure(.notFound) }
-            let indexAttributes: FileAttributes
-            do throws(FileSystemError) { indexAttributes = try fileSystem.stat(index) } catch { return .failure(Self.status(for: error)) }
-            guard indexAttributes.kind == .file else { return .failure(.notFound) }
-            return .file(index, size: indexAttributes.size, name: Self.indexName)
-        case .symlink, .other:
+            return .file(handle, size: attributes.size, name: path.name ?? [])
+        case .directory where !target.isDirectory:
+            try? fileSystem.close(handle)
+            return .redirect
+        case .directory, .symlink, .other:
+            try? fileSystem.close(handle)
             return .failure(.notFound)
         }
     }
