@@ -178,4 +178,22 @@ final class FUSEFileSystemServerTests: XCTestCase {
         }
         return result
     }
+
+    /// fstat: a read-only handle answers from its LOOKUP, a writable one asks the host.
+    func testHandleAttributes() throws {
+        let (_, fs, _, _) = try mount()
+        let reader = try fs.open(try VFSPath(parsing: bytes("/nested/deeper/mebibyte.bin")), flags: .read, mode: 0)
+        XCTAssertEqual(try fs.attributes(reader).size, 1 << 20)
+        XCTAssertEqual(try fs.attributes(reader).kind, .file)
+        try fs.close(reader)
+        XCTAssertThrowsError(try fs.attributes(reader)) { XCTAssertEqual($0 as? FileSystemError, .badDescriptor) }
+        let writer = try fs.open(try VFSPath(parsing: bytes("/grown")), flags: [.write, .create], mode: 0o644)
+        XCTAssertEqual(try fs.attributes(writer).size, 0)
+        _ = try [UInt8](repeating: 7, count: 5000).withUnsafeBytes { try fs.write(writer, offset: 0, from: $0) }
+        XCTAssertEqual(try fs.attributes(writer).size, 5000, "a writable handle reports the current size")
+        try fs.close(writer)
+        let folder = try fs.open(try VFSPath(parsing: bytes("/nested")), flags: .read, mode: 0)
+        XCTAssertEqual(try fs.attributes(folder).kind, .directory)
+        try fs.close(folder)
+    }
 }
