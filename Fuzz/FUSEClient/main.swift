@@ -50,31 +50,6 @@ private func load32(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt32 {
     UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
 }
 
-/// Fields from the input; zeros once it runs out.
-private struct Cursor {
-    let bytes: UnsafeRawBufferPointer
-    var offset = 0
-
-    var isEmpty: Bool { offset >= bytes.count }
-
-    mutating func u8() -> UInt8 {
-        guard offset < bytes.count else { return 0 }
-        defer { offset += 1 }
-        return bytes[offset]
-    }
-    mutating func u16() -> UInt16 { UInt16(u8()) | UInt16(u8()) << 8 }
-    mutating func u32() -> UInt32 { UInt32(u16()) | UInt32(u16()) << 16 }
-    mutating func u64() -> UInt64 { UInt64(u32()) | UInt64(u32()) << 32 }
-
-    /// Copies up to `target.count` bytes into `target`, zero-filling the rest; returns how
-    /// many came from the input.
-    mutating func fill(_ target: UnsafeMutableRawBufferPointer) -> Int {
-        let count = min(target.count, bytes.count - min(offset, bytes.count))
-        for i in 0 ..< target.count { target[i] = i < count ? bytes[offset + i] : 0 }
-        offset += count
-        return count
-    }
-}
 
 /// The hostile server: replies from the input, requests checked as the host would see them.
 private final class FuzzServer: FUSEChannel {

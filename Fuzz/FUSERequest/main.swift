@@ -277,24 +277,8 @@ private func checkDecode(_ bytes: UnsafeRawBufferPointer) {
     }
 }
 
-/// Fields from the input; zeros once it runs out.
-private struct Cursor {
-    let bytes: UnsafeRawBufferPointer
-    var offset = 0
-
-    mutating func u8() -> UInt8 {
-        guard offset < bytes.count else { return 0 }
-        defer { offset += 1 }
-        return bytes[offset]
-    }
-    mutating func u16() -> UInt16 { UInt16(u8()) | UInt16(u8()) << 8 }
-    mutating func u32() -> UInt32 { UInt32(u16()) | UInt32(u16()) << 16 }
-    mutating func u64() -> UInt64 { UInt64(u32()) | UInt64(u32()) << 32 }
-    mutating func take(_ count: Int) -> [UInt8] {
-        let end = min(bytes.count, offset + max(0, count))
-        defer { offset = max(offset, end) }
-        return offset < end ? Array(bytes[offset ..< end]) : []
-    }
+/// Names drawn from the input.
+extension Cursor {
     /// A name: a 16-bit length (up to 1100) and that many bytes; bit 15 of the length makes
     /// it valid (NUL and '/' replaced, at least one byte, at most 1024).
     mutating func name() -> [UInt8] {
