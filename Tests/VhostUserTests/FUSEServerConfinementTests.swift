@@ -6,30 +6,12 @@ import Glibc
 import Core
 @testable import VhostUser
 
-final class FUSEServerConfinementTests: XCTestCase {
-    var top = ""
-    var share = ""
-    var log: LogCapture!
-
+final class FUSEServerConfinementTests: FUSEShareTestCase {
     override func setUpWithError() throws {
-        log = LogCapture()
-        top = temporaryDirectory()
-        share = top + "/share"
-        mkdir(share, 0o755)
+        try super.setUpWithError()
         HostFiles.write(top + "/outside", Array("secret".utf8))
         HostFiles.write(share + "/inside.txt", Array("public".utf8))
         mkdir(share + "/sub", 0o755)
-    }
-
-    override func tearDown() {
-        log.stop()
-        HostFiles.removeTree(top)
-    }
-
-    func client() throws -> FUSETestClient {
-        let c = FUSETestClient(try FUSEServer(root: share, readOnly: false))
-        try c.initialize()
-        return c
     }
 
     func testDotDotSlashAndEmptyNamesAreRefused() throws {

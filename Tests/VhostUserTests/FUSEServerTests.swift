@@ -184,7 +184,9 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &+ ($0 >> 8)) }
 }
 
-final class FUSEServerTests: XCTestCase {
+/// A temporary `top` folder with the share at `top/share`, removed afterwards, and the
+/// server's log captured; `client()` is an initialised FUSE client of a server over it.
+class FUSEShareTestCase: XCTestCase {
     var top = ""
     var share = ""
     var log: LogCapture!
@@ -206,6 +208,9 @@ final class FUSEServerTests: XCTestCase {
         try c.initialize()
         return c
     }
+}
+
+final class FUSEServerTests: FUSEShareTestCase {
 
     func testInitAnswers731AndRefusesOtherMajors() throws {
         let c = FUSETestClient(try FUSEServer(root: share, readOnly: false))
