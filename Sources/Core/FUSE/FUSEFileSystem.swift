@@ -7,6 +7,10 @@
 // The host may change the folder under the guest at any time; without a cache nothing here
 // goes stale.
 //
+// The class holds the state and the `FileSystem` operations; the node walk and open-file
+// table are in FUSEFileSystemNodes.swift, one request's round trip in
+// FUSEFileSystemRequests.swift, value conversions in FUSEConversions.swift.
+//
 // Rules:
 //   * Create with `mount(channel:)`, which negotiates INIT (7.31) and the largest transfer.
 //   * Calls from several threads are serialised by a `SleepLock`: one request is in flight
@@ -63,7 +67,7 @@ public final class FUSEFileSystem: FileSystem {
     var files: [UInt64: OpenFile] = [:]
     var nextHandle: UInt64 = 1
     /// Replies refused as malformed since mount (logged too).
-    public private(set) var malformedReplies = 0
+    public internal(set) var malformedReplies = 0
     public let maximumOpenFiles = 1024
 
     init(channel: any FUSEChannel, transfer: UInt32) {
@@ -319,204 +323,5 @@ public final class FUSEFileSystem: FileSystem {
             return FileSystemStatistics(blockSize: s.blockSize, totalBlocks: s.blocks, freeBlocks: s.availableBlocks,
                                         totalFiles: s.files, freeFiles: s.freeFiles, maxNameLength: s.nameLength)
         }
-    }
-
-    // MARK: Nodes
-
-    /// Walks `components` from the root with LOOKUP. On failure, what was looked up is
-    /// forgotten before the error is thrown.
-    func resolve(_ components: ArraySlice<[UInt8]>) throws(FileSystemError) -> Resolved {
-        var resolved = Resolved(node: FUSE.rootID, attributes: nil, held: [])
-        for name in components {
-            let entry: FUSEEntry?
-            do throws(FileSystemError) {
-                entry = try lookUpOptional(resolved.node, name)
-            } catch {
-                forget(resolved.held)
-                throw error
-            }
-            guard let entry else {
-                forget(resolved.held)
-                throw .notFound
-            }
-            resolved.node = entry.nodeID
-            resolved.attributes = entry.attributes
-            resolved.held.append(entry.nodeID)
-        }
-        return resolved
-    }
-
-    /// The parent of `path` resolved, and the last name; the root has no parent.
-    func resolveParent(_ path: VFSPath) throws(FileSystemError) -> (Resolved, [UInt8]) {
-        guard let name = path.name else { throw .invalidPath }
-        let parent = try resolve(path.components.dropLast())
-        return (parent, name)
-    }
-
-    /// LOOKUP `name` in `directory`: the entry (one reference taken), or nil when absent.
-    func lookUpOptional(_ directory: UInt64, _ name: [UInt8]) throws(FileSystemError) -> FUSEEntry? {
-        do {
-            let entry = try call(.lookup(name: name), node: directory) { (reply: FUSEReply) throws(FUSEError) in try reply.entry() }
-            // A node ID of 0 is a negative entry: no such name, and no reference taken.
-            return entry.nodeID == 0 ? nil : entry
-        } catch .notFound {
-            return nil
-        }
-    }
-
-    func attributes(of resolved: Resolved) throws(FileSystemError) -> FUSEAttributes {
-        if let attributes = resolved.attributes { return attributes }
-        return try call(.getattr(fileHandle: nil), node: resolved.node) {
-            (reply: FUSEReply) throws(FUSEError) in try reply.attributes()
-        }.attributes
-    }
-
-    /// Returns one reference on each node (FORGET on the high-priority queue, no reply).
-    func forget(_ nodes: [UInt64]) {
-        var bytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0) // 48 bytes
-        for node in nodes where node != FUSE.rootID {
-            withUnsafeMutableBytes(of: &bytes) { buffer in
-                let header = FUSERequestHeader(unique: takeUnique(), nodeID: node)
-                guard let length = try? FUSERequest.forget(lookups: 1).encode(into: buffer, header: header) else { return }
-                // A failed device is reported by the next request; a lost FORGET only costs
-                // the host one cached descriptor.
-                try? channel.post(UnsafeRawBufferPointer(rebasing: buffer[..<length]))
-            }
-        }
-    }
-
-    func register(_ file: OpenFile) -> FileHandleID {
-        let id = nextHandle
-        nextHandle &+= 1
-        files[id] = file
-        return FileHandleID(id)
-    }
-
-    /// FLUSH (files opened for writing), then RELEASE (or RELEASEDIR), then forget the
-    /// file's node. The handle is gone even when the server fails, as `FileSystem.close`
-    /// promises; a failed FLUSH is returned (the host could not write the data back), as
-    /// close(2) reports it. A server without FLUSH (ENOSYS) is fine. Read-only handles skip
-    /// FLUSH: it would only report write-back errors (this client takes no POSIX locks,
-    /// the other thing FLUSH ends), and it would cost every static-web request a round trip.
-    @discardableResult
-    func closeLocked(_ id: UInt64) -> FileSystemError? {
-        guard let file = files.removeValue(forKey: id) else { return nil }
-        if files.isEmpty { files = [:] }
-        var failure: FileSystemError? = nil
-        if !file.directory && file.flags.contains(.write) {
-            do throws(FileSystemError) {
-                try call(.flush(fileHandle: file.fileHandle, lockOwner: 0), node: file.node) {
-                    (reply: FUSEReply) throws(FUSEError) in try reply.empty()
-                }
-            } catch {
-                if !(error == .io && lastErrno == 38) { failure = error }
-            }
-        }
-        let request: FUSERequest = file.directory ? .releasedir(fileHandle: file.fileHandle, flags: 0)
-                                                  : .release(fileHandle: file.fileHandle, flags: 0)
-        _ = try? call(request, node: file.node) { (reply: FUSEReply) throws(FUSEError) in try reply.empty() }
-        forget([file.node])
-        return failure
-    }
-
-    // MARK: Requests
-
-    func takeUnique() -> UInt64 {
-        let unique = nextUnique
-        nextUnique = nextUnique == UInt64.max ? 1 : nextUnique + 1
-        return unique
-    }
-
-    /// Sends `request` about `node` and decodes its reply with `decode`.
-    @discardableResult
-    func call<T>(_ request: FUSERequest, node: UInt64,
-                 _ decode: (FUSEReply) throws(FUSEError) -> T) throws(FileSystemError) -> T {
-        try exchange(node: node, encode: { (buffer, header) throws(FUSEError) -> Int in
-            try request.encode(into: buffer, header: header)
-        }, decode: decode)
-    }
-
-    func exchange<T>(node: UInt64,
-                     encode: (UnsafeMutableRawBufferPointer, FUSERequestHeader) throws(FUSEError) -> Int,
-                     decode: (FUSEReply) throws(FUSEError) -> T) throws(FileSystemError) -> T {
-        let unique = takeUnique()
-        lastErrno = 0
-        let length: Int
-        do {
-            length = try encode(request, FUSERequestHeader(unique: unique, nodeID: node))
-        } catch .invalidName {
-            throw .invalidPath
-        } catch {
-            throw .nameTooLong
-        }
-        let count = try channel.exchange(UnsafeRawBufferPointer(rebasing: request[..<length]), reply: reply)
-        guard count >= 0 && count <= reply.count else { throw malformed("reply longer than its buffer") }
-        do {
-            let answer = try FUSEReply(UnsafeRawBufferPointer(rebasing: reply[..<count]), unique: unique)
-            return try decode(answer)
-        } catch .remote(let errno) {
-            lastErrno = errno
-            throw FUSEFileSystem.error(errno: errno)
-        } catch .protocolVersion {
-            throw malformed("the server speaks an older FUSE than 7.31")
-        } catch {
-            throw malformed("malformed reply")
-        }
-    }
-
-    func malformed(_ what: StaticString) -> FileSystemError {
-        malformedReplies += 1
-        Log.timestamp()
-        Log.write("virtio-fs: ")
-        Log.write(what)
-        Log.write("; the request fails with an I/O error\n")
-        return .io
-    }
-
-    // MARK: Conversions
-
-    /// A server's errno (Linux numbering) as a `FileSystemError`.
-    public static func error(errno: Int32) -> FileSystemError {
-        switch errno {
-        case 2: return .notFound            // ENOENT
-        case 20: return .notADirectory      // ENOTDIR
-        case 21: return .isADirectory       // EISDIR
-        case 17: return .exists             // EEXIST
-        case 39: return .notEmpty           // ENOTEMPTY
-        case 28, 122: return .noSpace       // ENOSPC, EDQUOT
-        case 30: return .readOnly           // EROFS
-        case 22, 18: return .invalidPath    // EINVAL, EXDEV
-        case 23, 24: return .tooManyOpenFiles // ENFILE, EMFILE
-        case 9: return .badDescriptor       // EBADF
-        case 36: return .nameTooLong        // ENAMETOOLONG
-        case 1, 13, 40: return .permissionDenied // EPERM, EACCES, ELOOP
-        default: return .io
-        }
-    }
-
-    static func kind(_ mode: UInt32) -> FileKind {
-        switch mode & 0o170000 {
-        case 0o100000: return .file
-        case 0o040000: return .directory
-        case 0o120000: return .symlink
-        default: return .other
-        }
-    }
-
-    static func kind(direntType: UInt32) -> FileKind {
-        switch direntType {
-        case 8: return .file
-        case 4: return .directory
-        case 10: return .symlink
-        default: return .other
-        }
-    }
-
-    static func attributes(_ a: FUSEAttributes) -> FileAttributes {
-        FileAttributes(size: a.size, kind: kind(a.mode), mode: a.mode & 0o7777, modificationTime: a.mtime)
-    }
-
-    static func isDotOrDotDot(_ name: UnsafeRawBufferPointer) -> Bool {
-        (name.count == 1 && name[0] == 46) || (name.count == 2 && name[0] == 46 && name[1] == 46)
     }
 }
