@@ -29,6 +29,31 @@ public final class Event {
     }
 
     /// Signals the event and wakes every waiter.
+    /// Blocks the calling thread until the event is signalled or the monotonic clock
+    /// reaches `deadline` (nanoseconds, `Clock.monotonicNanoseconds()`'s scale). True when
+    /// signalled. The thread waits on the event and on its CPU's timer queue at once,
+    /// as `.sleeping` so that a signal takes it off the timer queue; on a timeout it takes
+    /// itself off the waiter list. A wake-up message from another CPU that crossed the
+    /// timeout can still wake the thread's next wait early: callers re-check and loop.
+    @discardableResult
+    public func wait(deadline: UInt64) -> Bool {
+        let s = Scheduler.here
+        let thread = s.current
+        lock.lock()
+        if signalled { lock.unlock(); return true }
+        thread.state = .sleeping
+        waiters.append(thread)
+        lock.unlock()
+        s.timers.insert(thread, deadline: deadline)
+        Scheduler.block()
+        lock.lock()
+        let result = signalled
+        if let index = waiters.firstIndex(where: { $0 === thread }) { waiters.remove(at: index) }
+        if waiters.isEmpty { waiters = [] }
+        lock.unlock()
+        return result
+    }
+
     public func signal() {
         lock.lock()
         signalled = true

@@ -1,0 +1,137 @@
+// What bounds the connections of one listener, and the decision made for each new one.
+//
+// Each listening port has:
+//   * a limit on live connections (`max-conns=N`; default: a quarter of memory divided by
+//     what an idle connection costs, its thread's stack and first buffers, 8...1024);
+//   * an accept backlog (`backlog=N`; default 64, never above the limit): connections the
+//     device has set up and the service has not yet accepted;
+//   * an idle timeout (`idle-timeout=SECONDS`; default 60, 0 = never): a connection whose
+//     peer sent nothing and took nothing for that long is closed, and so is a write that
+//     waits that long for the peer's credit (a reader that never reads).
+//
+// A new connection is refused at once (the peer sees it reset, never a hang) when the
+// backlog is full, when memory would fall into the reserve (MemoryBudget), or when the
+// listener is at its limit and no connection has been silent for `evictAfter` (1 s, or the
+// idle timeout if shorter). At the limit, the connection silent longest is closed to make
+// room: an idle-connection flood cannot lock well-behaved clients out.
+//
+// Rules for callers (socket providers: vsock on microvm, TCP on legacy): ask `decide`
+// for every connection a peer opens, `add` what you admit, `remove` what the service
+// closed or you evicted; keep `lastActivity` of each connection current (nanoseconds on
+// the monotonic clock) whenever bytes or credit move either way.
+
+/// What an idle connection costs at least: a thread stack and the first buffers.
+public enum ConnectionCost {
+    public static let idleBytes = Int(ThreadStack.size) + 8 * 1024
+}
+
+public struct ConnectionLimits: Equatable, Sendable {
+    public var maximumConnections: Int
+    public var backlog: Int
+    /// Nanoseconds; 0 means connections are never closed for silence.
+    public var idleTimeout: UInt64
+
+    public static let defaultBacklog = 64
+    public static let defaultIdleSeconds = 60
+    public static let maximumConnectionsCap = 1024
+
+    public init(maximumConnections: Int, backlog: Int, idleTimeout: UInt64) {
+        self.maximumConnections = max(1, maximumConnections)
+        self.backlog = max(1, min(backlog, self.maximumConnections))
+        self.idleTimeout = idleTimeout
+    }
+
+    /// The default limit for this machine's memory.
+    public static var defaultMaximumConnections: Int {
+        MemoryBudget.share(denominator: 4, perItem: ConnectionCost.idleBytes, minimum: 8, maximum: maximumConnectionsCap)
+    }
+
+    /// The limits from `max-conns=`, `backlog=`, `idle-timeout=`, defaults for the rest.
+    public init(commandLine: KernelCommandLine) throws(KernelArgumentError) {
+        let maximum = try commandLine.number("max-conns", minimum: 1, maximum: 65536) ?? Self.defaultMaximumConnections
+        let backlog = try commandLine.number("backlog", minimum: 1, maximum: 65536) ?? Self.defaultBacklog
+        let idle = try commandLine.number("idle-timeout", minimum: 0, maximum: 86400) ?? Self.defaultIdleSeconds
+        self.init(maximumConnections: maximum, backlog: backlog, idleTimeout: UInt64(idle) * 1_000_000_000)
+    }
+
+    /// How long a connection must have been silent before a newcomer may take its slot.
+    public var evictAfter: UInt64 {
+        idleTimeout == 0 ? 1_000_000_000 : min(1_000_000_000, idleTimeout)
+    }
+}
+
+/// A connection a listener tracks: the time anything last moved on it.
+public protocol IdleTracked: AnyObject {
+    var lastActivity: UInt64 { get }
+}
+
+/// Why a new connection was refused.
+public enum ConnectionRefusal: Equatable, Sendable {
+    /// The service has not accepted `backlog` connections yet.
+    case backlogFull
+    /// At the limit, and every live connection has been active recently.
+    case connectionLimit
+    /// Memory would fall into the kernel's reserve.
+    case memory
+}
+
+public enum AdmissionDecision<Connection: AnyObject> {
+    /// Admit the newcomer.
+    case admit
+    /// Close this silent connection (already removed from the table), then admit.
+    case evict(Connection)
+    case refuse(ConnectionRefusal)
+}
+
+/// The live connections of one listener and the admission rule above.
+public struct ConnectionTable<Connection: IdleTracked> {
+    public let limits: ConnectionLimits
+    public private(set) var live: [Connection] = []
+    public private(set) var refusals = RefusalBurst()
+    public private(set) var evictions = 0
+
+    public init(limits: ConnectionLimits) {
+        self.limits = limits
+    }
+
+    /// Decides for a newcomer. `pending`: admitted connections not yet accepted;
+    /// `memoryAdmits`: whether MemoryBudget admits one more connection. A refusal is
+    /// recorded; `refusalOpensBurst` then says whether to log it.
+    public mutating func decide(pending: Int, now: UInt64, memoryAdmits: Bool) -> AdmissionDecision<Connection> {
+        if pending >= limits.backlog { return refuse(.backlogFull, now: now) }
+        if live.count < limits.maximumConnections && memoryAdmits {
+            _ = refusals.admitted(now: now)
+            return .admit
+        }
+        // Full (or short of memory): the connection silent longest makes room, if it has
+        // been silent long enough; its memory comes back when its thread ends.
+        var oldest: Int? = nil
+        for index in live.indices where now &- live[index].lastActivity >= limits.evictAfter
+            && now >= live[index].lastActivity {
+            if oldest.map({ live[index].lastActivity < live[$0].lastActivity }) ?? true { oldest = index }
+        }
+        guard let oldest else {
+            return refuse(memoryAdmits ? .connectionLimit : .memory, now: now)
+        }
+        evictions += 1
+        return .evict(live.remove(at: oldest))
+    }
+
+    /// True when the last `decide` refusal opened a burst (log one line for it).
+    public private(set) var refusalOpensBurst = false
+
+    private mutating func refuse(_ reason: ConnectionRefusal, now: UInt64) -> AdmissionDecision<Connection> {
+        refusalOpensBurst = refusals.refuse(now: now)
+        return .refuse(reason)
+    }
+
+    public mutating func add(_ connection: Connection) {
+        live.append(connection)
+    }
+
+    /// Forgets `connection` (no-op when it is not live, e.g. evicted before).
+    public mutating func remove(_ connection: Connection) {
+        if let index = live.firstIndex(where: { $0 === connection }) { live.remove(at: index) }
+        if live.isEmpty { live = [] }
+    }
+}
