@@ -71,10 +71,15 @@ void *toro_heap_allocate(size_t size, size_t alignment);
 void toro_heap_free(void *pointer);
 void *toro_heap_reallocate(void *pointer, size_t size);
 
+void toro_out_of_memory(size_t size);
+
+// The Embedded Swift runtime allocates every object and array buffer through here and
+// traps (a bare #UD) when it fails. Admission control (Core/Memory/MemoryBudget.swift)
+// keeps outside input from getting here; should it happen anyway, the panic names it.
 int posix_memalign(void **out, size_t alignment, size_t size) {
     if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return 22;  // EINVAL
     void *p = toro_heap_allocate(size, alignment);
-    if (!p) return 12;  // ENOMEM
+    if (!p) toro_out_of_memory(size);
     *out = p;
     return 0;
 }

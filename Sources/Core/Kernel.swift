@@ -35,6 +35,7 @@ public enum Kernel {
         }
 
         let usable = setUpMemory(platform, boot: boot, image: image)
+        MemoryBudget.isEnforced = true
         Log.milestone("boot: memory ready")
         let cpus = platform.startCPUs()
         platform.logBootDetails()
@@ -76,6 +77,7 @@ public enum Kernel {
     /// Logs the exit status and leaves the VM.
     public static func finish(_ platform: some Platform, _ status: ExitStatus) -> Never {
         logHeapStatistics()
+        MemoryBudget.logRefusals()
         Log.timestamp()
         Log.write("exit: ")
         Log.decimal(UInt64(status.rawValue))

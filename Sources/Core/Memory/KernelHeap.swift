@@ -245,6 +245,18 @@ public func toroHeapFree(_ pointer: UnsafeMutableRawPointer?) {
     KernelMemory.free(pointer)
 }
 
+/// The runtime's allocation failed (Arch/libc.c, posix_memalign): a panic that says so,
+/// instead of the runtime's bare trap. Logs without allocating.
+@_cdecl("toro_out_of_memory")
+public func toroOutOfMemory(_ size: Int) {
+    Log.write("\nmemory: out of memory: an allocation of ")
+    Log.decimal(size)
+    Log.write(" bytes failed with ")
+    Log.decimal(KernelMemory.freePages)
+    Log.write(" pages free")
+    panic("out of memory")
+}
+
 @_cdecl("toro_heap_reallocate")
 public func toroHeapReallocate(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
     KernelMemory.reallocate(pointer, size: size)

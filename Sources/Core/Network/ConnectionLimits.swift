@@ -15,15 +15,13 @@
 // idle timeout if shorter). At the limit, the connection silent longest is closed to make
 // room: an idle-connection flood cannot lock well-behaved clients out.
 //
+// This file is pure (no clock, no memory, no log): the defaults that depend on the machine
+// are in ConnectionDefaults.swift.
+//
 // Rules for callers (socket providers: vsock on microvm, TCP on legacy): ask `decide`
 // for every connection a peer opens, `add` what you admit, `remove` what the service
 // closed or you evicted; keep `lastActivity` of each connection current (nanoseconds on
 // the monotonic clock) whenever bytes or credit move either way.
-
-/// What an idle connection costs at least: a thread stack and the first buffers.
-public enum ConnectionCost {
-    public static let idleBytes = Int(ThreadStack.size) + 8 * 1024
-}
 
 public struct ConnectionLimits: Equatable, Sendable {
     public var maximumConnections: Int
@@ -39,19 +37,6 @@ public struct ConnectionLimits: Equatable, Sendable {
         self.maximumConnections = max(1, maximumConnections)
         self.backlog = max(1, min(backlog, self.maximumConnections))
         self.idleTimeout = idleTimeout
-    }
-
-    /// The default limit for this machine's memory.
-    public static var defaultMaximumConnections: Int {
-        MemoryBudget.share(denominator: 4, perItem: ConnectionCost.idleBytes, minimum: 8, maximum: maximumConnectionsCap)
-    }
-
-    /// The limits from `max-conns=`, `backlog=`, `idle-timeout=`, defaults for the rest.
-    public init(commandLine: KernelCommandLine) throws(KernelArgumentError) {
-        let maximum = try commandLine.number("max-conns", minimum: 1, maximum: 65536) ?? Self.defaultMaximumConnections
-        let backlog = try commandLine.number("backlog", minimum: 1, maximum: 65536) ?? Self.defaultBacklog
-        let idle = try commandLine.number("idle-timeout", minimum: 0, maximum: 86400) ?? Self.defaultIdleSeconds
-        self.init(maximumConnections: maximum, backlog: backlog, idleTimeout: UInt64(idle) * 1_000_000_000)
     }
 
     /// How long a connection must have been silent before a newcomer may take its slot.
@@ -100,7 +85,7 @@ public struct ConnectionTable<Connection: IdleTracked> {
     public mutating func decide(pending: Int, now: UInt64, memoryAdmits: Bool) -> AdmissionDecision<Connection> {
         if pending >= limits.backlog { return refuse(.backlogFull, now: now) }
         if live.count < limits.maximumConnections && memoryAdmits {
-            _ = refusals.admitted(now: now)
+            endedBurst = refusals.admitted(now: now)
             return .admit
         }
         // Full (or short of memory): the connection silent longest makes room, if it has
@@ -119,6 +104,8 @@ public struct ConnectionTable<Connection: IdleTracked> {
 
     /// True when the last `decide` refusal opened a burst (log one line for it).
     public private(set) var refusalOpensBurst = false
+    /// Set by an admission that closed a burst of refusals: how many it refused (log it).
+    public private(set) var endedBurst: Int? = nil
 
     private mutating func refuse(_ reason: ConnectionRefusal, now: UInt64) -> AdmissionDecision<Connection> {
         refusalOpensBurst = refusals.refuse(now: now)

@@ -30,7 +30,8 @@ public enum SocketError: Error, Equatable, Sendable {
     case addressInUse
     /// The device failed or misbehaved; the provider stopped using it.
     case deviceFailed
-    /// The operation did not complete within the provider's time limit.
+    /// The operation did not complete within the provider's time limit (for a connection:
+    /// the peer was silent for the idle timeout; the connection has been reset).
     case timedOut
     /// A port, address or buffer the provider cannot use.
     case invalidArgument
@@ -56,7 +57,10 @@ public protocol Listener: AnyObject {
 
 /// What a platform offers services: listening and connecting.
 public protocol SocketProvider: AnyObject {
-    func listen(port: UInt32) throws(SocketError) -> any Listener
+    /// Listens on `port`; `limits` bound its connections (ConnectionLimits.swift): beyond
+    /// them a newcomer is reset at once, silent connections are closed after the idle
+    /// timeout (their `read` or `write` throws `.timedOut`).
+    func listen(port: UInt32, limits: ConnectionLimits) throws(SocketError) -> any Listener
     func connect(cid: UInt64, port: UInt32) throws(SocketError) -> any StreamSocket
 }
 

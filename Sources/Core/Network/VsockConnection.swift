@@ -82,6 +82,8 @@ public enum VsockCloseReason: Equatable, Sendable {
     case localClose
     /// The peer broke the protocol and we sent RST.
     case violation(VsockViolation)
+    /// The receive buffer could not grow (memory short); we sent RST.
+    case noMemory
 }
 
 /// A packet to send: `header`, then (RW only) the bytes `payload` of the buffer that was
@@ -169,6 +171,9 @@ public final class VsockConnection {
     /// Bytes waiting in the receive buffer.
     public var readable: Int { ring.count }
 
+    /// Bytes the receive buffer holds allocated now (it grows only when used).
+    public var receiveBufferBytes: Int { ring.allocated }
+
     /// True while `write` can send: established, and neither our SHUTDOWN(SEND) nor the
     /// peer's SHUTDOWN(RECEIVE) has happened.
     public var isSendOpen: Bool {
@@ -224,7 +229,12 @@ public final class VsockConnection {
         case .rw:
             if peerShutdown.contains(.send) || localShutdown.contains(.receive) { return abort(.dataAfterShutdown) }
             guard credit.recordReceived(header.length) else { return abort(.receiveOverflow) }
-            ring.write(payload)
+            guard ring.write(payload) else {
+                // Memory is short (MemoryBudget refused the buffer's growth): reset this
+                // connection rather than drop bytes the peer was promised room for.
+                finish(.noMemory)
+                return [control(.rst)]
+            }
             return []
         case .creditUpdate:
             return []

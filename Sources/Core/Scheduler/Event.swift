@@ -31,7 +31,7 @@ public final class Event {
     /// Signals the event and wakes every waiter.
     /// Blocks the calling thread until the event is signalled or the monotonic clock
     /// reaches `deadline` (nanoseconds, `Clock.monotonicNanoseconds()`'s scale). True when
-    /// signalled. The thread waits on the event and on its CPU's timer queue at once,
+    /// a `signal` woke it (the event may have been reset by another waiter since). The thread waits on the event and on its CPU's timer queue at once,
     /// as `.sleeping` so that a signal takes it off the timer queue; on a timeout it takes
     /// itself off the waiter list. A wake-up message from another CPU that crossed the
     /// timeout can still wake the thread's next wait early: callers re-check and loop.
@@ -46,12 +46,17 @@ public final class Event {
         lock.unlock()
         s.timers.insert(thread, deadline: deadline)
         Scheduler.block()
+        // Still on the list: nobody signalled, the timer woke us. (Not `signalled`: with
+        // several waiters, one that ran first may already have reset the event.)
         lock.lock()
-        let result = signalled
-        if let index = waiters.firstIndex(where: { $0 === thread }) { waiters.remove(at: index) }
+        var timedOut = false
+        if let index = waiters.firstIndex(where: { $0 === thread }) {
+            waiters.remove(at: index)
+            timedOut = true
+        }
         if waiters.isEmpty { waiters = [] }
         lock.unlock()
-        return result
+        return !timedOut
     }
 
     public func signal() {

@@ -1,5 +1,7 @@
 // What the socket services (kv, static-web) share: listen on the port `port=N` names (80
-// by default), accept forever, one thread per connection on CPU 0 (where the socket
+// by default) with the connection limits of `max-conns=`, `backlog=` and `idle-timeout=`
+// (Core/Network/ConnectionLimits.swift: defaults from memory, a newcomer beyond them is
+// reset at once, silent clients are closed), accept forever, one thread per connection on CPU 0 (where the socket
 // device's driver runs; the scheduler is cooperative, so state shared by those threads
 // needs no lock), and an idle report whenever the last client has gone (also once before
 // the first): the boot tests compare those heap figures to prove a connection leaks nothing.
@@ -12,10 +14,21 @@ enum ConnectionServer {
     /// the log lines ("kv: cannot listen on port 80").
     static func run(_ context: ServiceContext, sockets: any SocketProvider, name: StaticString,
                     idle: @escaping () -> Void, serve: @escaping (any StreamSocket) -> Void) -> ExitStatus {
-        let port = context.commandLine.value("port").flatMap { UInt32($0) } ?? 80
+        let port: UInt32
+        let limits: ConnectionLimits
+        do throws(KernelArgumentError) {
+            port = UInt32(try context.commandLine.number("port", minimum: 1, maximum: Int(UInt32.max)) ?? 80)
+            limits = try ConnectionLimits(commandLine: context.commandLine)
+        } catch {
+            Log.write(name)
+            Log.write(": ")
+            error.describe()
+            Log.put(10)
+            return .badCommandLine
+        }
         let listener: any Listener
         do {
-            listener = try sockets.listen(port: port)
+            listener = try sockets.listen(port: port, limits: limits)
         } catch {
             Log.write(name)
             Log.write(": cannot listen on port ")

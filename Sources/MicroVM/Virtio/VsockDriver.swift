@@ -19,6 +19,9 @@ final class VsockDriver {
     /// 64 KiB (VsockHeader.defaultMaximumPayload), as Linux's vhost-vsock does.
     static let txBufferSize = 32 * 1024
     static let txBuffers = 32
+    /// How long a sender waits for the device to return a transmit buffer before the
+    /// device is declared failed: 30 s.
+    static let transmitTimeout: UInt64 = 30_000_000_000
     /// The largest payload this driver sends in one packet.
     static let maximumPayload = UInt32(txBufferSize - VsockHeader.size)
     /// The largest payload a received packet may carry (it fits one RX page).
@@ -197,7 +200,14 @@ final class VsockDriver {
             }
             txSpace.reset()
             reclaimTransmitted()
-            if txFree.isEmpty { txSpace.wait() }
+            // A back-end that stops taking packets must not hang every sender forever.
+            if txFree.isEmpty {
+                let deadline = Clock.monotonicNanoseconds() &+ VsockDriver.transmitTimeout
+                if !txSpace.wait(deadline: deadline) && Clock.monotonicNanoseconds() >= deadline {
+                    reclaimTransmitted()
+                    if txFree.isEmpty { markFailed("the device returned no transmit buffer for 30 s") }
+                }
+            }
         }
         return false
     }

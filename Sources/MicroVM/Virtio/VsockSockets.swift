@@ -1,105 +1,14 @@
-// Core's socket API over the vsock driver: listeners, streams, and the routing of every
+// Core's socket API over the vsock driver: the provider, and the routing of every
 // received packet to its connection (virtio 1.2 §5.10.6). The connection logic itself
-// is Core's `VsockConnection`; this file blocks threads on events and moves packets.
+// is Core's `VsockConnection`; streams (VsockStream.swift) block threads on events, and
+// listeners (VsockListener.swift) admit or refuse each new connection.
 //
 // Rules: all socket objects live on CPU 0 with the driver (services run their socket
 // threads there); `deliver` runs on the driver thread; a blocked read, write, accept or
 // connect wakes on its connection's event. When the device fails, every call throws
-// `deviceFailed` and waiting threads are woken.
+// `deviceFailed` and waiting threads are woken. A connection a listener refuses is
+// answered with RST at once: the host's client sees it closed, never a hang.
 import Core
-
-final class VsockStream: StreamSocket {
-    let connection: VsockConnection
-    unowned(unsafe) let sockets: VsockSockets
-    let changed = Event()
-    var closedBySelf = false
-
-    init(connection: VsockConnection, sockets: VsockSockets) {
-        self.connection = connection
-        self.sockets = sockets
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(SocketError) -> Int {
-        while true {
-            if closedBySelf { throw .closed }
-            if connection.readable > 0 {
-                let (count, actions) = connection.read(into: buffer)
-                sockets.send(actions, payload: nil)
-                return count
-            }
-            if connection.isReceiveFinished {
-                if connection.closeReason == .reset || isViolation { throw .connectionReset }
-                return 0
-            }
-            if sockets.driver.failed { throw .deviceFailed }
-            changed.reset()
-            changed.wait()
-        }
-    }
-
-    func write(_ bytes: UnsafeRawBufferPointer) throws(SocketError) -> Int {
-        while true {
-            if closedBySelf { throw .closed }
-            if sockets.driver.failed { throw .deviceFailed }
-            guard connection.isSendOpen else {
-                throw connection.closeReason == .reset || isViolation ? .connectionReset : .closed
-            }
-            let (accepted, actions) = connection.write(bytes)
-            sockets.send(actions, payload: bytes)
-            if accepted > 0 || bytes.isEmpty { return accepted }
-            changed.reset()
-            changed.wait()
-        }
-    }
-
-    func close() {
-        guard !closedBySelf else { return }
-        closedBySelf = true
-        sockets.send(connection.close(), payload: nil)
-        sockets.forget(self)
-    }
-
-    var isViolation: Bool {
-        if case .violation = connection.closeReason { return true }
-        return false
-    }
-}
-
-final class VsockListener: Listener {
-    let port: UInt32
-    unowned(unsafe) let sockets: VsockSockets
-    var pending: [VsockStream] = []
-    let arrived = Event()
-    var closed = false
-
-    init(port: UInt32, sockets: VsockSockets) {
-        self.port = port
-        self.sockets = sockets
-    }
-
-    func accept() throws(SocketError) -> any StreamSocket {
-        while true {
-            if closed { throw .closed }
-            if sockets.driver.failed { throw .deviceFailed }
-            if !pending.isEmpty {
-                let stream = pending.removeFirst()
-                if pending.isEmpty { pending = [] }
-                return stream
-            }
-            arrived.reset()
-            arrived.wait()
-        }
-    }
-
-    func close() {
-        guard !closed else { return }
-        closed = true
-        for stream in pending { stream.close() }
-        pending.removeAll()
-        sockets.listeners[port] = nil
-        arrived.signal()
-    }
-}
 
 final class VsockSockets: SocketProvider {
     struct Key: Hashable {
@@ -107,6 +16,9 @@ final class VsockSockets: SocketProvider {
         var peerCID: UInt64
         var peerPort: UInt32
     }
+
+    /// How long `connect` waits for the peer's RESPONSE.
+    static let connectTimeout: UInt64 = 10_000_000_000
 
     let driver: VsockDriver
     var listeners: [UInt32: VsockListener] = [:]
@@ -121,10 +33,10 @@ final class VsockSockets: SocketProvider {
 
     var local: VsockAddress { VsockAddress(cid: driver.guestCID, port: 0) }
 
-    func listen(port: UInt32) throws(SocketError) -> any Listener {
+    func listen(port: UInt32, limits: ConnectionLimits) throws(SocketError) -> any Listener {
         if driver.failed { throw .deviceFailed }
         guard listeners[port] == nil else { throw .addressInUse }
-        let listener = VsockListener(port: port, sockets: self)
+        let listener = VsockListener(port: port, sockets: self, limits: limits)
         listeners[port] = listener
         return listener
     }
@@ -136,14 +48,20 @@ final class VsockSockets: SocketProvider {
         let (connection, request) = VsockConnection.connect(
             from: VsockAddress(cid: driver.guestCID, port: localPort), to: VsockAddress(cid: cid, port: port),
             maximumPacketPayload: Int(VsockDriver.maximumPayload))
-        let stream = VsockStream(connection: connection, sockets: self)
+        let stream = VsockStream(connection: connection, sockets: self,
+                                 idleTimeout: UInt64(ConnectionLimits.defaultIdleSeconds) * 1_000_000_000)
         streams[Key(localPort: localPort, peerCID: cid, peerPort: port)] = stream
         send([request], payload: nil)
-        while connection.state == .connecting && !driver.failed {
+        let deadline = Clock.monotonicNanoseconds() &+ VsockSockets.connectTimeout
+        while connection.state == .connecting && !driver.failed && Clock.monotonicNanoseconds() < deadline {
             stream.changed.reset()
-            stream.changed.wait()
+            stream.changed.wait(deadline: deadline)
         }
         if driver.failed { throw .deviceFailed }
+        if connection.state == .connecting {
+            stream.close()
+            throw .timedOut
+        }
         guard connection.state == .connected else {
             forget(stream)
             throw .connectionRefused
@@ -165,6 +83,7 @@ final class VsockSockets: SocketProvider {
     func forget(_ stream: VsockStream) {
         let c = stream.connection
         streams[Key(localPort: c.local.port, peerCID: c.peer.cid, peerPort: c.peer.port)] = nil
+        stream.listener?.remove(stream)
         // Dictionaries keep their capacity: release it when the last connection goes, so
         // a server's memory returns to its idle figure.
         if streams.isEmpty { streams = [:] }
@@ -174,17 +93,18 @@ final class VsockSockets: SocketProvider {
     func deliver(_ header: VsockHeader, _ payload: UnsafeRawBufferPointer) {
         let key = Key(localPort: header.destination.port, peerCID: header.source.cid, peerPort: header.source.port)
         if let stream = streams[key] {
+            stream.lastActivity = Clock.monotonicNanoseconds()
             send(stream.connection.handle(header, payload: payload), payload: nil)
             stream.changed.signal()
             return
         }
         if header.op == .request, let listener = listeners[header.destination.port], !listener.closed,
-           let connection = VsockConnection(request: header, maximumPacketPayload: Int(VsockDriver.maximumPayload)) {
-            let stream = VsockStream(connection: connection, sockets: self)
+           let connection = VsockConnection(request: header, maximumPacketPayload: Int(VsockDriver.maximumPayload)),
+           listener.admit(now: Clock.monotonicNanoseconds()) {
+            let stream = VsockStream(connection: connection, sockets: self, idleTimeout: listener.limits.idleTimeout)
             streams[key] = stream
             send(connection.accept(), payload: nil)
-            listener.pending.append(stream)
-            listener.arrived.signal()
+            listener.add(stream)
             return
         }
         if let reset = VsockHeader.reset(replyingTo: header) { _ = driver.send(reset) }
