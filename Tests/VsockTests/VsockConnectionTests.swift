@@ -271,3 +271,46 @@ final class VsockConnectionTests: XCTestCase {
         XCTAssertEqual(guest.close(), [])
     }
 }
+
+/// The receive buffer grows only when used, and a refused growth resets the connection.
+final class VsockReceiveBufferTests: XCTestCase {
+    func testTheBufferGrowsOnlyWhenUsedAndStopsAtTheWindow() {
+        let (host, request) = VsockConnection.connect(from: hostAddress, to: guestAddress)
+        let guest = VsockConnection(request: request.header)!
+        _ = deliver(packets(guest.accept()), to: host)
+        XCTAssertEqual(guest.receiveBufferBytes, 0, "an idle connection holds no buffer")
+        var sent = [UInt8](repeating: 7, count: 100)
+        deliver(packets(sent.withUnsafeBytes { host.write($0).actions }, written: sent), to: guest)
+        XCTAssertEqual(guest.receiveBufferBytes, 4096)
+        sent = [UInt8](repeating: 9, count: 10_000)
+        deliver(packets(sent.withUnsafeBytes { host.write($0).actions }, written: sent), to: guest)
+        XCTAssertEqual(guest.receiveBufferBytes, 16384)
+        var out = [UInt8](repeating: 0, count: 20_000)
+        let (count, update) = out.withUnsafeMutableBytes { guest.read(into: $0) }
+        XCTAssertEqual(count, 10_100)
+        deliver(packets(update), to: host)
+        XCTAssertEqual(Array(out[0..<100]), [UInt8](repeating: 7, count: 100))
+        XCTAssertEqual(Array(out[100..<10_100]), [UInt8](repeating: 9, count: 10_000))
+        sent = [UInt8](repeating: 1, count: 64 * 1024)
+        let (accepted, actions) = sent.withUnsafeBytes { host.write($0) }
+        XCTAssertEqual(accepted, 64 * 1024 - 10_100, "the host's view of our window: nothing consumed was announced")
+        deliver(packets(actions, written: sent), to: guest)
+        XCTAssertEqual(guest.receiveBufferBytes, 64 * 1024, "never beyond the advertised window")
+        XCTAssertEqual(guest.readable, accepted)
+    }
+
+    func testARefusedGrowthResetsTheConnection() {
+        let (host, request) = VsockConnection.connect(from: hostAddress, to: guestAddress)
+        let guest = VsockConnection(request: request.header)!
+        _ = deliver(packets(guest.accept()), to: host)
+        MemoryBudget.isEnforced = true
+        MemoryBudget.reserveOverride = Int.max / 4
+        defer { MemoryBudget.isEnforced = false; MemoryBudget.reserveOverride = nil }
+        let sent = [UInt8](repeating: 7, count: 100)
+        let replies = deliver(packets(sent.withUnsafeBytes { host.write($0).actions }, written: sent), to: guest)
+        XCTAssertEqual(ops(replies), [.rst])
+        XCTAssertEqual(guest.state, .closed)
+        XCTAssertEqual(guest.closeReason, .noMemory)
+        XCTAssertEqual(guest.readable, 0)
+    }
+}

@@ -1,0 +1,132 @@
+import XCTest
+@testable import Core
+
+/// The admission rule every listener applies (ConnectionLimits.swift), the burst counter
+/// behind its log lines, the strict numeric kernel arguments, and the memory budget.
+final class ConnectionLimitsTests: XCTestCase {
+    final class Peer: IdleTracked {
+        var lastActivity: UInt64
+        init(_ at: UInt64) { lastActivity = at }
+    }
+
+    let second: UInt64 = 1_000_000_000
+
+    func testAdmitsUpToTheLimitThenRefusesWhileEveryoneIsActive() {
+        var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 3, backlog: 8, idleTimeout: 60 * second))
+        for _ in 0..<3 {
+            guard case .admit = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else { return XCTFail("refused below the limit") }
+            table.add(Peer(10 * second))
+        }
+        guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 10 * second + second / 2, memoryAdmits: true) else {
+            return XCTFail("admitted beyond the limit although nobody was silent for 1 s")
+        }
+        XCTAssertTrue(table.refusalOpensBurst)
+        guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 10 * second + second / 2 + 1, memoryAdmits: true) else {
+            return XCTFail("second refusal")
+        }
+        XCTAssertFalse(table.refusalOpensBurst, "one log line per burst")
+        XCTAssertEqual(table.refusals.total, 2)
+        XCTAssertEqual(table.live.count, 3)
+    }
+
+    func testAtTheLimitTheConnectionSilentLongestMakesRoom() {
+        var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 3, backlog: 8, idleTimeout: 60 * second))
+        let peers = [Peer(5 * second), Peer(2 * second), Peer(9 * second + second / 2)]
+        for peer in peers { table.add(peer) }
+        guard case .evict(let victim) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else {
+            return XCTFail("no eviction at the limit")
+        }
+        XCTAssertTrue(victim === peers[1], "the one silent longest")
+        XCTAssertEqual(table.live.count, 2)
+        XCTAssertEqual(table.evictions, 1)
+        // peers[2] was active 1 s ago at most: with peers[0] gone too, nobody else may go.
+        table.add(Peer(10 * second))
+        guard case .evict(let next) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else { return XCTFail() }
+        XCTAssertTrue(next === peers[0])
+        table.add(Peer(10 * second))
+        guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else {
+            return XCTFail("evicted a connection active within the last second")
+        }
+    }
+
+    func testAFullBacklogRefusesEvenBelowTheLimit() {
+        var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 100, backlog: 2, idleTimeout: 0))
+        guard case .refuse(.backlogFull) = table.decide(pending: 2, now: 0, memoryAdmits: true) else { return XCTFail() }
+        guard case .admit = table.decide(pending: 1, now: 0, memoryAdmits: true) else { return XCTFail() }
+    }
+
+    func testShortMemoryRefusesUnlessASilentConnectionCanGo() {
+        var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 100, backlog: 8, idleTimeout: 60 * second))
+        table.add(Peer(8 * second))
+        guard case .refuse(.memory) = table.decide(pending: 0, now: 8 * second, memoryAdmits: false) else { return XCTFail() }
+        guard case .evict = table.decide(pending: 0, now: 10 * second, memoryAdmits: false) else { return XCTFail() }
+    }
+
+    func testAdmissionAfterAQuietSecondEndsTheBurstWithItsCount() {
+        var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 1, backlog: 8, idleTimeout: 0))
+        table.add(Peer(0))
+        for i in 0..<5 { _ = table.decide(pending: 0, now: UInt64(i) * 1000, memoryAdmits: true) }
+        table.remove(table.live[0])
+        guard case .admit = table.decide(pending: 0, now: 5000, memoryAdmits: true) else { return XCTFail() }
+        XCTAssertNil(table.endedBurst, "the burst is not over until a quiet second has passed")
+        table.add(Peer(0))
+        table.remove(table.live[0])
+        guard case .admit = table.decide(pending: 0, now: 2 * second, memoryAdmits: true) else { return XCTFail() }
+        XCTAssertEqual(table.endedBurst, 5)
+    }
+
+    func testLimitsKeepTheBacklogWithinTheLimit() {
+        let limits = ConnectionLimits(maximumConnections: 4, backlog: 64, idleTimeout: 0)
+        XCTAssertEqual(limits.backlog, 4)
+        XCTAssertEqual(limits.evictAfter, second)
+        XCTAssertEqual(ConnectionLimits(maximumConnections: 4, backlog: 1, idleTimeout: second / 2).evictAfter, second / 2)
+    }
+
+    func testLimitsFromTheCommandLine() throws {
+        let line = try KernelCommandLine(parsing: Array("service=kv max-conns=12 backlog=3 idle-timeout=5".utf8))
+        XCTAssertEqual(try ConnectionLimits(commandLine: line),
+                       ConnectionLimits(maximumConnections: 12, backlog: 3, idleTimeout: 5 * second))
+        let defaults = try ConnectionLimits(commandLine: KernelCommandLine(parsing: Array("service=kv".utf8)))
+        XCTAssertEqual(defaults.idleTimeout, 60 * second)
+        XCTAssertEqual(defaults.backlog, min(64, defaults.maximumConnections))
+    }
+
+    func testNumericArgumentsAreStrict() throws {
+        let line = try KernelCommandLine(parsing: Array("a=12 b=12x c= d e=99999999999999999999 f=0".utf8))
+        XCTAssertEqual(try line.number("a"), 12)
+        XCTAssertNil(try line.number("absent"))
+        XCTAssertThrowsError(try line.number("b")) { XCTAssertEqual($0 as? KernelArgumentError, .notANumber(key: "b")) }
+        XCTAssertThrowsError(try line.number("c")) { XCTAssertEqual($0 as? KernelArgumentError, .notANumber(key: "c")) }
+        XCTAssertThrowsError(try line.number("d")) { XCTAssertEqual($0 as? KernelArgumentError, .notANumber(key: "d")) }
+        XCTAssertThrowsError(try line.number("e")) { XCTAssertEqual($0 as? KernelArgumentError, .notANumber(key: "e")) }
+        XCTAssertThrowsError(try line.number("f", minimum: 1, maximum: 5)) {
+            XCTAssertEqual($0 as? KernelArgumentError, .outOfRange(key: "f", minimum: 1, maximum: 5))
+        }
+        XCTAssertThrowsError(try ConnectionLimits(commandLine: KernelCommandLine(parsing: Array("max-conns=0".utf8))))
+    }
+
+    func testRefusalBurstsOpenAfterAQuietSecond() {
+        var burst = RefusalBurst()
+        XCTAssertTrue(burst.refuse(now: 100))
+        XCTAssertFalse(burst.refuse(now: 200))
+        XCTAssertFalse(burst.refuse(now: 100 + second / 2))
+        XCTAssertNil(burst.admitted(now: 100 + second / 2 + 1))
+        XCTAssertTrue(burst.refuse(now: 100 + 2 * second), "a refusal after a quiet second opens a new burst")
+        XCTAssertEqual(burst.admitted(now: 100 + 4 * second), 1)
+        XCTAssertEqual(burst.total, 4)
+        XCTAssertNil(burst.admitted(now: 100 + 5 * second))
+    }
+
+    func testMemoryBudgetKeepsItsReserve() {
+        MemoryBudget.isEnforced = true
+        defer { MemoryBudget.isEnforced = false; MemoryBudget.reserveOverride = nil }
+        let available = MemoryBudget.availableBytes
+        MemoryBudget.reserveOverride = available - 8192
+        let before = MemoryBudget.refusals
+        XCTAssertTrue(MemoryBudget.admit(8192, for: "a test"))
+        XCTAssertFalse(MemoryBudget.admit(8193, for: "a test"))
+        XCTAssertEqual(MemoryBudget.refusals, before + 1)
+        MemoryBudget.isEnforced = false
+        XCTAssertTrue(MemoryBudget.admit(Int.max / 2, for: "a test"), "not enforced: the host's allocator answers")
+    }
+}
