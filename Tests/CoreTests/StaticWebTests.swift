@@ -220,4 +220,19 @@ final class StaticWebTests: XCTestCase {
         XCTAssertEqual(second.written.count, head.utf8.count + 4096, "the head and the first chunk, then the connection ends")
         XCTAssertEqual(fs.openHandleCount, 0)
     }
+
+    func testShortMemoryAnswers503AndTheConnectionGoesOn() {
+        MemoryBudget.isEnforced = true
+        MemoryBudget.reserveOverride = Int.max / 4
+        defer { MemoryBudget.isEnforced = false; MemoryBudget.reserveOverride = nil }
+        // The request buffer (4 KiB) already holds small bodies; the big file needs more.
+        let socket = ScriptedSocket("GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        XCTAssertEqual(StaticFileHandler(fileSystem: fs).serve(socket), 3)
+        XCTAssertTrue(socket.text.hasPrefix("HTTP/1.1 200 OK\r\n"), socket.text)
+        XCTAssertTrue(socket.text.contains("Hello, world!\n"))
+        XCTAssertTrue(socket.text.contains("HTTP/1.1 503 Service Unavailable\r\n"), socket.text)
+        XCTAssertTrue(socket.text.hasSuffix("Content-Length: 200000\r\nContent-Type: application/octet-stream\r\nConnection: keep-alive\r\n\r\n"),
+                      "HEAD needs no body buffer")
+        XCTAssertEqual(fs.openHandleCount, 0)
+    }
 }

@@ -24,6 +24,9 @@ public enum HTTPStatus: UInt16, Sendable {
     case internalServerError = 500
     /// `Transfer-Encoding` on a request: bodies are only accepted with Content-Length.
     case notImplemented = 501
+    /// Memory is short (the kernel's budget refused the body's buffer): try again later
+    /// (RFC 9110 §15.6.4).
+    case serviceUnavailable = 503
 
     /// The reason phrase sent after the code.
     public var reason: StaticString {
@@ -36,6 +39,7 @@ public enum HTTPStatus: UInt16, Sendable {
         case .headersTooLarge: return "Request Header Fields Too Large"
         case .internalServerError: return "Internal Server Error"
         case .notImplemented: return "Not Implemented"
+        case .serviceUnavailable: return "Service Unavailable"
         }
     }
 }

@@ -18,16 +18,21 @@
 //     and the connection ends, since its framing can no longer be trusted.
 //   * Keep-alive: HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `keep-alive`.
 //     Pipelined requests are answered in order from the parser's buffer.
-// File bodies are streamed through one buffer of `chunkSize` bytes per connection (the
-// same buffer receives requests): a 64 MiB file never sits in memory. If a read fails or
+// File bodies are streamed through one buffer per connection (the same buffer receives
+// requests): a 64 MiB file never sits in memory. The buffer grows only when used: 4 KiB
+// for requests, then at most `chunkSize` once a body needs it (an idle connection holds a
+// page, not 64 KiB). The growth is admitted against the kernel's memory budget first;
+// when memory is short the request gets 503 and the connection goes on. If a read fails or
 // the file shrinks after the head went out, the connection is closed: the client sees a
 // short body rather than a wrong one.
 // Paths never leave the served root: HTTPTarget drops nothing but resolves "." and ".."
 // and refuses a climb above the root; the back-end refuses symlinks that point out.
 
 public struct StaticFileHandler {
-    /// The default body buffer, also the socket read size.
+    /// The largest body buffer, also the largest socket read.
     public static let defaultChunkSize = 64 * 1024
+    /// What a connection's buffer starts with: requests are read through it.
+    public static let initialBuffer = 4096
 
     public let fileSystem: any FileSystem
     public let chunkSize: Int
@@ -47,7 +52,7 @@ public struct StaticFileHandler {
     public func serve(_ socket: any StreamSocket) -> Int {
         defer { socket.close() }
         var parser = HTTPRequestParser(limits: limits)
-        var buffer = [UInt8](repeating: 0, count: chunkSize)
+        var buffer = [UInt8](repeating: 0, count: min(chunkSize, Self.initialBuffer))
         var answered = 0
         while true {
             switch parser.next() {
@@ -92,6 +97,14 @@ public struct StaticFileHandler {
             defer { try? fileSystem.close(handle) }
             guard size <= UInt64(Int.max) else {
                 return send(HTTPResponse.error(.internalServerError, isHead: isHead, keepAlive: keepAlive), on: socket)
+            }
+            // The body's buffer: as large as the file, at most `chunkSize`, if memory allows.
+            let wanted = Int(min(UInt64(chunkSize), size))
+            if !isHead && buffer.count < wanted {
+                guard MemoryBudget.admit(wanted, for: "a file buffer") else {
+                    return send(HTTPResponse.error(.serviceUnavailable, keepAlive: keepAlive), on: socket)
+                }
+                buffer = [UInt8](repeating: 0, count: wanted)
             }
             let head = HTTPResponse.head(.ok, contentLength: Int(size), contentType: ContentType.forName(name),
                                          keepAlive: keepAlive)
