@@ -1,12 +1,28 @@
-// kv's SAVE and its load at start (KVFile) over a MemoryFileSystem: round trip, the exact
-// file layout, corrupt files of every kind, a read-only share, no share.
+// kv's SAVE and its load at start (KVFile, KVFileIO, the service's KVShared) over a
+// MemoryFileSystem: round trip, the exact file layout, corrupt files of every kind, a
+// read-only share, no share, a full disk. Streaming, chunk boundaries and the limits are
+// in KVFileStreamTests and KVBoundsTests.
 
 import XCTest
 @testable import Core
 
 final class KVPersistenceTests: XCTestCase {
-    func reply(_ table: inout KVTable, _ line: String, _ fs: (any FileSystem)?) -> String {
-        String(decoding: table.handle(Array(line.utf8)[...], fileSystem: fs).reply, as: UTF8.self)
+    func reply(_ kv: KVShared, _ line: String) -> String {
+        String(decoding: kv.handle(Array(line.utf8)[...]).reply, as: UTF8.self)
+    }
+
+    func loaded(_ fs: MemoryFileSystem, limits: KVLimits = .unlimited) -> KVFile.LoadOutcome {
+        KVFile.load(from: fs, limits: limits)
+    }
+
+    func table(_ pairs: [(String, String)]) -> [[UInt8]: [UInt8]] {
+        var out: [[UInt8]: [UInt8]] = [:]
+        for (key, value) in pairs { out[Array(key.utf8)] = Array(value.utf8) }
+        return out
+    }
+
+    func cost(_ entries: [[UInt8]: [UInt8]]) -> Int {
+        entries.reduce(0) { $0 + KVLimits.cost(keyLength: $1.key.count, valueLength: $1.value.count) }
     }
 
     func fileBytes(_ fs: MemoryFileSystem, _ name: String = "/kv.db") -> [UInt8]? {
@@ -25,33 +41,45 @@ final class KVPersistenceTests: XCTestCase {
 
     func testSaveThenLoadRoundTrip() {
         let fs = MemoryFileSystem(clock: { 0 })
-        var table = KVTable()
-        XCTAssertEqual(reply(&table, "SET a 1", fs), "OK\n")
-        XCTAssertEqual(reply(&table, "SET key with spaces in value", fs), "OK\n")
-        XCTAssertEqual(reply(&table, "SAVE", fs), "OK\n")
+        let kv = KVShared(fileSystem: fs)
+        XCTAssertEqual(reply(kv, "SET a 1"), "OK\n")
+        XCTAssertEqual(reply(kv, "SET key with spaces in value"), "OK\n")
+        XCTAssertEqual(reply(kv, "SAVE"), "OK\n")
         XCTAssertNil(fileBytes(fs, "/kv.db.tmp"), "the temporary file was renamed")
         XCTAssertEqual(fs.openHandleCount, 0)
 
-        var fresh = KVTable()
-        XCTAssertEqual(fresh.load(from: fs), .loaded([Array("a".utf8): Array("1".utf8),
-                                                      Array("key".utf8): Array("with spaces in value".utf8)]))
-        XCTAssertEqual(reply(&fresh, "GET key", fs), "VALUE with spaces in value\n")
+        let expected = table([("a", "1"), ("key", "with spaces in value")])
+        XCTAssertEqual(loaded(fs), .loaded(expected, bytes: cost(expected)))
+        let fresh = KVShared(fileSystem: fs)
+        fresh.load()
+        XCTAssertEqual(fresh.table.entries, expected)
+        XCTAssertEqual(fresh.table.bytes, cost(expected))
+        XCTAssertEqual(reply(fresh, "GET key"), "VALUE with spaces in value\n")
         // Saving again replaces the file whole.
-        XCTAssertEqual(reply(&fresh, "DEL a", fs), "DELETED\n")
-        XCTAssertEqual(reply(&fresh, "SAVE", fs), "OK\n")
-        var third = KVTable()
-        XCTAssertEqual(third.load(from: fs), .loaded([Array("key".utf8): Array("with spaces in value".utf8)]))
+        XCTAssertEqual(reply(fresh, "DEL a"), "DELETED\n")
+        XCTAssertEqual(reply(fresh, "SAVE"), "OK\n")
+        let third = KVShared(fileSystem: fs)
+        third.load()
+        XCTAssertEqual(third.table.entries, table([("key", "with spaces in value")]))
     }
 
     func testFileLayout() {
-        let bytes = KVFile.encode([Array("b".utf8): Array("22".utf8), Array("a".utf8): []])
-        var expected = Array("TOROKV1\n".utf8) + [2, 0, 0, 0]
-        expected += [1, 0, 0, 0, 0, 0, 0, 0] + Array("a".utf8)
-        expected += [1, 0, 0, 0, 2, 0, 0, 0] + Array("b22".utf8)
-        let crc = CRC32.checksum(expected)
-        expected += [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)]
-        XCTAssertEqual(bytes, expected)
+        func record(_ key: String, _ value: String) -> [UInt8] {
+            [UInt8(key.utf8.count), 0, 0, 0, UInt8(value.utf8.count), 0, 0, 0] + Array(key.utf8) + Array(value.utf8)
+        }
+        func sealed(_ body: [UInt8]) -> [UInt8] {
+            let crc = CRC32.checksum(body)
+            return body + [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)]
+        }
+        let bytes = KVFile.encode(table([("b", "22"), ("a", "")]))
+        // Records come in the dictionary's order (the encoder streams, it does not sort).
+        let header = Array("TOROKV1\n".utf8) + [2, 0, 0, 0]
+        let either = [sealed(header + record("a", "") + record("b", "22")), sealed(header + record("b", "22") + record("a", ""))]
+        XCTAssertTrue(either.contains(bytes), "\(bytes)")
+        XCTAssertEqual(KVFile.encode([:]), sealed(Array("TOROKV1\n".utf8) + [0, 0, 0, 0]))
         XCTAssertEqual(KVFile.decode(KVFile.encode([:])), .success([:]))
+        // A file written sorted, as SAVE did before it streamed, still loads.
+        XCTAssertEqual(KVFile.decode(either[0]), .success(table([("b", "22"), ("a", "")])))
     }
 
     func testCorruptFilesStartEmpty() {
@@ -74,50 +102,60 @@ final class KVPersistenceTests: XCTestCase {
             (resealed(body + [0]), .trailingBytes),
             (resealed(Array("TOROKV1\n".utf8) + [2, 0, 0, 0] + [1, 0, 0, 0, 1, 0, 0, 0] + Array("kv".utf8)
                       + [1, 0, 0, 0, 1, 0, 0, 0] + Array("kw".utf8)), .duplicateKey),
-            (resealed(Array("TOROKV1\n".utf8) + [1, 0, 0, 0] + [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]), .truncatedRecord),
+            // A key longer than 250 bytes is bad before its bytes are read.
+            (resealed(Array("TOROKV1\n".utf8) + [1, 0, 0, 0] + [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]), .badRecord),
+            (resealed(Array("TOROKV1\n".utf8) + [1, 0, 0, 0] + [1, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x7F] + Array("k".utf8)),
+             .truncatedRecord),
+            (resealed(Array("TOROKV1\n".utf8) + [1, 0, 0, 0] + [1, 0, 0, 0, 2, 0, 0, 0] + Array("kv\n".utf8)), .badRecord),
+            (Array("TOROKV1\ngarbage that is not a table".utf8), .checksumMismatch),
         ]
         for (bytes, corruption) in cases {
             XCTAssertEqual(KVFile.decode(bytes), .failure(corruption), "\(bytes)")
             let fs = MemoryFileSystem()
             write(fs, bytes)
-            var table = KVTable()
-            XCTAssertEqual(table.load(from: fs), .corrupt(corruption))
-            XCTAssertEqual(table.count, 0)
+            XCTAssertEqual(loaded(fs, limits: KVLimits(keys: 100, bytes: 100_000)), .corrupt(corruption), "\(bytes)")
+            let kv = KVShared(fileSystem: fs)
+            kv.load()
+            XCTAssertEqual(kv.table.count, 0)
+            XCTAssertEqual(kv.table.bytes, 0)
+            XCTAssertEqual(fileBytes(fs), bytes, "loading never writes")
         }
         let fs = MemoryFileSystem()
         try! fs.makeDirectory(try! VFSPath(parsing: Array("/kv.db".utf8)), mode: 0o755)
-        var table = KVTable()
-        XCTAssertEqual(table.load(from: fs), .corrupt(.notARegularFile))
-        XCTAssertEqual(table.load(from: MemoryFileSystem()), .absent)
+        XCTAssertEqual(loaded(fs), .corrupt(.notARegularFile))
+        XCTAssertEqual(loaded(MemoryFileSystem()), .absent)
     }
 
     func testReadOnlyAndNoShare() {
         let fs = MemoryFileSystem()
-        write(fs, KVFile.encode([Array("old".utf8): Array("1".utf8)]))
+        write(fs, KVFile.encode(table([("old", "1")])))
         let before = fileBytes(fs)
         fs.isReadOnly = true
-        var table = KVTable()
-        XCTAssertEqual(table.load(from: fs), .loaded([Array("old".utf8): Array("1".utf8)]))
-        XCTAssertEqual(reply(&table, "SET new 2", fs), "OK\n")
-        XCTAssertEqual(reply(&table, "SAVE", fs), "ERROR read-only file system\n")
+        let kv = KVShared(fileSystem: fs)
+        kv.load()
+        XCTAssertEqual(kv.table.entries, table([("old", "1")]))
+        XCTAssertEqual(reply(kv, "SET new 2"), "OK\n")
+        XCTAssertEqual(reply(kv, "SAVE"), "ERROR read-only file system\n")
         XCTAssertEqual(fileBytes(fs), before)
         XCTAssertEqual(try fs.readDirectory(.root).count, 1, "no temporary file left")
-        XCTAssertEqual(reply(&table, "SAVE", nil), "ERROR no shared folder\n")
-        XCTAssertEqual(String(decoding: table.handle(Array("SAVE".utf8)[...]).reply, as: UTF8.self), "ERROR no shared folder\n",
+        XCTAssertEqual(reply(KVShared(fileSystem: nil), "SAVE"), "ERROR no shared folder\n")
+        var plain = KVTable()
+        XCTAssertEqual(String(decoding: plain.handle(Array("SAVE".utf8)[...]).reply, as: UTF8.self), "ERROR no shared folder\n",
                        "the host server's call")
-        XCTAssertEqual(reply(&table, "SAVE now", fs), "ERROR usage: SAVE\n")
+        XCTAssertEqual(reply(kv, "SAVE now"), "ERROR usage: SAVE\n")
         XCTAssertEqual(fs.openHandleCount, 0)
     }
 
     /// A full disk: the old file stays, the temporary one is removed.
     func testNoSpaceKeepsTheOldFile() {
         let fs = MemoryFileSystem(capacity: 64)
-        write(fs, KVFile.encode([Array("a".utf8): Array("1".utf8)]))
+        write(fs, KVFile.encode(table([("a", "1")])))
         let before = fileBytes(fs)
-        var table = KVTable()
-        XCTAssertEqual(reply(&table, "SET big " + String(repeating: "x", count: 100), fs), "OK\n")
-        XCTAssertEqual(reply(&table, "SAVE", fs), "ERROR no space left on device\n")
+        let kv = KVShared(fileSystem: fs)
+        XCTAssertEqual(reply(kv, "SET big " + String(repeating: "x", count: 100)), "OK\n")
+        XCTAssertEqual(reply(kv, "SAVE"), "ERROR no space left on device\n")
         XCTAssertEqual(fileBytes(fs), before)
         XCTAssertNil(fileBytes(fs, "/kv.db.tmp"))
+        XCTAssertEqual(fs.openHandleCount, 0)
     }
 }
