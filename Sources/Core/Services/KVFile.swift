@@ -47,7 +47,7 @@ public enum KVFile {
     /// The table in `bytes`, or why they are not a kv file (no bounds but `limits`).
     public static func decode(_ bytes: [UInt8], limits: KVLimits = .unlimited) -> Result<[[UInt8]: [UInt8]], KVFileCorruption> {
         var decoder = KVFileDecoder(limits: limits)
-        bytes.withUnsafeBytes { decoder.feed($0) }
+        _ = bytes.withUnsafeBytes { decoder.feed($0) }
         switch decoder.finish() {
         case .loaded(let entries, _): return .success(entries)
         case .corrupt(let corruption): return .failure(corruption)
