@@ -31,4 +31,10 @@ public enum FileSystemError: Error, Equatable, Sendable {
     /// The back-end refuses access (EACCES, EPERM): for virtio-fs, a symlink that leaves
     /// the shared folder, a device file, or an operation the host does not allow.
     case permissionDenied
+    /// The work would not fit the memory budget (ENOMEM): refused by admission control
+    /// (`MemoryBudget.admit`) before anything was allocated, e.g. a listing of a huge folder.
+    case outOfMemory
+    /// Outside data exceeds a bound the kernel keeps on it (E2BIG): a folder listing more
+    /// entries than a listing may hold, a tree deeper or larger than a walk may cover.
+    case tooLarge
 }

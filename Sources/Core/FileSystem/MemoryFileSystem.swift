@@ -12,6 +12,9 @@
 //   * `isReadOnly`: every change is `readOnly` (set it after populating the disk).
 // Writing past the end of a file zero-fills the gap; reading past it returns 0 bytes.
 // Not thread-safe: the owner serialises calls.
+// No recursion over the tree: paths are walked in loops, and `deinit` takes the tree apart
+// from an explicit stack (ARC alone would release a deep tree one nested call per level,
+// and 2,000 levels overflow a kernel thread's stack).
 
 public final class MemoryFileSystem: FileSystem {
     final class Node {
@@ -65,6 +68,17 @@ public final class MemoryFileSystem: FileSystem {
         self.isReadOnly = readOnly
         self.now = clock
         root = Node(kind: .directory, mode: 0o755, time: clock())
+    }
+
+    deinit {
+        // Each node's children are moved to the stack before the node goes, so no release
+        // ever finds a node that still holds others. (Folders outside the tree, held only by
+        // a handle, are empty: rmdir and rename only unlink empty ones.)
+        var stack = [root]
+        while let node = stack.popLast() {
+            stack.append(contentsOf: node.children.values)
+            node.children = [:]
+        }
     }
 
     public static func wallClockSeconds() -> UInt64 {

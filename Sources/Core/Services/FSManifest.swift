@@ -18,9 +18,24 @@
 //     (under the symlink's name); one to a folder is not followed (no cycles); one the
 //     back-end refuses (it points out of the share) or that dangles is left out. Devices,
 //     FIFOs and sockets are left out (toro-fs does not list them either).
-// Errors: a folder that cannot be listed or a file that cannot be read prints
-// `fs-manifest: cannot read <path>: <reason>` and the service fails (status 1). Without a
-// share: `fs-manifest: no shared folder (on microvm, start with --share DIR)`, status 1.
+// Errors (one line, then the service fails with status 1, `serviceFailed`):
+//   * a folder that cannot be listed or a file that cannot be read:
+//     `fs-manifest: cannot read <path>: <reason>`;
+//   * a tree deeper than the depth bound: `fs-manifest: <path> is more than <D> folders deep; no manifest`;
+//   * more entries than the entry bound: `fs-manifest: more than <N> entries (stopped in <path>); no manifest`;
+//   * memory the budget will not give (MemoryBudget): `fs-manifest: not enough memory (stopped at <path>); no manifest`.
+// Without a share: `fs-manifest: no shared folder (on microvm, start with --share DIR)`, status 1.
+// A malformed bound on the command line: one line, status 2 (`badCommandLine`).
+//
+// Bounds (issue 9: no recursion, no table, no allocation that the share alone can grow):
+//   * The walk is iterative: an explicit stack of folders still to list, never the thread
+//     stack (a 32 KiB kernel stack overflows a recursive walk a few hundred folders down).
+//   * `manifest-depth=D` (1-2048, default 256): folders nested deeper than D are refused.
+//     (A path is at most 4096 bytes anyway, so no tree goes past 2048.)
+//   * `manifest-entries=N` (1-10,000,000, default 100,000): every entry listed (files,
+//     folders, others) counts; beyond N the walk stops.
+//   * Each file kept and each folder queued is admitted against the memory budget first;
+//     a single listing is bounded and admitted by the file system (FUSEFileSystem).
 
 public enum FSManifest {
     /// One regular file of the manifest.
@@ -37,47 +52,122 @@ public enum FSManifest {
         }
     }
 
-    /// Why the walk stopped: the path (relative, raw) and the back-end's error.
-    public struct WalkError: Error, Equatable, Sendable {
-        public var path: [UInt8]
-        public var error: FileSystemError
+    /// How far the walk may go.
+    public struct Limits: Equatable, Sendable {
+        public static let defaultDepth = 256
+        public static let defaultEntries = 100_000
+        /// The most folders nested below the share (the share's own entries are depth 1).
+        public var depth: Int
+        /// The most entries listed in all (files, folders and others).
+        public var entries: Int
+
+        public init(depth: Int = Limits.defaultDepth, entries: Int = Limits.defaultEntries) {
+            self.depth = depth
+            self.entries = entries
+        }
+
+        /// `manifest-depth=` and `manifest-entries=`, or the defaults.
+        public init(commandLine: KernelCommandLine) throws(KernelArgumentError) {
+            depth = try commandLine.number("manifest-depth", minimum: 1, maximum: 2048) ?? Limits.defaultDepth
+            entries = try commandLine.number("manifest-entries", minimum: 1, maximum: 10_000_000) ?? Limits.defaultEntries
+        }
     }
 
+    /// Why the walk stopped, and where (a path relative to the share, raw bytes).
+    public struct WalkError: Error, Equatable, Sendable {
+        public enum Cause: Equatable, Sendable {
+            /// The back-end failed to list a folder or read a file.
+            case unreadable(FileSystemError)
+            /// A folder lies deeper than `Limits.depth`.
+            case tooDeep(limit: Int)
+            /// The share holds more entries than `Limits.entries`.
+            case tooManyEntries(limit: Int)
+            /// The memory budget refused what the manifest needed.
+            case outOfMemory
+        }
+        public var path: [UInt8]
+        public var cause: Cause
+
+        public init(path: [UInt8], cause: Cause) {
+            self.path = path
+            self.cause = cause
+        }
+
+        /// A back-end failure at `path`.
+        public init(path: [UInt8], error: FileSystemError) {
+            self.init(path: path, cause: error == .outOfMemory ? .outOfMemory : .unreadable(error))
+        }
+    }
+
+    /// What one queued folder costs beyond its path bytes (the stack slot, the arrays' headers).
+    static let folderOverhead = 128
+    /// What one manifest entry costs beyond its path bytes.
+    static let entryOverhead = 64
+
     /// Every regular file under the root of `fileSystem`, sorted bytewise by path.
-    public static func collect(_ fileSystem: any FileSystem, chunkSize: Int = 64 * 1024) throws(WalkError) -> [Entry] {
+    public static func collect(_ fileSystem: any FileSystem, chunkSize: Int = 64 * 1024,
+                               limits: Limits = Limits()) throws(WalkError) -> [Entry] {
         var entries: [Entry] = []
         var buffer = [UInt8](repeating: 0, count: max(1, chunkSize))
-        try walk(fileSystem, .root, relative: [], into: &entries, buffer: &buffer)
+        try walk(fileSystem, limits: limits, into: &entries, buffer: &buffer)
         entries.sort { $0.path.lexicographicallyPrecedes($1.path) }
         return entries
     }
 
-    static func walk(_ fileSystem: any FileSystem, _ directory: VFSPath, relative: [UInt8],
-                     into entries: inout [Entry], buffer: inout [UInt8]) throws(WalkError) {
-        let listing: [DirectoryEntry]
-        do throws(FileSystemError) {
-            listing = try fileSystem.readDirectory(directory)
-        } catch {
-            throw WalkError(path: relative, error: error)
-        }
-        for entry in listing {
-            let name = relative.isEmpty ? entry.name : relative + [0x2F] + entry.name
-            let path: VFSPath
-            do throws(FileSystemError) { path = try directory.appending(entry.name) } catch {
-                throw WalkError(path: name, error: error)
+    /// A folder still to list.
+    struct Pending {
+        var path: VFSPath
+        var relative: [UInt8]
+        var depth: Int
+    }
+
+    /// Lists folders from an explicit stack (depth first), never recursing.
+    static func walk(_ fileSystem: any FileSystem, limits: Limits, into entries: inout [Entry],
+                     buffer: inout [UInt8]) throws(WalkError) {
+        var stack = [Pending(path: .root, relative: [], depth: 0)]
+        var listed = 0
+        while let folder = stack.popLast() {
+            let listing: [DirectoryEntry]
+            do throws(FileSystemError) {
+                listing = try fileSystem.readDirectory(folder.path)
+            } catch {
+                throw WalkError(path: folder.relative, error: error)
             }
-            switch entry.kind {
-            case .directory:
-                try walk(fileSystem, path, relative: name, into: &entries, buffer: &buffer)
-            case .file:
-                entries.append(try checksum(fileSystem, path, name: name, buffer: &buffer))
-            case .symlink, .other:
-                // toro-fs lists a symlink with an unknown type (DT_UNKNOWN, `.other`) and
-                // presents its target at lookup. Listed only when it resolves, inside the
-                // share, to a regular file; a folder is not followed, a refusal is skipped.
-                guard let attributes = try? fileSystem.stat(path), attributes.kind == .file,
-                      let entry = try? checksum(fileSystem, path, name: name, buffer: &buffer) else { continue }
-                entries.append(entry)
+            listed += listing.count
+            guard listed <= limits.entries else {
+                throw WalkError(path: folder.relative, cause: .tooManyEntries(limit: limits.entries))
+            }
+            for entry in listing {
+                let name = folder.relative.isEmpty ? entry.name : folder.relative + [0x2F] + entry.name
+                let path: VFSPath
+                do throws(FileSystemError) { path = try folder.path.appending(entry.name) } catch {
+                    throw WalkError(path: name, error: error)
+                }
+                switch entry.kind {
+                case .directory:
+                    guard folder.depth < limits.depth else {
+                        throw WalkError(path: name, cause: .tooDeep(limit: limits.depth))
+                    }
+                    guard MemoryBudget.admit(2 * name.count + folderOverhead, for: "a folder of the manifest") else {
+                        throw WalkError(path: name, cause: .outOfMemory)
+                    }
+                    stack.append(Pending(path: path, relative: name, depth: folder.depth + 1))
+                case .file:
+                    guard MemoryBudget.admit(name.count + entryOverhead, for: "a manifest entry") else {
+                        throw WalkError(path: name, cause: .outOfMemory)
+                    }
+                    entries.append(try checksum(fileSystem, path, name: name, buffer: &buffer))
+                case .symlink, .other:
+                    // toro-fs lists a symlink with an unknown type (DT_UNKNOWN, `.other`) and
+                    // presents its target at lookup. Listed only when it resolves, inside the
+                    // share, to a regular file; a folder is not followed, a refusal is skipped.
+                    guard let attributes = try? fileSystem.stat(path), attributes.kind == .file else { continue }
+                    guard MemoryBudget.admit(name.count + entryOverhead, for: "a manifest entry") else {
+                        throw WalkError(path: name, cause: .outOfMemory)
+                    }
+                    guard let entry = try? checksum(fileSystem, path, name: name, buffer: &buffer) else { continue }
+                    entries.append(entry)
+                }
             }
         }
     }
@@ -149,6 +239,15 @@ public enum FSManifest {
     // MARK: The service
 
     static func run(_ context: ServiceContext) -> ExitStatus {
+        let limits: Limits
+        do throws(KernelArgumentError) {
+            limits = try Limits(commandLine: context.commandLine)
+        } catch {
+            Log.write("fs-manifest: ")
+            error.describe()
+            Log.put(10)
+            return .badCommandLine
+        }
         guard let fileSystem = context.platform.fileSystem else {
             Log.write("fs-manifest: no shared folder (on microvm, start with --share DIR)\n")
             return .serviceFailed
@@ -156,13 +255,9 @@ public enum FSManifest {
         context.ready()
         let entries: [Entry]
         do throws(WalkError) {
-            entries = try collect(fileSystem)
+            entries = try collect(fileSystem, limits: limits)
         } catch {
-            Log.write("fs-manifest: cannot read ")
-            for byte in escaped(error.path.isEmpty ? [0x2E] : error.path) { Log.put(byte) }
-            Log.write(": ")
-            Log.write(error.error.reason)
-            Log.put(10)
+            for byte in describe(error) { Log.put(byte) }
             return .serviceFailed
         }
         for entry in entries {
@@ -170,6 +265,29 @@ public enum FSManifest {
         }
         for byte in summary(count: entries.count) { Log.put(byte) }
         return .success
+    }
+
+    /// The error line for `error`, with its `\n`.
+    public static func describe(_ error: WalkError) -> [UInt8] {
+        let path = escaped(error.path.isEmpty ? [0x2E] : error.path)
+        var out = Array("fs-manifest: ".utf8)
+        switch error.cause {
+        case .unreadable(let failure):
+            out += Array("cannot read ".utf8) + path + Array(": ".utf8)
+            out += failure.reason.withUTF8Buffer { Array($0) }
+        case .tooDeep(let limit):
+            out += path + Array(" is more than ".utf8)
+            HTTPResponse.appendDecimal(limit, to: &out)
+            out += Array(" folders deep; no manifest".utf8)
+        case .tooManyEntries(let limit):
+            out += Array("more than ".utf8)
+            HTTPResponse.appendDecimal(limit, to: &out)
+            out += Array(" entries (stopped in ".utf8) + path + Array("); no manifest".utf8)
+        case .outOfMemory:
+            out += Array("not enough memory (stopped at ".utf8) + path + Array("); no manifest".utf8)
+        }
+        out.append(0x0A)
+        return out
     }
 }
 
@@ -191,6 +309,8 @@ extension FileSystemError {
         case .badDescriptor: return "bad descriptor"
         case .nameTooLong: return "name too long"
         case .permissionDenied: return "permission denied"
+        case .outOfMemory: return "not enough memory"
+        case .tooLarge: return "too large"
         }
     }
 }
