@@ -8,8 +8,9 @@
 // goes stale.
 //
 // The class holds the state and the `FileSystem` operations; the node walk and open-file
-// table are in FUSEFileSystemNodes.swift, one request's round trip in
-// FUSEFileSystemRequests.swift, value conversions in FUSEConversions.swift.
+// table are in FUSEFileSystemNodes.swift, directory listings (and their bounds) in
+// FUSEFileSystemListing.swift, one request's round trip in FUSEFileSystemRequests.swift,
+// value conversions in FUSEConversions.swift.
 //
 // Rules:
 //   * Create with `mount(channel:)`, which negotiates INIT (7.31) and the largest transfer.
@@ -69,6 +70,9 @@ public final class FUSEFileSystem: FileSystem {
     /// Replies refused as malformed since mount (logged too).
     public internal(set) var malformedReplies = 0
     public let maximumOpenFiles = 1024
+    /// The most records one listing may take (`.` and `..` included); beyond it the
+    /// listing fails with `.tooLarge` (FUSEFileSystemListing.swift).
+    public var maximumDirectoryEntries = FUSEFileSystem.defaultDirectoryEntries
 
     init(channel: any FUSEChannel, transfer: UInt32) {
         self.channel = channel
@@ -223,40 +227,6 @@ public final class FUSEFileSystem: FileSystem {
         try lock.withLock { () throws(FileSystemError) in
             guard files[handle.rawValue] != nil else { throw .badDescriptor }
             if let failure = closeLocked(handle.rawValue) { throw failure }
-        }
-    }
-
-    public func readDirectory(_ path: VFSPath) throws(FileSystemError) -> [DirectoryEntry] {
-        try lock.withLock { () throws(FileSystemError) -> [DirectoryEntry] in
-            let resolved = try resolve(path.components[...])
-            defer { forget(resolved.held) }
-            let opened = try call(.opendir(flags: LinuxOpen.directory), node: resolved.node) {
-                (reply: FUSEReply) throws(FUSEError) in try reply.open()
-            }
-            defer {
-                _ = try? call(.releasedir(fileHandle: opened.fileHandle, flags: 0), node: resolved.node) {
-                    (reply: FUSEReply) throws(FUSEError) in try reply.empty()
-                }
-            }
-            var entries: [DirectoryEntry] = []
-            var cookie: UInt64 = 0
-            let size = min(transfer, 64 * 1024)
-            while true {
-                var last: UInt64? = nil
-                try call(.readdir(fileHandle: opened.fileHandle, offset: cookie, size: size), node: resolved.node) {
-                    (reply: FUSEReply) throws(FUSEError) in
-                    for record in try reply.directory(requested: size, plus: false) {
-                        last = record.offset
-                        if FUSEFileSystem.isDotOrDotDot(record.name) { continue }
-                        entries.append(DirectoryEntry(name: Array(record.name), kind: FUSEFileSystem.kind(direntType: record.type)))
-                    }
-                }
-                guard let next = last else { break }
-                // A server whose cookies do not move on would make this loop forever.
-                guard next != cookie else { throw malformed("READDIR offsets do not advance") }
-                cookie = next
-            }
-            return entries
         }
     }
 
