@@ -5,10 +5,19 @@ import Glibc
 import VhostUser
 
 BackendLog.prefix = "toro-fs: "
-let options = FSOptions.fromCommandLine()
+var options = FSOptions.fromCommandLine()
 if let problem = options.shareProblem() {
     BackendLog.line(problem)
     exit(66)
 }
 BackendLog.verbose = options.debug
+// The caps are what one guest may hold; the process needs them plus a reserve.
+let wanted = options.limits.maxNodes + options.limits.maxHandles + FUSEServerLimits.reserve
+let available = Posix.raiseDescriptorLimit(to: wanted)
+let fitted = options.limits.fitted(descriptorLimit: available)
+if fitted != options.limits {
+    BackendLog.line("ulimit -n is \(available): serving at most \(fitted.maxNodes) nodes and \(fitted.maxHandles) handles "
+                    + "(raise the hard limit for --max-nodes \(options.limits.maxNodes) --max-handles \(options.limits.maxHandles))")
+    options.limits = fitted
+}
 FSServer.serve { () throws(SystemError) in try FSServer(options: options) }

@@ -110,6 +110,22 @@ public enum Posix {
         if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
     }
 
+    /// Raises the soft RLIMIT_NOFILE towards `wanted` (never past the hard limit, never
+    /// lowering it); the soft limit in force afterwards.
+    @discardableResult
+    public static func raiseDescriptorLimit(to wanted: Int) -> Int {
+        var limit = rlimit()
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        guard getrlimit(resource, &limit) == 0 else { return 1024 }
+        let target = rlim_t(max(0, wanted))
+        if limit.rlim_cur < target {
+            var raised = limit
+            raised.rlim_cur = min(target, limit.rlim_max)
+            if setrlimit(resource, &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+
     /// Seconds on the monotonic clock: the back-ends' deadlines and poll timeouts.
     public static func monotonicNow() -> Double {
         var time = timespec()

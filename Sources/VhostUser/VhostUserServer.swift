@@ -11,7 +11,9 @@
 // no way to resynchronise a stream after a bad message. SIGTERM/SIGINT stop it (exit 0).
 //
 // The vhost-user socket is listened on last, once the device's host side is open, so
-// once `--socket` exists everything accepts; the server removes it when released.
+// once `--socket` exists everything accepts; the server removes it when released. When
+// accepting QEMU fails for want of descriptors the listener rests (AcceptBackoff) instead
+// of spinning; rate-limited log lines' closing counts are flushed once a turn.
 import Glibc
 
 nonisolated(unsafe) private var stopRequested: sig_atomic_t = 0
@@ -44,6 +46,7 @@ public final class VhostUserServer<Device: VhostUserDevice & HostSidePoller> {
     var listener: Int32 = -1
     var channel: VhostUserChannel?
     var session: VhostUserSession?
+    var frontEndBackoff = AcceptBackoff()
 
     /// Runs `openHostSide` (the device's own listeners), then listens on `socketPath`.
     public init(device: Device, socketPath: String, alsoRemoves: [String] = [],
@@ -87,13 +90,18 @@ public final class VhostUserServer<Device: VhostUserDevice & HostSidePoller> {
     /// Serves until QEMU disconnects; returns the exit status.
     public func run() -> Int32 {
         while stopRequested == 0 {
-            var entries = [pollfd(fd: channel?.fd ?? listener, events: Int16(POLLIN), revents: 0)]
+            let now = Posix.monotonicNow()
+            frontEndBackoff.expire(now)
+            // While the listener rests its slot is polled as fd -1, which poll ignores.
+            let front = channel?.fd ?? (frontEndBackoff.isPaused(now) ? -1 : listener)
+            var entries = [pollfd(fd: front, events: Int16(POLLIN), revents: 0)]
             let kicks = session?.kickFDs ?? []
             for kick in kicks { entries.append(pollfd(fd: kick.fd, events: Int16(POLLIN), revents: 0)) }
             let hostStart = entries.count
             entries += device.pollEntries()
             var timeout: Int32 = -1
-            if let deadline = device.nextDeadline {
+            let deadlines = [device.nextDeadline, channel == nil ? frontEndBackoff.resumeAt : nil].compactMap { $0 }
+            if let deadline = deadlines.min() {
                 timeout = Int32(max(0, min(60_000, (deadline - Posix.monotonicNow()) * 1000 + 1)))
             }
             let ready = poll(&entries, nfds_t(entries.count), timeout)
@@ -116,13 +124,18 @@ public final class VhostUserServer<Device: VhostUserDevice & HostSidePoller> {
                 device.handleEvent(fd: entry.fd, revents: entry.revents, now: Posix.monotonicNow())
             }
             device.expire(now: Posix.monotonicNow())
+            BackendLog.flushSuppressed()
         }
         BackendLog.line("stopped by a signal")
         return 0
     }
 
     func acceptFrontEnd() {
-        guard let fd = Posix.accept(listener) else { return }
+        guard let fd = Posix.accept(listener) else {
+            _ = frontEndBackoff.failed(errno, now: Posix.monotonicNow(), listener: "the vhost-user socket")
+            return
+        }
+        frontEndBackoff.succeeded()
         // Messages are read whole, so the vhost-user socket blocks.
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)

@@ -174,10 +174,14 @@ func readAvailable(_ fd: Int32, count: Int = 1 << 20, timeout: Double = 1) -> (b
     return (bytes, false)
 }
 
-/// Captures BackendLog lines for the duration of a test.
+/// Captures BackendLog lines for the duration of a test (with a fresh rate limiter, so a
+/// line another test logged a moment ago is not suppressed in this one).
 final class LogCapture {
     var lines: [String] = []
-    init() { BackendLog.capture = { [unowned self] in self.lines.append($0) } }
+    init() {
+        BackendLog.limiter = LogLimiter()
+        BackendLog.capture = { [unowned self] in self.lines.append($0) }
+    }
     func stop() { BackendLog.capture = nil }
     func contains(_ text: String) -> Bool { lines.contains { $0.contains(text) } }
 }

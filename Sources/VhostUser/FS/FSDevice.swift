@@ -65,7 +65,7 @@ public final class FSDevice: VhostUserDevice {
     /// Answers one chain; the bytes written into its writable part.
     func serve(_ chain: DescriptorChain, _ memory: any GuestMemory) -> Int {
         guard chain.readableBytes <= UInt64(FSDevice.maximumRequest) else {
-            BackendLog.line("FUSE request of \(chain.readableBytes) bytes (chain \(chain.head)) exceeds \(FSDevice.maximumRequest); dropped")
+            BackendLog.limited("fuse-too-large", "FUSE request of \(chain.readableBytes) bytes (chain \(chain.head)) exceeds \(FSDevice.maximumRequest); dropped")
             return 0
         }
         let requestCount = Int(chain.readableBytes)
@@ -78,7 +78,7 @@ public final class FSDevice: VhostUserDevice {
             } catch { return nil }
         }
         guard copied == requestCount else {
-            BackendLog.line("FUSE request chain \(chain.head): unreadable buffer; dropped")
+            BackendLog.limited("fuse-unreadable", "FUSE request chain \(chain.head): unreadable buffer; dropped")
             return 0
         }
         let length: Int? = requestBytes.withUnsafeBytes { request in
@@ -94,7 +94,7 @@ public final class FSDevice: VhostUserDevice {
             } catch { return nil }
         }
         guard let written, written == length else {
-            BackendLog.line("FUSE reply to chain \(chain.head) could not be written; returned empty")
+            BackendLog.limited("fuse-unwritable", "FUSE reply to chain \(chain.head) could not be written; returned empty")
             return 0
         }
         return written

@@ -9,7 +9,7 @@ extension FSDevice: HostSidePoller {}
 extension VhostUserServer where Device == FSDevice {
     /// Opens the share, then listens on the socket (so once it exists, the share is open).
     public convenience init(options: FSOptions) throws(SystemError) {
-        let server = try FUSEServer(root: options.sharePath, readOnly: options.readOnly)
+        let server = try FUSEServer(root: options.sharePath, readOnly: options.readOnly, limits: options.limits)
         try self.init(device: FSDevice(server: server), socketPath: options.socketPath)
     }
 }

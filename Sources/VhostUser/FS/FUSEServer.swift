@@ -16,7 +16,9 @@
 //   * Read-only (`readOnly`): every request that would change the host is EROFS.
 //   * Not thread-safe: one caller at a time (the device's single poll loop).
 // Node and handle lifetimes and the confinement rule: FUSEServerNodes.swift. The
-// operations: FUSEServerOperations.swift.
+// operations: FUSEServerOperations.swift. What no request may do to the host (set-ID bits,
+// ownership, FIFOs and devices): FUSEServerPolicy.swift. Caps on what one guest holds:
+// FUSEServerLimits.swift. Log lines a guest can provoke are rate-limited (BackendLog.limited).
 import Core
 import Glibc
 
@@ -27,6 +29,7 @@ public final class FUSEServer {
     static let validity: UInt64 = 1
 
     public let readOnly: Bool
+    public let limits: FUSEServerLimits
     let rootFD: Int32
     /// The root's absolute path as the kernel reports it (readlink /proc/self/fd/N).
     let rootPath: [UInt8]
@@ -38,8 +41,9 @@ public final class FUSEServer {
 
     /// Serves the directory at `root`. Throws when it cannot be opened as a directory or
     /// the kernel lacks openat2 (confinement depends on it).
-    public init(root: String, readOnly: Bool) throws(SystemError) {
+    public init(root: String, readOnly: Bool, limits: FUSEServerLimits = FUSEServerLimits()) throws(SystemError) {
         self.readOnly = readOnly
+        self.limits = limits
         let fd = open(root, LinuxFS.pathOnly | LinuxFS.directory | LinuxFS.closeOnExec)
         guard fd >= 0 else { throw SystemError("open \(root)") }
         guard let path = LinuxFS.path(of: fd), let status = try? LinuxFS.fstat(fd) else {
@@ -77,10 +81,10 @@ public final class FUSEServer {
             decoded = try FUSEIncomingRequest(request)
         } catch {
             guard let (unique, opcode) = FUSEIncomingRequest.peekUnique(request) else {
-                BackendLog.line("dropping a FUSE request of \(request.count) bytes: no header")
+                BackendLog.limited("fuse-no-header", "dropping a FUSE request of \(request.count) bytes: no header")
                 return nil
             }
-            BackendLog.line("malformed FUSE request (opcode \(opcode), unique \(unique)): \(error)")
+            BackendLog.limited("fuse-malformed", "malformed FUSE request (opcode \(opcode), unique \(unique)): \(error)")
             guard opcode != FUSEOpcode.forget.rawValue, opcode != FUSEServerOpcode.batchForget,
                   reply.count >= FUSE.outHeaderSize else { return nil }
             return FUSEServer.finish(reply, unique: unique, result: .failure(Errno(EINVAL)))
@@ -99,7 +103,7 @@ public final class FUSEServer {
             break
         }
         guard reply.count >= FUSE.outHeaderSize else {
-            BackendLog.line("FUSE request \(decoded.unique) (opcode \(decoded.opcode)) has no room for a reply; dropped")
+            BackendLog.limited("fuse-no-room", "FUSE request \(decoded.unique) (opcode \(decoded.opcode)) has no room for a reply; dropped")
             return nil
         }
         let body = UnsafeMutableRawBufferPointer(rebasing: reply[FUSE.outHeaderSize...])

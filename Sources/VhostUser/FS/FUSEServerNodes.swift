@@ -12,6 +12,7 @@
 // openat2(root, path-below-root, RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS), which the kernel
 // refuses (EXDEV) for an absolute target or one climbing out; the guest gets EACCES. Only
 // directories and regular files become nodes: devices, FIFOs and sockets are EACCES.
+// A new node past `limits.maxNodes` is ENFILE (FUSEServerLimits.swift).
 import Core
 import Glibc
 
@@ -91,7 +92,7 @@ extension FUSEServer {
     /// Checks a guest name for use in `parent`: one component, not "." or "..".
     func checkName(_ name: UnsafeRawBufferPointer) throws(Errno) -> [UInt8] {
         guard FUSE.isValidName(name), !FUSEServer.isDotOrDotDot(name) else {
-            BackendLog.line("refusing the name '\(String(decoding: name, as: UTF8.self))': not one path component")
+            BackendLog.limited("bad-name", "refusing the name '\(String(decoding: name, as: UTF8.self))': not one path component")
             throw Errno(EINVAL)
         }
         return Array(name)
@@ -125,7 +126,7 @@ extension FUSEServer {
         let type = status.st_mode & S_IFMT
         guard type == S_IFDIR || type == S_IFREG else {
             close(fd)
-            BackendLog.line("refusing '\(String(decoding: name, as: UTF8.self))': not a regular file or directory")
+            BackendLog.limited("special-file", "refusing '\(String(decoding: name, as: UTF8.self))': not a regular file or directory")
             throw Errno(EACCES)
         }
         let key = FileKey(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
@@ -134,6 +135,7 @@ extension FUSEServer {
             if node.id != FUSE.rootID { node.lookups += 1 }
             return node
         }
+        do { try admitNode() } catch { close(fd); throw error }
         let node = FSNode(id: nextNode, fd: fd, key: key, isDirectory: type == S_IFDIR, lookups: 1)
         nextNode += 1
         nodes[node.id] = node
@@ -145,7 +147,7 @@ extension FUSEServer {
     func resolveBeneathRoot(parentFD: Int32, name: [UInt8]) throws(Errno) -> Int32 {
         let display = String(decoding: name, as: UTF8.self)
         guard let parentPath = LinuxFS.path(of: parentFD), let below = pathBelowRoot(parentPath) else {
-            BackendLog.line("refusing the symlink '\(display)': its folder is not inside the share")
+            BackendLog.limited("symlink-outside", "refusing the symlink '\(display)': its folder is not inside the share")
             throw Errno(EACCES)
         }
         let path = below.isEmpty ? name : below + [0x2F] + name
@@ -153,8 +155,9 @@ extension FUSEServer {
                                  resolve: LinuxFS.resolveBeneath | LinuxFS.resolveNoMagicLinks)
         guard fd >= 0 else {
             let code = errno
-            if code == ENOENT { throw Errno(ENOENT) }
-            BackendLog.line("refusing the symlink '\(display)': it leads outside the share (\(String(cString: strerror(code))))")
+            // A missing target, or a shortage of descriptors or memory, is what it is.
+            if code == ENOENT || code == EMFILE || code == ENFILE || code == ENOMEM { throw Errno(code) }
+            BackendLog.limited("symlink-outside", "refusing the symlink '\(display)': it leads outside the share (\(String(cString: strerror(code))))")
             throw Errno(EACCES)
         }
         return fd

@@ -5,6 +5,8 @@
 // Files are opened for I/O by re-opening the node's O_PATH descriptor through
 // /proc/self/fd/N: exactly the inode LOOKUP approved, never a path walked again. OPEN
 // keeps only the access mode, O_APPEND, O_TRUNC and the sync flags; CREATE adds O_EXCL.
+// Every I/O open is O_NONBLOCK with its type checked, and the host-safety rules
+// (FUSEServerPolicy.swift) and caps (FUSEServerLimits.swift) come before any change.
 // Directory listings omit "." and ".." and special files (FUSEServerNodes.swift).
 import Core
 import Glibc
@@ -52,12 +54,15 @@ extension FUSEServer {
             let node = try node(id)
             guard !node.isDirectory else { throw Errno(EISDIR) }
             let kept = Int32(bitPattern: flags) & FUSEServer.openFlagsKept
-            if kept & O_ACCMODE != O_RDONLY || kept & O_TRUNC != 0 { try mayModify() }
-            let fd = try LinuxFS.reopen(node.fd, flags: kept)
+            if FUSEServer.writes(kept) { try mayModify() }
+            try admitHandle()
+            let fd = try openForIO(node, flags: kept)
             return FUSEServer.openReply(addHandle(FSHandle(fd: fd, isDirectory: false)), into: body)
         case .opendir:
             try FUSEServer.need(FUSEOpenReply.size, in: body)
-            let fd = try LinuxFS.reopen(try directory(id).fd, flags: O_RDONLY | LinuxFS.directory)
+            let parent = try directory(id)
+            try admitHandle()
+            let fd = try openForIO(parent, flags: O_RDONLY | LinuxFS.directory)
             let handle = FSHandle(fd: fd, isDirectory: true)
             do { handle.entries = try snapshot(fd) } catch { close(fd); throw error }
             return FUSEServer.openReply(addHandle(handle), into: body)
@@ -119,15 +124,17 @@ extension FUSEServer {
         case .create(let name, let flags, let mode, let umask):
             try FUSEServer.need(FUSEEntry.size + FUSEOpenReply.size, in: body)
             try mayModify()
-            return try create(in: try directory(id), name: name, flags: flags, mode: mode & ~umask & 0o7777, into: body)
+            return try create(in: try directory(id), name: name, flags: flags, mode: mode & ~umask & FUSEServer.guestModeBits, into: body)
         case .mkdir(let name, let mode, let umask):
             try FUSEServer.need(FUSEEntry.size, in: body)
             try mayModify()
             let parent = try directory(id)
             let checked = try checkName(name)
-            let made = LinuxFS.withCString(checked) { mkdirat(parent.fd, $0, mode_t(mode & ~umask & 0o7777)) }
+            try admitNode()
+            let made = LinuxFS.withCString(checked) { mkdirat(parent.fd, $0, mode_t(mode & ~umask & FUSEServer.guestModeBits)) }
             guard made == 0 else { throw Errno.current }
-            let (node, status) = try lookup(parentFD: parent.fd, name: name)
+            var (node, status) = try lookup(parentFD: parent.fd, name: name)
+            try clearSpecialBits(node.fd, &status)   // S_ISGID inherited from the parent
             FUSEServer.entry(node, status).encode(into: body)
             return FUSEEntry.size
         case .unlink(let name), .rmdir(let name):
@@ -179,27 +186,28 @@ extension FUSEServer {
         return FUSEOpenReply.size
     }
 
-    /// SETATTR: size (through the handle with FATTR_FH), mode, owner, times; in that order.
+    /// SETATTR: the refusals first (FUSEServerPolicy: set-ID or sticky bits, another
+    /// owner), then size (through the handle with FATTR_FH), mode, times; in that order. An
+    /// owner or group equal to the current one is a no-op.
     func setAttributes(_ node: FSNode, _ a: FUSESetAttributes, into body: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
         let proc = LinuxFS.procPath(node.fd)
+        try checkAttributeChange(a, current: try LinuxFS.fstat(node.fd))
         if a.valid & FUSESetAttributes.validSize != 0 {
             guard !node.isDirectory else { throw Errno(EISDIR) }
             guard a.size <= UInt64(Int64.max) else { throw Errno(EINVAL) }
             if a.valid & FUSESetAttributes.validFileHandle != 0 {
-                guard ftruncate(try handle(a.fileHandle, directory: false).fd, off_t(a.size)) == 0 else { throw Errno.current }
+                let fd = try handle(a.fileHandle, directory: false).fd
+                try clearSetIDBeforeWriting(fd)
+                guard ftruncate(fd, off_t(a.size)) == 0 else { throw Errno.current }
             } else {
-                let fd = try LinuxFS.reopen(node.fd, flags: O_WRONLY)
+                let fd = try openForIO(node, flags: O_WRONLY)
                 defer { close(fd) }
                 guard ftruncate(fd, off_t(a.size)) == 0 else { throw Errno.current }
             }
         }
         if a.valid & FUSESetAttributes.validMode != 0 {
-            guard LinuxFS.withCString(proc, { chmod($0, mode_t(a.mode & 0o7777)) }) == 0 else { throw Errno.current }
-        }
-        if a.valid & (FUSESetAttributes.validUID | FUSESetAttributes.validGID) != 0 {
-            let uid = a.valid & FUSESetAttributes.validUID != 0 ? a.uid : UInt32.max
-            let gid = a.valid & FUSESetAttributes.validGID != 0 ? a.gid : UInt32.max
-            guard fchownat(node.fd, "", uid, gid, LinuxFS.emptyPath) == 0 else { throw Errno.current }
+            let mode = mode_t(a.mode & FUSEServer.guestModeBits)
+            guard LinuxFS.withCString(proc, { chmod($0, mode) }) == 0 else { throw Errno.current }
         }
         let timeBits = FUSESetAttributes.validAtime | FUSESetAttributes.validMtime | FUSEServerOpcode.setAtimeNow | FUSEServerOpcode.setMtimeNow
         if a.valid & timeBits != 0 {
@@ -215,21 +223,18 @@ extension FUSEServer {
         return FUSEServer.attributesReply(try LinuxFS.fstat(node.fd), into: body)
     }
 
-    /// CREATE: opens `name` with O_CREAT (never following a symlink there), answers
-    /// fuse_entry_out + fuse_open_out.
+    /// CREATE: a new regular file, or the existing one without O_EXCL (never following a
+    /// symlink, never opening anything but a regular file: FUSEServerPolicy.openForCreate);
+    /// answers fuse_entry_out + fuse_open_out. Both caps are checked before anything is made.
     func create(in parent: FSNode, name: UnsafeRawBufferPointer, flags: UInt32, mode: UInt32,
                 into body: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
         let checked = try checkName(name)
+        try admitHandle()
+        try admitNode()
         let kept = Int32(bitPattern: flags) & (FUSEServer.openFlagsKept | O_EXCL)
-        let fd = LinuxFS.withCString(checked) {
-            openat(parent.fd, $0, kept | O_CREAT | LinuxFS.noFollow | LinuxFS.closeOnExec | O_NOCTTY, mode_t(mode))
-        }
-        guard fd >= 0 else { throw Errno.current }
+        let (fd, pathFD, status) = try openForCreate(in: parent, name: checked, flags: kept, mode: mode)
         let node: FSNode
-        let status: stat
         do {
-            status = try LinuxFS.fstat(fd)
-            let pathFD = try LinuxFS.reopen(fd, flags: LinuxFS.pathOnly)
             node = try adopt(fd: pathFD, status: status, name: checked)
         } catch {
             close(fd)
