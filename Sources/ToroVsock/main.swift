@@ -5,4 +5,10 @@ import VhostUser
 
 let options = VsockOptions.fromCommandLine()
 BackendLog.verbose = options.verbose
+// One descriptor per connection, plus listeners, QEMU's socket and eventfds.
+let available = Posix.raiseDescriptorLimit(to: options.maxConnections + 64)
+if available < options.maxConnections + 64 {
+    BackendLog.line("ulimit -n is \(available), below --max-connections \(options.maxConnections) + 64: "
+                    + "past it clients wait while accepting pauses")
+}
 VsockServer.serve { () throws(SystemError) in try VsockServer(options: options) }

@@ -9,7 +9,10 @@
 // are in VsockDeviceRings.swift, the host sockets in VsockDeviceHost.swift.
 //
 // The guest is hostile: a packet from another CID, to another CID, or breaking the credit
-// rules (Core's VsockCredit) is logged and dropped or answered by an RST; never trusted.
+// rules (Core's VsockCredit) is logged (at most a line a second per kind: BackendLog.limited)
+// and dropped or answered by an RST; never trusted. Bridged connections and hybrid
+// handshakes together are capped at `maxConnections` (`--max-connections`): a guest REQUEST
+// beyond it is answered by an RST, a host client beyond it is accepted and closed at once.
 import Core
 import Glibc
 
@@ -22,6 +25,14 @@ public final class VsockDevice: VhostUserDevice {
     public let udsPath: String?
     /// How long a host-initiated connection waits for the guest's RESPONSE.
     public var connectTimeout: Double = 5
+    /// The default of `maxConnections` (`--max-connections`).
+    public static let defaultMaxConnections = 1024
+    /// Bridged connections plus hybrid clients still handshaking, at most (each holds a host
+    /// descriptor).
+    public var maxConnections = VsockDevice.defaultMaxConnections
+    /// Accepts paused after a descriptor shortage (shared by every listener: the shortage
+    /// is the process's).
+    var acceptBackoff = AcceptBackoff()
 
     var rx: DeviceRing?
     var tx: DeviceRing?
@@ -79,17 +90,19 @@ public final class VsockDevice: VhostUserDevice {
     }
 
     public var connectionCount: Int { connections.count }
+    /// What counts against `maxConnections`.
+    public var liveCount: Int { connections.count + handshakes.count }
 
     // MARK: guest packets
 
     /// What one decoded packet from the guest does; `payload` holds its `length` bytes.
     func handleGuestPacket(_ header: VsockHeader, payload: UnsafeRawBufferPointer) {
         guard header.source.cid == guestCID else {
-            BackendLog.line("dropping a packet from CID \(header.source.cid) (the guest is CID \(guestCID))")
+            BackendLog.limited("bad-source-cid", "dropping a packet from CID \(header.source.cid) (the guest is CID \(guestCID))")
             return
         }
         guard header.destination.cid == VsockAddress.hostCID else {
-            BackendLog.line("dropping a packet to CID \(header.destination.cid): only the host (CID 2) is reachable")
+            BackendLog.limited("bad-destination-cid", "dropping a packet to CID \(header.destination.cid): only the host (CID 2) is reachable")
             return
         }
         let key = ConnectionKey(localPort: header.destination.port, guestPort: header.source.port)
@@ -104,19 +117,19 @@ public final class VsockDevice: VhostUserDevice {
             return
         }
         if let lie = connection.credit.applyPeer(bufAlloc: header.bufAlloc, fwdCnt: header.fwdCnt) {
-            BackendLog.line("\(key): guest credit is inconsistent (\(lie)); resetting")
+            BackendLog.limited("bad-credit", "\(key): guest credit is inconsistent (\(lie)); resetting")
             closeConnection(connection, sendReset: true)
             return
         }
         connection.creditRequested = false
         switch header.op {
         case .request, .rst:
-            BackendLog.line("\(key): REQUEST for an open connection; resetting")
+            BackendLog.limited("bad-request", "\(key): REQUEST for an open connection; resetting")
             closeConnection(connection, sendReset: true)
             return
         case .response:
             guard case .connecting = connection.state else {
-                BackendLog.line("\(key): RESPONSE on an established connection; resetting")
+                BackendLog.limited("bad-response", "\(key): RESPONSE on an established connection; resetting")
                 closeConnection(connection, sendReset: true)
                 return
             }
@@ -129,12 +142,12 @@ public final class VsockDevice: VhostUserDevice {
             connection.guestShutdown.formUnion(header.shutdown)
         case .rw:
             guard connection.state == .established, !connection.guestShutdown.contains(.send) else {
-                BackendLog.line("\(key): data before RESPONSE or after SHUTDOWN; resetting")
+                BackendLog.limited("bad-data", "\(key): data before RESPONSE or after SHUTDOWN; resetting")
                 closeConnection(connection, sendReset: true)
                 return
             }
             guard connection.credit.recordReceived(header.length) else {
-                BackendLog.line("\(key): guest sent \(header.length) bytes beyond its credit; resetting")
+                BackendLog.limited("over-credit", "\(key): guest sent \(header.length) bytes beyond its credit; resetting")
                 closeConnection(connection, sendReset: true)
                 return
             }
@@ -162,6 +175,11 @@ public final class VsockDevice: VhostUserDevice {
     func connectFromGuest(_ header: VsockHeader, key: ConnectionKey) {
         guard let udsPath else {
             BackendLog.debug("guest connect to port \(key.localPort) refused: no --uds socket")
+            if let reset = VsockHeader.reset(replyingTo: header) { queueControl(reset, key: nil) }
+            return
+        }
+        guard liveCount < maxConnections else {
+            BackendLog.limited("guest-cap", "guest connect to port \(key.localPort) refused: \(maxConnections) connections (--max-connections) are open")
             if let reset = VsockHeader.reset(replyingTo: header) { queueControl(reset, key: nil) }
             return
         }
@@ -205,7 +223,7 @@ public final class VsockDevice: VhostUserDevice {
 
     func queueControl(_ header: VsockHeader, key: ConnectionKey?) {
         guard control.count < VsockDevice.controlLimit else {
-            BackendLog.line("the guest is not taking rx packets; dropping a \(header.op) for port \(header.destination.port)")
+            BackendLog.limited("rx-backlog", "the guest is not taking rx packets; dropping a \(header.op) for port \(header.destination.port)")
             return
         }
         control.append((header, key))

@@ -4,6 +4,11 @@
 // writes out). A host-initiated connection is a REQUEST to the guest (virtio 1.2
 // §5.10.6.4) from an ephemeral host port (2^30 upwards); the guest's RESPONSE establishes
 // it, its RST or silence (`connectTimeout`) closes the host client without a word.
+//
+// Listeners: each readiness accepts at most `acceptBurst` clients (a flood cannot hold the
+// loop); a client beyond `maxConnections` is closed as soon as it is accepted; an accept
+// that fails for want of descriptors pauses every listener (AcceptBackoff) rather than
+// polling a readable listener in a busy loop.
 import Core
 import Glibc
 
@@ -41,12 +46,38 @@ extension VsockDevice {
         fillRX()
     }
 
-    /// The descriptors to poll and for what.
+    /// Clients accepted per listener readiness, at most.
+    static let acceptBurst = 64
+
+    /// Accepts one client of `listener`, or nil when none is waiting, a shortage starts an
+    /// accept pause, or this readiness's burst is spent. A client beyond `maxConnections`
+    /// is closed at once (it sees the connection end) and the next one is tried.
+    func acceptClient(_ listener: Int32, name: String, accepted: inout Int, now: Double) -> Int32? {
+        while accepted < VsockDevice.acceptBurst {
+            guard let client = Posix.accept(listener) else {
+                _ = acceptBackoff.failed(errno, now: now, listener: name)
+                return nil
+            }
+            acceptBackoff.succeeded()
+            accepted += 1
+            guard liveCount < maxConnections else {
+                close(client)
+                BackendLog.limited("host-cap", "\(name): client closed: \(maxConnections) connections (--max-connections) are open", now: now)
+                continue
+            }
+            return client
+        }
+        return nil
+    }
+
+    /// The descriptors to poll and for what (no listener while accepts are paused).
     public func pollEntries() -> [pollfd] {
         var entries: [pollfd] = []
         let input = Int16(POLLIN)
-        if hybridListener >= 0 { entries.append(pollfd(fd: hybridListener, events: input, revents: 0)) }
-        for listener in forwardListeners { entries.append(pollfd(fd: listener.fd, events: input, revents: 0)) }
+        if !acceptBackoff.isPaused(VsockDevice.now()) {
+            if hybridListener >= 0 { entries.append(pollfd(fd: hybridListener, events: input, revents: 0)) }
+            for listener in forwardListeners { entries.append(pollfd(fd: listener.fd, events: input, revents: 0)) }
+        }
         for fd in handshakes.keys { entries.append(pollfd(fd: fd, events: input, revents: 0)) }
         for connection in connections.values {
             var events: Int16 = 0
@@ -59,10 +90,14 @@ extension VsockDevice {
 
     /// Acts on `revents` for `fd` (one of `pollEntries`).
     public func handleEvent(fd: Int32, revents: Int16, now: Double = VsockDevice.now()) {
+        var accepted = 0
         if fd == hybridListener {
-            while let client = Posix.accept(fd) { handshakes[client] = ([], now + connectTimeout) }
+            while let client = acceptClient(fd, name: "the hybrid socket", accepted: &accepted, now: now) {
+                handshakes[client] = ([], now + connectTimeout)
+            }
         } else if let listener = forwardListeners.first(where: { $0.fd == fd }) {
-            while let client = Posix.accept(fd) {
+            let name = "127.0.0.1:\(listener.forward.hostPort)"
+            while let client = acceptClient(fd, name: name, accepted: &accepted, now: now) {
                 Posix.setNoDelay(client)
                 connectToGuest(fd: client, guestPort: listener.forward.guestPort,
                                origin: .forward(hostPort: listener.forward.hostPort), now: now)
@@ -90,7 +125,7 @@ extension VsockDevice {
         case .incomplete:
             handshakes[fd] = handshake
         case .invalid(let reason):
-            BackendLog.line("hybrid client dropped: \(reason)")
+            BackendLog.limited("hybrid-invalid", "hybrid client dropped: \(reason)")
             handshakes[fd] = nil
             close(fd)
         case .connect(let port, let rest):
@@ -138,23 +173,25 @@ extension VsockDevice {
 
     /// Closes handshakes and host-initiated connections the guest has not answered in time.
     public func expire(now: Double = VsockDevice.now()) {
+        acceptBackoff.expire(now)
         for (fd, handshake) in handshakes where handshake.deadline <= now {
-            BackendLog.line("hybrid client dropped: no CONNECT line in \(Int(connectTimeout)) s")
+            BackendLog.limited("hybrid-timeout", "hybrid client dropped: no CONNECT line in \(Int(connectTimeout)) s")
             handshakes[fd] = nil
             close(fd)
         }
         for connection in Array(connections.values) {
             if case .connecting(let deadline) = connection.state, deadline <= now {
-                BackendLog.line("\(connection.key): the guest did not answer in \(Int(connectTimeout)) s; closing the client")
+                BackendLog.limited("guest-silent", "\(connection.key): the guest did not answer in \(Int(connectTimeout)) s; closing the client")
                 closeConnection(connection, sendReset: true)
             }
         }
         fillRX()
     }
 
-    /// The earliest deadline, for the poll timeout.
+    /// The earliest deadline (an accept pause's end included), for the poll timeout.
     public var nextDeadline: Double? {
         var deadlines = handshakes.values.map(\.deadline)
+        if let resume = acceptBackoff.resumeAt { deadlines.append(resume) }
         for connection in connections.values {
             if case .connecting(let deadline) = connection.state { deadlines.append(deadline) }
         }

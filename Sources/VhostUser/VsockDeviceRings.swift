@@ -27,7 +27,7 @@ extension VsockDevice {
             if let copied, copied == count {
                 handlePacketBytes(bytes)
             } else {
-                BackendLog.line("tx chain \(chain.head): unreadable buffer; dropped")
+                BackendLog.limited("tx-unreadable", "tx chain \(chain.head): unreadable buffer; dropped")
             }
             tx.complete(chain.head, length: 0)
             if processed % 64 == 0 { tx.notifyIfNeeded() }
@@ -43,7 +43,8 @@ extension VsockDevice {
                 let header = try VsockHeader.decode(raw)
                 handleGuestPacket(header, payload: UnsafeRawBufferPointer(rebasing: raw[VsockHeader.size...]))
             } catch {
-                BackendLog.line("tx packet dropped: \(error)")
+                // One kind per error case (the text up to its values), so each is reported.
+                BackendLog.limited("tx-" + String(String(describing: error).prefix { $0 != "(" }), "tx packet dropped: \(error)")
                 if case .unsupportedType = error, let reset = VsockHeader.reset(replyingToUndecodable: raw),
                    reset.destination.cid == guestCID {
                     queueControl(reset, key: nil)
@@ -60,7 +61,7 @@ extension VsockDevice {
         guard let rx else { return }
         while hasRXWork, let chain = rx.pop() {
             guard chain.writableBytes >= UInt64(VsockHeader.size) else {
-                BackendLog.line("rx chain \(chain.head): \(chain.writableBytes) writable bytes, too small for a header; returned empty")
+                BackendLog.limited("rx-small", "rx chain \(chain.head): \(chain.writableBytes) writable bytes, too small for a header; returned empty")
                 rx.complete(chain.head, length: 0)
                 continue
             }

@@ -2,7 +2,8 @@
 // one line for stderr and exit status 64 (EX_USAGE). CommandLineOptions.parse walks the
 // arguments and reads `--socket`; this file the rest.
 //
-//   toro-vsock --socket PATH [--uds PATH] [--cid N] [--forward HOSTPORT:GUESTPORT ...] [--verbose]
+//   toro-vsock --socket PATH [--uds PATH] [--cid N] [--forward HOSTPORT:GUESTPORT ...]
+//              [--max-connections N] [--verbose]
 
 public struct VsockForward: Equatable, Sendable {
     /// TCP port on 127.0.0.1.
@@ -25,12 +26,16 @@ public struct VsockOptions: CommandLineOptions, Equatable, Sendable {
     /// The guest's context ID (virtio 1.2 §5.10.4: guest_cid; 0-2 are reserved).
     public var guestCID: UInt64 = 3
     public var forwards: [VsockForward] = []
+    /// Bridged connections (and hybrid clients handshaking) at once; beyond it a host
+    /// client is closed at once and a guest REQUEST is reset.
+    public var maxConnections = VsockDevice.defaultMaxConnections
     public var verbose = false
 
     public init() {}
 
     public static let usage = """
-        usage: toro-vsock --socket PATH [--uds PATH] [--cid N] [--forward HOSTPORT:GUESTPORT ...] [--verbose]
+        usage: toro-vsock --socket PATH [--uds PATH] [--cid N] [--forward HOSTPORT:GUESTPORT ...]
+                          [--max-connections N] [--verbose]
           --socket PATH      vhost-user socket to listen on (exists once it accepts); QEMU connects with
                              -chardev socket,id=vsock,path=PATH -device vhost-user-vsock-device,chardev=vsock
                              (no guest-cid= there: QEMU reads the CID from this back-end's config space)
@@ -38,7 +43,13 @@ public struct VsockOptions: CommandLineOptions, Equatable, Sendable {
                              the guest's connections to host port P go to the Unix socket PATH_P
           --cid N            the guest's context ID (default 3)
           --forward H:G      listen on 127.0.0.1:H and bridge each TCP connection to guest port G (repeatable)
+          --max-connections N  connections bridged at once, both directions, hybrid clients still sending
+                             their CONNECT line included (default 1024); beyond it a host client is closed
+                             as soon as it is accepted and a guest's connect is answered by a reset
           --verbose          log every connection event
+        Each connection holds one host descriptor: keep N below `ulimit -n`. When descriptors run
+        out anyway, accepting pauses (50 ms, doubling to 1 s) instead of spinning. Lines about bad
+        guest packets are logged at most once a second per kind, with a count of those suppressed.
         Exits 0 when QEMU disconnects, 64 on a bad option, 1 on any other failure.
         """
 
@@ -52,6 +63,12 @@ public struct VsockOptions: CommandLineOptions, Equatable, Sendable {
             }
             guestCID = cid
         case "--forward", "-p": forwards.append(try Self.parseForward(try reader.value()))
+        case "--max-connections":
+            let text = try reader.value()
+            guard let count = Int(text), count >= 1, count <= 1 << 20 else {
+                throw ParseError(message: "--max-connections: '\(text)' is not a count (1...1048576)")
+            }
+            maxConnections = count
         case "--verbose": verbose = true
         default: return false
         }

@@ -10,7 +10,9 @@ extension VhostUserServer where Device == VsockDevice {
     /// Opens every listener (the hybrid socket and forwards first, the vhost-user socket
     /// last, so that once `--socket` exists everything accepts).
     public convenience init(options: VsockOptions) throws(SystemError) {
-        try self.init(device: VsockDevice(guestCID: options.guestCID, udsPath: options.udsPath),
+        let device = VsockDevice(guestCID: options.guestCID, udsPath: options.udsPath)
+        device.maxConnections = options.maxConnections
+        try self.init(device: device,
                       socketPath: options.socketPath, alsoRemoves: options.udsPath.map { [$0] } ?? []) {
             device throws(SystemError) in
             try device.listenHybrid()

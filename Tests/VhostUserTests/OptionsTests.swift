@@ -44,6 +44,29 @@ final class OptionsTests: XCTestCase {
         XCTAssertEqual(message(["--socket", "s"]), "--share DIR is required")
         XCTAssertEqual(message(["--socket", "s", "--share"]), "--share needs a value")
         XCTAssertEqual(message(["--socket", "s", "--uds", "u"]), "unknown option '--uds' (see --help)")
+        XCTAssertEqual(message(["--socket", "s", "--share", "d", "--max-nodes", "1"]), "--max-nodes: '1' is not a count (2...1048576)")
+        XCTAssertEqual(message(["--socket", "s", "--share", "d", "--max-handles", "x"]), "--max-handles: 'x' is not a count (1...1048576)")
+    }
+
+    func testFSCapsAndTheirFitToTheDescriptorLimit() throws {
+        let defaults = try FSOptions.parse(["--socket", "s", "--share", "d"]).limits
+        XCTAssertEqual(defaults, FUSEServerLimits(maxNodes: 16384, maxHandles: 4096))
+        let options = try FSOptions.parse(["--socket", "s", "--share", "d", "--max-nodes", "500", "--max-handles=20"])
+        XCTAssertEqual(options.limits, FUSEServerLimits(maxNodes: 500, maxHandles: 20))
+        XCTAssertEqual(options.limits.fitted(descriptorLimit: 1 << 20), options.limits, "room enough: unchanged")
+        // ulimit -n 1024: 960 descriptors for the guest, a quarter of them for handles.
+        XCTAssertEqual(defaults.fitted(descriptorLimit: 1024), FUSEServerLimits(maxNodes: 720, maxHandles: 240))
+        XCTAssertTrue(FSOptions.usage.contains("--max-nodes N") && FSOptions.usage.contains("default 16384"))
+        XCTAssertTrue(FSOptions.usage.contains("--max-handles N") && FSOptions.usage.contains("default 4096"))
+    }
+
+    func testVsockConnectionCap() throws {
+        XCTAssertEqual(try VsockOptions.parse(["--socket", "s"]).maxConnections, 1024)
+        XCTAssertEqual(try VsockOptions.parse(["--socket", "s", "--max-connections", "7"]).maxConnections, 7)
+        XCTAssertThrowsError(try VsockOptions.parse(["--socket", "s", "--max-connections", "0"])) {
+            XCTAssertEqual(($0 as? OptionError)?.message, "--max-connections: '0' is not a count (1...1048576)")
+        }
+        XCTAssertTrue(VsockOptions.usage.contains("--max-connections N") && VsockOptions.usage.contains("default 1024"))
     }
 
     func testHandshake() {
