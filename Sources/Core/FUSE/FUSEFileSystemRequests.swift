@@ -21,6 +21,8 @@ extension FUSEFileSystem {
     func exchange<T>(node: UInt64,
                      encode: (UnsafeMutableRawBufferPointer, FUSERequestHeader) throws(FUSEError) -> Int,
                      decode: (FUSEReply) throws(FUSEError) -> T) throws(FileSystemError) -> T {
+        // Before the request buffer is written: a stalled device may still read the last one.
+        try channel.prepare()
         let unique = takeUnique()
         lastErrno = 0
         let length: Int

@@ -8,18 +8,30 @@
 //   * A request is one chain: the request bytes (device-readable) then the reply buffer
 //     (device-writable), both in identity-mapped RAM (heap memory, never a thread stack).
 //   * One request is in flight on queue 1 at a time: `FUSEFileSystem` serialises its
-//     callers. The caller waits on the interrupt event; before the scheduler runs (INIT at
-//     boot) it polls the used ring instead, with a deadline.
+//     callers. The caller waits on the interrupt event with a deadline; before the
+//     scheduler runs (INIT at boot) it polls the used ring instead.
+//   * Every wait has a timeout (`timeoutSeconds`, kernel argument `fs-timeout=SECONDS`,
+//     default 30). Core's `FUSEStallGuard` keeps the rules: a request with no reply in
+//     time fails with `.io` and the device is stalled (logged once): until the device
+//     gives that chain back, every request fails at once without being posted, so the
+//     buffers the timed-out chain names are never rewritten or reused while the device
+//     may still write them, and no later caller waits another timeout. The late reply
+//     ends the stall. A timeout while polling at boot (INIT) instead fails the device and
+//     resets it (§2.4: a reset device stops using the buffers), since a failed mount frees
+//     the file system's buffers.
 //   * The used length is checked by Core's `SplitVirtqueue` against the writable space; a
 //     used id that is not the request's, or any ring violation, marks the device failed:
 //     every later request throws `.io`, the kernel carries on.
-//   * FORGETs are copied into small slots of one page; when all are in flight the sender
-//     waits for the device to return some.
+//   * FORGETs are copied into small slots of one page (the driver's own, so a FORGET the
+//     device never returns holds no one else's memory); when all are in flight the sender
+//     waits for the device to return some, at most the timeout, then drops the FORGET
+//     (logged once; a lost FORGET costs the host one cached descriptor). While the device
+//     returns none, further FORGETs are dropped at once.
 import Core
 import X86
 import Arch
 
-final class VirtioFSDriver: FUSEChannel {
+final class VirtioFSDriver: FUSEChannel, FUSERequestQueue {
     static let deviceID: UInt32 = 26
     static let tagLength = 36
     static let forgetSlotSize = 64
@@ -35,17 +47,23 @@ final class VirtioFSDriver: FUSEChannel {
     var forgetFree: [UInt64] = []
     var forgetInFlight: [UInt64]
     private(set) var failed = false
-    /// Monotonic nanoseconds, for the boot-time polling deadline.
-    let now: () -> UInt64
+    /// Monotonic nanoseconds, for the deadlines.
+    let clock: () -> UInt64
     /// True until the scheduler runs: requests poll the used ring.
     var polling = true
-    static let pollingLimit: UInt64 = 10_000_000_000
+    /// The timeout on every wait and what follows one.
+    let stallGuard: FUSEStallGuard
+    /// True once a FORGET found every slot in flight for a whole timeout; cleared when the
+    /// device returns one.
+    private(set) var forgetsStalled = false
 
     /// Brings the device up (features, both queues) or returns nil with a log line.
-    init?(transport: VirtioMMIO, memory: IdentityMemory, now: @escaping () -> UInt64) {
+    init?(transport: VirtioMMIO, memory: IdentityMemory, now: @escaping () -> UInt64,
+          timeoutSeconds: Int = FUSEStallGuard.defaultTimeoutSeconds) {
         self.transport = transport
         self.memory = memory
-        self.now = now
+        self.clock = now
+        stallGuard = FUSEStallGuard(timeoutSeconds: timeoutSeconds)
         do {
             _ = try VirtioDevice.initialize(transport: transport, wanted: 0, required: VirtioFeature.version1)
         } catch {
@@ -86,74 +104,102 @@ final class VirtioFSDriver: FUSEChannel {
         UInt64(UInt(bitPattern: pointer))
     }
 
+    // MARK: FUSEChannel
+
     func exchange(_ request: UnsafeRawBufferPointer, reply: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
         guard !failed else { throw .io }
-        let head: UInt16
         do {
-            head = try requests.ring.addBuffer(memory, chain: [
-                (address: VirtioFSDriver.address(request.baseAddress), length: UInt32(request.count), deviceWritable: false),
-                (address: VirtioFSDriver.address(reply.baseAddress), length: UInt32(reply.count), deviceWritable: true),
-            ])
-            try requests.publishAndNotify(transport)
+            return try stallGuard.exchange(self, request: request, reply: reply)
         } catch {
-            markFailed("the request queue refused a request")
-            throw .io
+            if polling && stallGuard.isStalled {
+                // At boot a failed mount frees the buffers the stalled chain names: stop the
+                // device from ever writing them.
+                markFailed("no answer from the host at mount")
+                resetDevice()
+            }
+            throw error
         }
-        let started = now()
-        while true {
-            interrupt.reset()
-            reclaimForgets()
-            let used: (id: UInt16, length: UInt32)?
-            do {
-                used = try requests.ring.popUsed(memory)
-            } catch {
-                markFailed("the device broke the request queue")
-                throw .io
-            }
-            if let used {
-                guard used.id == head else {
-                    markFailed("the device completed a request that was not in flight")
-                    throw .io
-                }
-                return Int(used.length)
-            }
-            if failed { throw .io }
-            if polling {
-                guard now() - started < VirtioFSDriver.pollingLimit else {
-                    markFailed("no answer from the host within 10 s")
-                    throw .io
-                }
-                arch_pause()
-            } else {
-                interrupt.wait()
-            }
-        }
+    }
+
+    func prepare() throws(FileSystemError) {
+        guard !failed else { throw .io }
+        try stallGuard.prepare(self)
     }
 
     func post(_ request: UnsafeRawBufferPointer) throws(FileSystemError) {
         guard request.count <= VirtioFSDriver.forgetSlotSize else { throw .invalidPath }
-        while !failed {
-            reclaimForgets()
-            if let slot = forgetFree.popLast() {
-                UnsafeMutableRawPointer(bitPattern: UInt(slot))!.copyMemory(from: request.baseAddress!, byteCount: request.count)
-                do {
-                    let head = try hiprio.ring.addBuffer(memory, address: slot, length: UInt32(request.count), deviceWritable: false)
-                    forgetInFlight[Int(head)] = slot
-                    try hiprio.publishAndNotify(transport)
-                    return
-                } catch {
-                    markFailed("the high-priority queue refused a FORGET")
+        guard !failed else { throw .io }
+        reclaimForgets()
+        if forgetFree.isEmpty {
+            guard !forgetsStalled else { throw .io }
+            let deadline = now() &+ stallGuard.timeout
+            while forgetFree.isEmpty {
+                interrupt.reset()
+                reclaimForgets()
+                if failed { throw .io }
+                if !forgetFree.isEmpty { break }
+                if now() >= deadline {
+                    forgetsStalled = true
+                    Log.timestamp()
+                    Log.write("virtio-fs: the host returns no FORGET within the timeout; FORGETs are dropped until it does\n")
                     throw .io
                 }
-            }
-            interrupt.reset()
-            reclaimForgets()
-            if forgetFree.isEmpty {
-                if polling { arch_pause() } else { interrupt.wait() }
+                waitForDevice(until: deadline)
             }
         }
-        throw .io
+        guard let slot = forgetFree.popLast() else { throw .io }
+        UnsafeMutableRawPointer(bitPattern: UInt(slot))!.copyMemory(from: request.baseAddress!, byteCount: request.count)
+        do {
+            let head = try hiprio.ring.addBuffer(memory, address: slot, length: UInt32(request.count), deviceWritable: false)
+            forgetInFlight[Int(head)] = slot
+            try hiprio.publishAndNotify(transport)
+        } catch {
+            markFailed("the high-priority queue refused a FORGET")
+            throw .io
+        }
     }
+
+    // MARK: FUSERequestQueue (for FUSEStallGuard)
+
+    func submit(request: UnsafeRawBufferPointer, reply: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> UInt16 {
+        guard !failed else { throw .io }
+        do {
+            let head = try requests.ring.addBuffer(memory, chain: [
+                (address: VirtioFSDriver.address(request.baseAddress), length: UInt32(request.count), deviceWritable: false),
+                (address: VirtioFSDriver.address(reply.baseAddress), length: UInt32(reply.count), deviceWritable: true),
+            ])
+            try requests.publishAndNotify(transport)
+            return head
+        } catch {
+            markFailed("the request queue refused a request")
+            throw .io
+        }
+    }
+
+    func takeUsed() throws(FileSystemError) -> (id: UInt16, length: UInt32)? {
+        // Reset first: an interrupt after the look below keeps the event signalled.
+        interrupt.reset()
+        reclaimForgets()
+        guard !failed else { throw .io }
+        do {
+            return try requests.ring.popUsed(memory)
+        } catch {
+            markFailed("the device broke the request queue")
+            throw .io
+        }
+    }
+
+    func waitForDevice(until deadline: UInt64) {
+        if polling {
+            arch_pause()
+        } else {
+            interrupt.wait(deadline: deadline)
+        }
+    }
+
+    func now() -> UInt64 { clock() }
+
+    func fail(_ reason: StaticString) { markFailed(reason) }
 
     /// Takes back the FORGET slots the device has consumed.
     func reclaimForgets() {
@@ -161,16 +207,27 @@ final class VirtioFSDriver: FUSEChannel {
         do {
             while let (id, _) = try hiprio.ring.popUsed(memory) {
                 forgetFree.append(forgetInFlight[Int(id)])
+                forgetsStalled = false
             }
         } catch {
             markFailed("the device broke the high-priority queue")
         }
     }
 
-
     func markFailed(_ reason: StaticString) {
         guard !failed else { return }
         failed = true
         VirtioMMIO.logFailure("virtio-fs", reason)
+    }
+
+    /// Resets the device (§4.2.2: writing 0 to Status); after the reset it no longer
+    /// touches the rings or the buffers they name. Waits, boundedly, for the reset to show.
+    func resetDevice() {
+        transport.status = DeviceStatus(rawValue: 0)
+        var spins = 0
+        while transport.status.rawValue != 0 && spins < 1_000_000 {
+            arch_pause()
+            spins += 1
+        }
     }
 }
