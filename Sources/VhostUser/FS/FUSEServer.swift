@@ -19,7 +19,10 @@
 // operations: FUSEServerOperations.swift. What no request may do to the host (set-ID bits,
 // ownership, FIFOs and devices): FUSEServerPolicy.swift. Caps on what one guest holds:
 // FUSEServerLimits.swift. Log lines a guest can provoke are rate-limited (BackendLog.limited).
+// The fuzz targets compile this file into their own module, where there is no `Core`.
+#if canImport(Core)
 import Core
+#endif
 import Glibc
 
 public final class FUSEServer {

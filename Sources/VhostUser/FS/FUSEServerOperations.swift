@@ -8,7 +8,10 @@
 // Every I/O open is O_NONBLOCK with its type checked, and the host-safety rules
 // (FUSEServerPolicy.swift) and caps (FUSEServerLimits.swift) come before any change.
 // Directory listings omit "." and ".." and special files (FUSEServerNodes.swift).
+// The fuzz targets compile this file into their own module, where there is no `Core`.
+#if canImport(Core)
 import Core
+#endif
 import Glibc
 
 extension FUSEServer {
