@@ -6,7 +6,8 @@ import XCTest
 final class ConnectionLimitsTests: XCTestCase {
     final class Peer: IdleTracked {
         var lastActivity: UInt64
-        init(_ at: UInt64) { lastActivity = at }
+        var isAwaitingPeer: Bool
+        init(_ at: UInt64, awaiting: Bool = true) { lastActivity = at; isAwaitingPeer = awaiting }
     }
 
     let second: UInt64 = 1_000_000_000
@@ -47,6 +48,19 @@ final class ConnectionLimitsTests: XCTestCase {
         guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else {
             return XCTFail("evicted a connection active within the last second")
         }
+    }
+
+    func testAConnectionWeAreStillAnsweringIsNeverEvicted() {
+        var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 2, backlog: 8, idleTimeout: 60 * second))
+        table.add(Peer(1 * second, awaiting: false))   // its request is being answered
+        table.add(Peer(3 * second, awaiting: true))
+        guard case .evict(let victim) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else { return XCTFail() }
+        XCTAssertEqual(victim.lastActivity, 3 * second, "the busy one was older but is waiting for us")
+        table.add(Peer(10 * second, awaiting: false))
+        guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 20 * second, memoryAdmits: true) else {
+            return XCTFail("only connections that wait for their peer may go")
+        }
+        XCTAssertFalse(table.live.isEmpty)
     }
 
     func testAFullBacklogRefusesEvenBelowTheLimit() {

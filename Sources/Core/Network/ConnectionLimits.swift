@@ -13,7 +13,9 @@
 // backlog is full, when memory would fall into the reserve (MemoryBudget), or when the
 // listener is at its limit and no connection has been silent for `evictAfter` (1 s, or the
 // idle timeout if shorter). At the limit, the connection silent longest is closed to make
-// room: an idle-connection flood cannot lock well-behaved clients out.
+// room: an idle-connection flood cannot lock well-behaved clients out. Silent means the
+// service waits for the peer (`isAwaitingPeer`): a client whose request we are still
+// answering is never evicted.
 //
 // This file is pure (no clock, no memory, no log): the defaults that depend on the machine
 // are in ConnectionDefaults.swift.
@@ -45,9 +47,13 @@ public struct ConnectionLimits: Equatable, Sendable {
     }
 }
 
-/// A connection a listener tracks: the time anything last moved on it.
+/// A connection a listener tracks: the time anything last moved on it, and whether the
+/// service is waiting for the peer (blocked reading, nothing unread). Only such a
+/// connection can be silent: one whose request is unread or still being answered is
+/// waiting for us, however long that takes.
 public protocol IdleTracked: AnyObject {
     var lastActivity: UInt64 { get }
+    var isAwaitingPeer: Bool { get }
 }
 
 /// Why a new connection was refused.
@@ -91,8 +97,8 @@ public struct ConnectionTable<Connection: IdleTracked> {
         // Full (or short of memory): the connection silent longest makes room, if it has
         // been silent long enough; its memory comes back when its thread ends.
         var oldest: Int? = nil
-        for index in live.indices where now &- live[index].lastActivity >= limits.evictAfter
-            && now >= live[index].lastActivity {
+        for index in live.indices where live[index].isAwaitingPeer && now >= live[index].lastActivity
+            && now &- live[index].lastActivity >= limits.evictAfter {
             if oldest.map({ live[index].lastActivity < live[$0].lastActivity }) ?? true { oldest = index }
         }
         guard let oldest else {

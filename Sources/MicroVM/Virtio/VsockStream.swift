@@ -25,6 +25,10 @@ final class VsockStream: StreamSocket, IdleTracked {
     var lastActivity: UInt64
     /// 0: never time out.
     let idleTimeout: UInt64
+    /// The service is blocked in `read` or `write` until the peer acts (sends, or takes
+    /// what we sent): only then can the connection be silent and evicted.
+    var awaitingPeer = false
+    var isAwaitingPeer: Bool { awaitingPeer && connection.readable == 0 }
 
     init(connection: VsockConnection, sockets: VsockSockets, idleTimeout: UInt64) {
         self.connection = connection
@@ -81,7 +85,9 @@ final class VsockStream: StreamSocket, IdleTracked {
     /// idle timeout; past it, resets the connection and throws `.timedOut`.
     private func waitForPeer() throws(SocketError) {
         guard idleTimeout > 0 else {
+            awaitingPeer = true
             changed.wait()
+            awaitingPeer = false
             return
         }
         let deadline = lastActivity &+ idleTimeout
@@ -90,7 +96,9 @@ final class VsockStream: StreamSocket, IdleTracked {
             listener?.noteIdleClose()
             throw .timedOut
         }
+        awaitingPeer = true
         changed.wait(deadline: deadline)
+        awaitingPeer = false
     }
 
     /// Resets the connection because it was silent (timeout or eviction); the service's
