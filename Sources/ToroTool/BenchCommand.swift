@@ -65,6 +65,7 @@ public enum BenchCommand {
     public static func main(_ arguments: [String], paths: Paths) -> Int32 {
         if arguments.first == "kv" { return KVBench.main(Array(arguments.dropFirst()), paths: paths) }
         if arguments.first == "web" { return WebBench.main(Array(arguments.dropFirst()), paths: paths) }
+        if arguments.first == "soak" { return SoakBench.main(Array(arguments.dropFirst()), paths: paths) }
         do throws(ToolFailure) {
             let options = try parse(arguments)
             let runs = options.runs, cpus = options.cpus

@@ -15,6 +15,7 @@ public enum Usage {
       ./toro bench boot [--runs N] [--cpus N]
       ./toro bench kv [--runs N] [--requests N]
       ./toro bench web [--runs N] [--requests N]
+      ./toro bench soak [--seconds N]
 
     commands:
       run       build the kernel and boot one service; the guest's console is your terminal
@@ -28,7 +29,10 @@ public enum Usage {
                 `bench kv`: the kv service on microvm (TCG, through -p) next to a host-native server,
                 requests/s and latency p50/p90/p99 with 1 and 50 connections (defaults: 3 runs, 5000 requests);
                 `bench web`: static-web on microvm (TCG, --share, -p) next to python3 -m http.server on the
-                same folder: requests/s for a 1 KiB file over 4 connections, MiB/s for a 64 MiB file
+                same folder: requests/s for a 1 KiB file over 4 connections, MiB/s for a 64 MiB file;
+                `bench soak`: kv, then static-web, each N s (default 60) with good clients beside an idle
+                flood, a key flood, slow readers and garbage: success rate, latency, refusals, heap before
+                and after (fails when a good request went unanswered or the heap did not come back)
 
     run defaults: --platform microvm --service hello --cpus 1 --memory 64 --accel auto --timeout 60
       --accel auto      TCG when the host's KVM is kvm-pvm or /dev/kvm is unusable, else KVM
@@ -42,6 +46,8 @@ public enum Usage {
       --cpus N          1 to 16 (the kernel's limit)
       -- KERNEL-ARGS    appended to the kernel command line after service=NAME,
                         e.g. ./toro run --service threadstress --cpus 4 --memory 512 -- threads=1000
+                        socket services: max-conns=N (default from memory: 405 at 64 MiB),
+                        backlog=N (64), idle-timeout=SECONDS (60; 0 = never)
 
     exit statuses (run; compare, build, test and bench use 0, 1, 64, 69, 70):
       0    the service succeeded

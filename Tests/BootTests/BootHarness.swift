@@ -229,9 +229,10 @@ final class LineCollector: @unchecked Sendable {
 /// A service booted in the background with `toro run`, as the kv, static-web and
 /// persistence tests use it.
 enum ServiceGuest {
-    /// `toro run --service <service> <arguments> [-p <free port>:80] --timeout <seconds>`,
+    /// `toro run --service <service> <arguments> --timeout <seconds> [-p <free port>:80] [-- <kernel arguments>]`,
     /// once it printed `ready: <service>`; nil (after failing the test) when it does not.
     static func boot(service: String, arguments: [String] = [], port: Bool, timeout: Int = 300,
+                     kernelArguments: [String] = [],
                      file: StaticString = #filePath, line: UInt = #line) -> BackgroundProcess? {
         var command = [Harness.cli, "run", "--service", service] + arguments + ["--timeout", "\(timeout)"]
         var hostPort = 0
@@ -243,6 +244,7 @@ enum ServiceGuest {
             hostPort = free
             command += ["-p", "\(free):80"]
         }
+        if !kernelArguments.isEmpty { command += ["--"] + kernelArguments }
         let guest: BackgroundProcess
         do throws(ToolFailure) {
             guest = try BackgroundProcess(command, environment: ["TORO_ROOT": Harness.root, "TORO_CWD": Harness.root])

@@ -7,7 +7,10 @@ final class ConnectionLimitsTests: XCTestCase {
     final class Peer: IdleTracked {
         var lastActivity: UInt64
         var isAwaitingPeer: Bool
-        init(_ at: UInt64, awaiting: Bool = true) { lastActivity = at; isAwaitingPeer = awaiting }
+        var peerHasSpoken: Bool
+        init(_ at: UInt64, awaiting: Bool = true, spoken: Bool = true) {
+            lastActivity = at; isAwaitingPeer = awaiting; peerHasSpoken = spoken
+        }
     }
 
     let second: UInt64 = 1_000_000_000
@@ -48,6 +51,22 @@ final class ConnectionLimitsTests: XCTestCase {
         guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else {
             return XCTFail("evicted a connection active within the last second")
         }
+    }
+
+    func testAConnectionThatNeverSpokeGoesFirstEvenIfItIsYoung() {
+        var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 3, backlog: 8, idleTimeout: 60 * second))
+        let talker = Peer(1 * second)                         // silent 9 s, but it talked
+        let mute = [Peer(10 * second - 2, spoken: false), Peer(10 * second - 5, spoken: false)]
+        table.add(talker)
+        for peer in mute { table.add(peer) }
+        guard case .evict(let first) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else { return XCTFail() }
+        XCTAssertTrue(first === mute[1], "the oldest of those that never sent a byte")
+        table.add(Peer(10 * second, spoken: true))
+        guard case .evict(let victim) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else { return XCTFail() }
+        XCTAssertTrue(victim === mute[0])
+        table.add(Peer(10 * second, spoken: true))
+        guard case .evict(let third) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else { return XCTFail() }
+        XCTAssertTrue(third === talker, "then the one silent longest")
     }
 
     func testAConnectionWeAreStillAnsweringIsNeverEvicted() {

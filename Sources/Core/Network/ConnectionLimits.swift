@@ -11,11 +11,13 @@
 //
 // A new connection is refused at once (the peer sees it reset, never a hang) when the
 // backlog is full, when memory would fall into the reserve (MemoryBudget), or when the
-// listener is at its limit and no connection has been silent for `evictAfter` (1 s, or the
-// idle timeout if shorter). At the limit, the connection silent longest is closed to make
-// room: an idle-connection flood cannot lock well-behaved clients out. Silent means the
-// service waits for the peer (`isAwaitingPeer`): a client whose request we are still
-// answering is never evicted.
+// listener is at its limit and no connection can make room. At the limit, a newcomer takes
+// the slot of the oldest connection whose peer never sent a byte (what an idle flood holds),
+// or else of the one silent longest if it has been silent for `evictAfter` (1 s, or the idle
+// timeout if shorter): an idle-connection flood cannot lock well-behaved clients out, and a
+// client that talks is never pushed out by newcomers within a second of its last word.
+// Only a connection whose service waits for the peer (`isAwaitingPeer`) can be chosen: a
+// client whose request we are still answering never is.
 //
 // This file is pure (no clock, no memory, no log): the defaults that depend on the machine
 // are in ConnectionDefaults.swift.
@@ -54,6 +56,8 @@ public struct ConnectionLimits: Equatable, Sendable {
 public protocol IdleTracked: AnyObject {
     var lastActivity: UInt64 { get }
     var isAwaitingPeer: Bool { get }
+    /// The peer has sent at least one byte of data.
+    var peerHasSpoken: Bool { get }
 }
 
 /// Why a new connection was refused.
@@ -96,12 +100,19 @@ public struct ConnectionTable<Connection: IdleTracked> {
         }
         // Full (or short of memory): the connection silent longest makes room, if it has
         // been silent long enough; its memory comes back when its thread ends.
+        // First choice: the oldest connection whose peer never sent a byte (what a flood
+        // holds); then the one silent longest, if for at least `evictAfter`.
+        var mute: Int? = nil
         var oldest: Int? = nil
-        for index in live.indices where live[index].isAwaitingPeer && now >= live[index].lastActivity
-            && now &- live[index].lastActivity >= limits.evictAfter {
-            if oldest.map({ live[index].lastActivity < live[$0].lastActivity }) ?? true { oldest = index }
+        for index in live.indices where live[index].isAwaitingPeer && now >= live[index].lastActivity {
+            let connection = live[index]
+            if !connection.peerHasSpoken {
+                if mute.map({ connection.lastActivity < live[$0].lastActivity }) ?? true { mute = index }
+            } else if now &- connection.lastActivity >= limits.evictAfter {
+                if oldest.map({ connection.lastActivity < live[$0].lastActivity }) ?? true { oldest = index }
+            }
         }
-        guard let oldest else {
+        guard let oldest = mute ?? oldest else {
             return refuse(memoryAdmits ? .connectionLimit : .memory, now: now)
         }
         evictions += 1

@@ -10,7 +10,7 @@ final class CPUScheduler {
     // Sized once for a busy CPU: a queue that grows later would make the heap's figures
     // depend on the longest queue ever seen.
     var runQueue = RunQueue<KThread>(initialCapacity: 512)
-    var timers = TimerQueue<KThread>()
+    var timers = TimerQueue<KThread>(reservingCapacity: 512)
     let stacks: StackPool
     /// A thread that returned; its stack is recycled once we are off it.
     var dead: KThread? = nil

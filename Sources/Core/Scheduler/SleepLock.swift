@@ -38,6 +38,9 @@ public final class SleepLock {
             return
         }
         let next = waiters.removeFirst()
+        // Give the list's storage back once nobody waits, so contention leaves nothing
+        // behind in the heap's figures.
+        if waiters.isEmpty { waiters = [] }
         lock.unlock()
         Scheduler.makeReady(next)
     }

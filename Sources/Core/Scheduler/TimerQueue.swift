@@ -40,7 +40,15 @@ public struct TimerQueue<Element: AnyObject> {
     /// The next insertion's sequence number (64 bits: never wraps in practice).
     private var nextSequence: UInt64 = 0
 
-    public init() {}
+    /// The capacity reserved at creation (and restored when the queue empties after
+    /// growing past it), so a burst of sleepers (every connection's thread waiting with a
+    /// timeout) does not leave the heap's figures higher than before it.
+    private let reserved: Int
+
+    public init(reservingCapacity reserved: Int = 0) {
+        self.reserved = reserved
+        heap.reserveCapacity(reserved)
+    }
 
     /// Number of queued entries.
     public var count: Int { heap.count }
@@ -104,6 +112,10 @@ public struct TimerQueue<Element: AnyObject> {
     /// Takes out `heap[position]`: the last entry fills the hole and moves up or down.
     private mutating func removeEntry(at position: Int) -> Entry {
         let last = heap.removeLast()
+        if heap.isEmpty && heap.capacity > max(reserved, 16) {
+            heap = []
+            heap.reserveCapacity(reserved)
+        }
         guard position < heap.count else { return last }
         let removed = heap[position]
         heap[position] = last

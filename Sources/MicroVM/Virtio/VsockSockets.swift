@@ -94,6 +94,7 @@ final class VsockSockets: SocketProvider {
         let key = Key(localPort: header.destination.port, peerCID: header.source.cid, peerPort: header.source.port)
         if let stream = streams[key] {
             stream.lastActivity = Clock.monotonicNanoseconds()
+            if header.op == .rw && header.length > 0 { stream.peerHasSpoken = true }
             send(stream.connection.handle(header, payload: payload), payload: nil)
             stream.changed.signal()
             return

@@ -28,6 +28,8 @@ final class VsockStream: StreamSocket, IdleTracked {
     /// The service is blocked in `read` or `write` until the peer acts (sends, or takes
     /// what we sent): only then can the connection be silent and evicted.
     var awaitingPeer = false
+    /// Set by the driver thread when the peer's first data packet arrives.
+    var peerHasSpoken = false
     var isAwaitingPeer: Bool { awaitingPeer && connection.readable == 0 }
 
     init(connection: VsockConnection, sockets: VsockSockets, idleTimeout: UInt64) {

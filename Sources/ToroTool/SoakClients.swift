@@ -1,0 +1,227 @@
+// The clients of `toro bench soak` (SoakBench.swift), each a loop on a thread of its own
+// until the run's stop flag is set: well-behaved kv and HTTP clients that check every
+// reply and time it, and the hostile ones (an idle-connection flood, a key flood, slow
+// readers that never read, garbage).
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Set once by the soak when its time is up; read by every client loop.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
+    func set() { lock.lock(); stopped = true; lock.unlock() }
+}
+
+/// What the clients count, shared under a lock.
+final class SoakTally: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var goodSent = 0
+    private(set) var goodAnswered = 0
+    private(set) var latencies: [Double] = []
+    private(set) var failures: [String] = []
+    private(set) var floodHeldMost = 0
+    private(set) var floodClosedByGuest = 0
+    private(set) var keysStored = 0
+    private(set) var fullReplies = 0
+    private(set) var slowReaders = 0
+    private(set) var garbageConnections = 0
+    /// Connects of good clients that were refused (closed at once) and retried.
+    private(set) var goodConnectRetries = 0
+
+    func with(_ body: (SoakTally) -> Void) { lock.lock(); body(self); lock.unlock() }
+    func good(sent: Int, answered: Int, latencies more: [Double], failure: String?) {
+        with { $0.goodSent += sent; $0.goodAnswered += answered; $0.latencies += more; if let failure { $0.failures.append(failure) } }
+    }
+    func fail(_ why: String) { with { $0.failures.append(why) } }
+    func flood(held: Int, closed: Int) { with { $0.floodHeldMost = max($0.floodHeldMost, held); $0.floodClosedByGuest += closed } }
+    func keys(stored: Int, full: Int) { with { $0.keysStored += stored; $0.fullReplies += full } }
+    func slowReader() { with { $0.slowReaders += 1 } }
+    func garbage() { with { $0.garbageConnections += 1 } }
+    func retried() { with { $0.goodConnectRetries += 1 } }
+}
+
+enum SoakClients {
+    /// Holds up to `target` idle connections, re-opening those the guest closes.
+    static func idleFlood(port: Int, target: Int, stop: StopFlag, tally: SoakTally) {
+        let held = HeldConnections(port: port)
+        while !stop.isSet {
+            held.open(upTo: target)
+            tally.flood(held: held.descriptors.count, closed: 0)
+            Thread.sleep(forTimeInterval: 0.5)
+            tally.flood(held: 0, closed: held.dropClosed())
+        }
+        held.closeAll()
+    }
+
+    /// Connections that send garbage: random bytes, an endless line, binary junk, then go.
+    static func garbage(port: Int, seed: UInt64, stop: StopFlag, tally: SoakTally) {
+        var state = seed
+        func next() -> UInt8 { state = state &* 6364136223846793005 &+ 1442695040888963407; return UInt8(truncatingIfNeeded: state >> 33) }
+        var round = 0
+        while !stop.isSet {
+            round += 1
+            guard let client = try? KVClient(port: port, timeout: 5) else { Thread.sleep(forTimeInterval: 0.2); continue }
+            var junk = (0..<(round % 3 == 0 ? 8192 : 700)).map { _ in next() }
+            if round % 3 == 1 { junk = [UInt8](repeating: 65, count: 6000) + [10] }   // an over-long line
+            if round % 3 == 2 { junk += Array("\r\n\r\nGET /../../etc/passwd HTTP/1.1\r\n\r\n".utf8) }
+            try? client.send(junk)
+            _ = try? client.readLine()
+            client.close(reset: round % 2 == 0)
+            tally.garbage()
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    /// Connections that ask for many replies and never read one; each is held until the
+    /// guest gives up on it or `hold` seconds pass.
+    static func slowReaders(port: Int, request: [UInt8], copies: Int, hold: Double, stop: StopFlag, tally: SoakTally) {
+        while !stop.isSet {
+            guard let client = try? KVClient(port: port, timeout: 5) else { Thread.sleep(forTimeInterval: 0.2); continue }
+            let burst = Array([[UInt8]](repeating: request, count: copies).joined())
+            try? client.send(burst)
+            let until = Date().addingTimeInterval(hold)
+            while !stop.isSet && Date() < until { Thread.sleep(forTimeInterval: 0.2) }
+            client.close(reset: true)
+            tally.slowReader()
+        }
+    }
+
+    /// A well-behaved kv client: its own keys, 1 SET (same-sized value) per 3 GETs, every
+    /// reply checked and timed. Reconnects (counting a failure) if its connection breaks.
+    static let keysPerClient = 8
+
+    /// The good clients' keys with their first values (every value of a key has the same size).
+    static func goodKeys(clients: Int) -> [(key: String, value: String)] {
+        (0..<clients).flatMap { index in (0..<keysPerClient).map { (key: "good\(index)_\($0)", value: "value-\(index)-\($0)-0") } }
+    }
+
+    static func kvClient(port: Int, index: Int, stop: StopFlag, tally: SoakTally) {
+        var values = (0..<keysPerClient).map { "value-\(index)-\($0)-0" }
+        var client: KVClient? = nil
+        var i = 0
+        while !stop.isSet {
+            if client == nil {
+                // A connection refused at once (a host back-end or the guest at its limit
+                // while the flood churns) is retried, as a well-behaved client does; each
+                // retry is counted. Requests are only sent on a connection that answered.
+                do throws(KVClientError) {
+                    let fresh = try KVClient.connect(port: port, within: 30, timeout: 60)
+                    for (k, value) in values.enumerated() {
+                        let reply = try fresh.request("SET good\(index)_\(k) \(value)")
+                        guard reply == "OK" else {
+                            tally.fail("kv client \(index): SET of its key \(k) got '\(reply)'")
+                            return
+                        }
+                    }
+                    client = fresh
+                } catch {
+                    tally.retried()
+                    Thread.sleep(forTimeInterval: 0.2)
+                    continue
+                }
+            }
+            let k = i % values.count
+            let request: String, expected: String
+            if i % 4 == 0 {
+                values[k] = "value-\(index)-\(k)-\(i / 4 % 10)"
+                request = "SET good\(index)_\(k) \(values[k])"
+                expected = "OK"
+            } else {
+                request = "GET good\(index)_\(k)"
+                expected = "VALUE \(values[k])"
+            }
+            i += 1
+            let sent = BackgroundProcess.monotonicNow()
+            do throws(KVClientError) {
+                let reply = try client!.request(request)
+                let answered = reply == expected
+                tally.good(sent: 1, answered: answered ? 1 : 0, latencies: [BackgroundProcess.monotonicNow() - sent],
+                           failure: answered ? nil : "kv client \(index): '\(request)' got '\(reply)', not '\(expected)'")
+            } catch {
+                tally.good(sent: 1, answered: 0, latencies: [], failure: "kv client \(index): '\(request)': \(error)")
+                client?.close()
+                client = nil
+            }
+        }
+        if let client { _ = try? client.request("QUIT"); client.close() }
+    }
+
+    /// Fills the table with pipelined SETs of `size`-byte values until `ERROR full`, then
+    /// keeps trying, 100 at a time; at the end deletes every key it stored. Returns the
+    /// keys it stored (nil when its own connection failed, with the failure tallied).
+    @discardableResult
+    static func keyFlood(port: Int, tag: String, size: Int, stop: StopFlag?, tally: SoakTally?) -> Int? {
+        let value = String(repeating: "x", count: size)
+        var stored: [Int] = []
+        var next = 0
+        do throws(KVClientError) {
+            let client = try KVClient.connect(port: port, within: 30, timeout: 120)
+            defer { client.close() }
+            var full = false
+            while !(stop?.isSet ?? full) {
+                let batch = next..<(next + 100)
+                next += 100
+                var requests: [UInt8] = []
+                for key in batch { requests += Array("SET \(tag)\(key) \(value)\n".utf8) }
+                try client.send(requests)
+                var fullReplies = 0
+                for key in batch {
+                    guard let reply = try client.readLine() else { throw .closed }
+                    if reply == "OK" { stored.append(key) } else if reply == "ERROR full" { fullReplies += 1; full = true } else {
+                        throw .io("SET \(tag)\(key): '\(reply)'")
+                    }
+                }
+                tally?.keys(stored: 100 - fullReplies, full: fullReplies)
+                if stop == nil && full { break }
+            }
+            for chunk in stride(from: 0, to: stored.count, by: 100) {
+                let keys = stored[chunk..<min(chunk + 100, stored.count)]
+                try client.send(Array(keys.map { "DEL \(tag)\($0)\n" }.joined().utf8))
+                for key in keys {
+                    guard let reply = try client.readLine() else { throw .closed }
+                    guard reply == "DELETED" else { throw .io("DEL \(tag)\(key): '\(reply)'") }
+                }
+            }
+            _ = try? client.request("QUIT")
+            return stored.count
+        } catch {
+            tally?.fail("key flood: \(error)")
+            return nil
+        }
+    }
+
+    /// A well-behaved HTTP client: GETs of the soak's files over one kept-alive
+    /// connection, every body compared and timed.
+    static func webClient(port: Int, index: Int, files: [(path: String, bytes: [UInt8])], stop: StopFlag, tally: SoakTally) {
+        var client: WebClient? = nil
+        var i = index
+        while !stop.isSet {
+            if client == nil {
+                do throws(KVClientError) { client = try WebClient(port: port) } catch {
+                    tally.retried()
+                    Thread.sleep(forTimeInterval: 0.2)
+                    continue
+                }
+            }
+            let file = files[i % files.count]
+            i += 1
+            let sent = BackgroundProcess.monotonicNow()
+            do throws(KVClientError) {
+                let response = try client!.request(file.path)
+                let answered = response.status == 200 && response.body == file.bytes
+                tally.good(sent: 1, answered: answered ? 1 : 0, latencies: [BackgroundProcess.monotonicNow() - sent],
+                           failure: answered ? nil : "web client \(index): GET \(file.path): status \(response.status), \(response.bodyLength) bytes")
+                if response.closes { client?.close(); client = nil }
+            } catch {
+                tally.good(sent: 1, answered: 0, latencies: [], failure: "web client \(index): GET \(file.path): \(error)")
+                client?.close()
+                client = nil
+            }
+        }
+        client?.close()
+    }
+}
