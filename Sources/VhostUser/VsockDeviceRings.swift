@@ -48,8 +48,10 @@ extension VsockDevice {
             } catch {
                 // One kind per error case (the text up to its values), so each is reported.
                 BackendLog.limited("tx-" + String(String(describing: error).prefix { $0 != "(" }), "tx packet dropped: \(error)")
+                // The RST goes back only for a packet from this guest to the host: its source
+                // is the packet's destination, and must never be a CID the guest made up.
                 if case .unsupportedType = error, let reset = VsockHeader.reset(replyingToUndecodable: raw),
-                   reset.destination.cid == guestCID {
+                   reset.destination.cid == guestCID, reset.source.cid == VsockAddress.hostCID {
                     queueControl(reset, key: nil)
                 }
             }

@@ -209,6 +209,21 @@ final class VsockDeviceTests: XCTestCase {
         XCTAssertEqual(try guest.receive().map(\.header.op), [.rst])
     }
 
+    /// Found by Fuzz/VsockDevice: an RST answering a packet of unknown type took its source
+    /// from the packet's destination, so a guest could make the device speak as any CID.
+    func testUndecodablePacketToAnotherCIDIsNotAnswered() throws {
+        let (_, guest) = try makeGuest()
+        try guest.postRX(4)
+        var header = VsockHeader(source: VsockAddress(cid: guestCID, port: 1), destination: VsockAddress(cid: 0, port: 2),
+                                 op: .request)
+        header.type = 9
+        try guest.sendBytes(encode(header))
+        XCTAssertEqual(try guest.receive(), [], "no packet claiming to come from CID 0")
+        header.destination.cid = VsockAddress.hostCID
+        try guest.sendBytes(encode(header))
+        XCTAssertEqual(try guest.receive().map(\.header.source.cid), [VsockAddress.hostCID], "the host's own RST")
+    }
+
     func testRxBufferTooSmallForAHeaderIsReturnedEmpty() throws {
         let (_, guest) = try makeGuest()
         try guest.postRX(1, size: 20)
