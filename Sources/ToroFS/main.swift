@@ -11,13 +11,16 @@ if let problem = options.shareProblem() {
     exit(66)
 }
 BackendLog.verbose = options.debug
-// The caps are what one guest may hold; the process needs them plus a reserve.
+// The caps are what one guest may hold; the process needs them plus a reserve. The
+// defaults fit themselves silently; caps given on the command line say when they cannot.
 let wanted = options.limits.maxNodes + options.limits.maxHandles + FUSEServerLimits.reserve
 let available = Posix.raiseDescriptorLimit(to: wanted)
 let fitted = options.limits.fitted(descriptorLimit: available)
 if fitted != options.limits {
-    BackendLog.line("ulimit -n is \(available): serving at most \(fitted.maxNodes) nodes and \(fitted.maxHandles) handles "
-                    + "(raise the hard limit for --max-nodes \(options.limits.maxNodes) --max-handles \(options.limits.maxHandles))")
+    if options.limits != FUSEServerLimits() {
+        BackendLog.line("ulimit -n is \(available): serving at most \(fitted.maxNodes) nodes and \(fitted.maxHandles) handles "
+                        + "(raise the hard limit for --max-nodes \(options.limits.maxNodes) --max-handles \(options.limits.maxHandles))")
+    }
     options.limits = fitted
 }
 FSServer.serve { () throws(SystemError) in try FSServer(options: options) }

@@ -3,12 +3,19 @@
 // (docs/vsock.md) and TCP port forwarding. See VsockOptions.usage.
 import VhostUser
 
-let options = VsockOptions.fromCommandLine()
+var options = VsockOptions.fromCommandLine()
 BackendLog.verbose = options.verbose
-// One descriptor per connection, plus listeners, QEMU's socket and eventfds.
-let available = Posix.raiseDescriptorLimit(to: options.maxConnections + 64)
-if available < options.maxConnections + 64 {
-    BackendLog.line("ulimit -n is \(available), below --max-connections \(options.maxConnections) + 64: "
-                    + "past it clients wait while accepting pauses")
+// One descriptor per connection, plus a reserve for the listeners, QEMU's socket, its
+// eventfds and memory-table descriptors: the cap is lowered to fit a low hard `ulimit -n`
+// (silently for the default, with a line for a cap given on the command line).
+let reserve = 64
+let available = Posix.raiseDescriptorLimit(to: options.maxConnections + reserve)
+if available < options.maxConnections + reserve {
+    let fitted = max(1, available - reserve)
+    if options.maxConnections != VsockDevice.defaultMaxConnections {
+        BackendLog.line("ulimit -n is \(available): serving at most \(fitted) connections "
+                        + "(raise the hard limit for --max-connections \(options.maxConnections))")
+    }
+    options.maxConnections = fitted
 }
 VsockServer.serve { () throws(SystemError) in try VsockServer(options: options) }

@@ -47,8 +47,9 @@ public struct VsockOptions: CommandLineOptions, Equatable, Sendable {
                              their CONNECT line included (default 1024); beyond it a host client is closed
                              as soon as it is accepted and a guest's connect is answered by a reset
           --verbose          log every connection event
-        Each connection holds one host descriptor: keep N below `ulimit -n`. When descriptors run
-        out anyway, accepting pauses (50 ms, doubling to 1 s) instead of spinning. Lines about bad
+        Each connection holds one host descriptor: toro-vsock raises its soft `ulimit -n` to N + 64
+        and, if the hard limit is lower, lowers N to fit (with a line when N was given). When descriptors run out
+        anyway, accepting pauses (50 ms, doubling to 1 s) instead of spinning. Lines about bad
         guest packets are logged at most once a second per kind, with a count of those suppressed.
         Exits 0 when QEMU disconnects, 64 on a bad option, 1 on any other failure.
         """

@@ -30,7 +30,8 @@ public struct FSOptions: CommandLineOptions, Equatable, Sendable {
                            an open is answered EMFILE until the guest closes some
           --debug          log every vhost-user message and refused FUSE request
         Each node and each handle holds a host descriptor. toro-fs raises its soft `ulimit -n` to
-        what the caps need and, if the hard limit is lower, lowers the caps to fit (with a line).
+        what the caps need and, if the hard limit is lower, lowers the caps to fit (with a line
+        when they were given).
         The guest never reaches outside DIR: no '..', no absolute or escaping symlinks; devices,
         FIFOs and sockets in DIR are neither listed nor opened. Even as root, no guest request
         sets a set-user-ID, set-group-ID or sticky bit (create and mkdir drop them, chmod asking
