@@ -4,21 +4,26 @@
 // and the connection goes on).
 //
 // Limits (kernel arguments; KVLimits.swift says how an entry is counted):
-//   kv-keys=N    the most keys the table holds; default: a quarter of memory / 256 bytes,
-//                1,024...16,777,216 (65,000-odd keys at 64 MiB)
-//   kv-bytes=N   what the entries may cost together (key + value + 128 each); default: a
-//                quarter of memory, at least 1 MiB (about 15.9 MB at 64 MiB)
-// A bad value is one line and status 2 (.badCommandLine). A SET past either bound, or one
-// that MemoryBudget does not admit, gets `ERROR full` and the server goes on answering
-// everything else. The start-up line `kv: limits K keys, B bytes` gives the figures.
+//   kv-keys=N    the most keys the table holds, 1...16,777,216; default: a quarter of
+//                memory / 256 bytes, at least 1,024 (64,804 keys at 64 MiB)
+//   kv-bytes=N   what the entries may cost together (key + value + 128 each), at least
+//                1,024; default: a quarter of memory, at least 1 MiB (16,589,824 bytes at
+//                64 MiB; "memory" is what the page allocator manages, a little under --memory)
+// A bad value is one line (`kv: kernel argument kv-keys must be between ...`) and status 2
+// (.badCommandLine). A SET past either bound, or one that MemoryBudget does not admit,
+// gets `ERROR full` and changes nothing; the server goes on answering everything else, and
+// a DEL makes room. The start-up line `kv: limits K keys, B bytes` gives the figures.
 //
 // Persistence: with a shared folder (`--share DIR`), the table is loaded at start from
 // `kv.db` (format in KVFile.swift) and `SAVE` writes it back (KVFileIO.swift), both streamed
-// through one 16 KiB buffer. One line says what was loaded (`kv: loaded N keys from kv.db`);
-// a corrupt file gives `kv: kv.db is corrupt (<reason>); starting empty`, and a file the
-// limits cannot hold `kv: kv.db holds N keys costing B bytes, over kv-keys=K; starting
-// empty, kv.db left as it is` (refused from its header, before anything is allocated).
-// Neither is ever a trap, and loading never writes the file (a later SAVE replaces it).
+// through one 16 KiB buffer (SAVE asks MemoryBudget for it: `ERROR out of memory` if
+// refused). One line says what was loaded (`kv: loaded N keys from kv.db`); a corrupt file
+// gives `kv: kv.db is corrupt (<reason>); starting empty`; a file the table cannot hold
+// gives `kv: kv.db holds N keys costing B bytes, over kv-keys=K` (or `over kv-bytes=L`, or
+// `more than free memory allows`) `; starting empty, kv.db left as it is`. That refusal
+// comes from the header and the file's size, before anything is allocated, and reading
+// stops there. Nothing is ever a trap, and loading never writes the file; a later SAVE
+// replaces it, as it replaces any kv.db.
 //
 // Concurrency: the client threads all run on CPU 0 with the socket device, and the
 // scheduler is cooperative, so GET/SET/DEL need no lock among themselves. SAVE blocks on
