@@ -17,3 +17,10 @@ enum Scheduler {
     static func block() { preconditionFailure("fuzz: SleepLock contended") }
     static func makeReady(_ thread: KThread) { preconditionFailure("fuzz: SleepLock contended") }
 }
+
+/// Stands in for Core's MemoryBudget (Sources/Core/Memory), whose real file needs the page
+/// allocator: the input decides whether admission refuses everything.
+enum MemoryBudget {
+    nonisolated(unsafe) static var refuses = false
+    static func admit(_ bytes: Int, for what: StaticString) -> Bool { !refuses }
+}

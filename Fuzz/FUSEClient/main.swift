@@ -2,7 +2,8 @@
 // at all (fuse.h 7.31; STYLE principle 7). The server is `FuzzServer`, a `FUSEChannel` whose
 // replies come from the input.
 //
-// The input: byte 0 bit 0 picks the transfer size (4096 or 8192). The rest is one reply per
+// The input: byte 0 bit 0 picks the transfer size (4096 or 8192); bit 1 makes the memory
+// budget refuse every admission (listings then fail with `.outOfMemory`). The rest is one reply per
 // exchanged request, each starting with a control byte whose bits 0-1 say what it is:
 //   0  a well-formed success (len, unique, error 0, the body size the opcode's reply must
 //      have), its few variable fields from the control byte and at most a byte or two more,
@@ -19,7 +20,10 @@
 //      buffer) copied in as they are; bit 2 patches the header's len (to the reported count)
 //      and unique (the request's); the reported count is the bytes copied, or with bit 3 the
 //      le16 size plus (bits 5-7) * 64 KiB, which may exceed the buffer;
-//   3  the device fails: `exchange` throws `.io`.
+//   3  the device fails: `exchange` throws `.io`; with bit 2, the device keeps the request
+//      and never answers in time: the request times out (`FUSEStallGuard`, as the virtio-fs
+//      driver runs it, on a clock that jumps to each deadline) and the device is stalled.
+//      While it is, each look for the late reply reads a byte: bit 0 set, it arrives.
 // When the input runs out, `exchange` throws `.io` (a failed device). FORGET (`post`) reads
 // no input. After mounting, a fixed script of operations (stat, open/read/close,
 // readDirectory, create/write, mkdir, rename, truncate, statFileSystem, unlink, rmdir,
@@ -41,7 +45,10 @@
 //     (a second close is `.badDescriptor`); close sends FLUSH then RELEASE for a file
 //     opened for writing, RELEASE alone for a read-only one, RELEASEDIR for a directory,
 //     and fails only for a file opened for writing whose FLUSH was not answered ENOSYS;
-//   * directory listings hold only valid names, never "." or "..";
+//   * directory listings hold only valid names, never "." or ".."; a listing's READDIRs
+//     start at 0 and ask for strictly increasing cookies, at most (bound + 1) of them;
+//   * nothing is posted while a timed-out request is with the device, and that request's
+//     buffer is exactly as it was sent when its late reply comes;
 //   * `maximumWrite` is within 4096...transfer; `malformedReplies` never decreases.
 // Core's FUSE sources and what FUSEFileSystem needs are compiled into this module
 // (sources.txt); SchedulerStandIns.swift stands in for the scheduler behind SleepLock.
@@ -52,7 +59,7 @@ private func load32(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt32 {
 
 
 /// The hostile server: replies from the input, requests checked as the host would see them.
-private final class FuzzServer: FUSEChannel {
+private final class FuzzServer: FUSEChannel, FUSERequestQueue {
     var input: Cursor
     var lastUnique: UInt64 = 0
     /// The opcode of the last OPEN, OPENDIR or CREATE.
@@ -63,6 +70,18 @@ private final class FuzzServer: FUSEChannel {
     var flushErrno: Int32 = 0
     /// References the server handed out and the client has not forgotten, by node.
     var outstanding: [UInt64: Int] = [:]
+
+    /// The listing bound the fuzzed client runs with (small, so that it is reached).
+    static let directoryEntries = 64
+    let stallGuard = FUSEStallGuard(timeoutSeconds: 30)
+    var clock: UInt64 = 0
+    var nextHead: UInt16 = 0
+    /// The answered chain not yet taken.
+    var used: (id: UInt16, length: UInt32)? = nil
+    /// The chain the device kept without answering: its head, request buffer, and bytes.
+    var held: (head: UInt16, request: UnsafeRawBufferPointer, sent: [UInt8])? = nil
+    /// The open listing: the last READDIR offset asked and the READDIRs sent.
+    var listing: (UInt64, Int)? = nil
 
     init(_ input: Cursor) { self.input = input }
 
@@ -91,14 +110,38 @@ private final class FuzzServer: FUSEChannel {
         outstanding[decoded.nodeID] = left == 0 ? nil : left
     }
 
+    // FUSEChannel: through FUSEStallGuard, as the virtio-fs driver does.
     func exchange(_ request: UnsafeRawBufferPointer, reply: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
+        try stallGuard.exchange(self, request: request, reply: reply)
+    }
+
+    func prepare() throws(FileSystemError) { try stallGuard.prepare(self) }
+
+    // FUSERequestQueue: the device answers at once (`used`), fails, or keeps the chain.
+    func submit(request: UnsafeRawBufferPointer, reply: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> UInt16 {
+        precondition(!stallGuard.isStalled && held == nil, "a request was posted while one that timed out is with the device")
         let decoded = check(request)
         precondition(decoded.opcode != FUSEOpcode.forget.rawValue, "FORGET sent expecting a reply")
         exchanged.append(decoded.opcode)
         switch decoded.opcode {
-        case FUSEOpcode.open.rawValue, FUSEOpcode.opendir.rawValue, FUSEOpcode.create.rawValue: lastOpen = decoded.opcode
+        case FUSEOpcode.open.rawValue, FUSEOpcode.create.rawValue: lastOpen = decoded.opcode
+        case FUSEOpcode.opendir.rawValue:
+            lastOpen = decoded.opcode
+            listing = nil
         default: break
         }
+        if case .readdir(_, let offset, _) = decoded.operation {
+            // A listing makes progress: each READDIR resumes after the last cookie seen.
+            if let (last, count) = listing {
+                precondition(offset > last, "READDIR asked for a cookie that does not move on")
+                precondition(count < FuzzServer.directoryEntries + 1, "a listing past its bound")
+                listing = (offset, count + 1)
+            } else {
+                precondition(offset == 0, "a listing that does not start at 0")
+                listing = (0, 1)
+            }
+        }
+        nextHead = (nextHead + 1) % 8
         guard !input.isEmpty else { throw .io }
         let control = input.u8()
         let count: Int
@@ -106,14 +149,35 @@ private final class FuzzServer: FUSEChannel {
         case 0: count = success(decoded, reply: reply, control: control)
         case 1: count = failure(decoded, reply: reply, control: control)
         case 2: count = raw(decoded, reply: reply, control: control)
-        default: throw .io
+        default:
+            guard control & 4 != 0 else { throw .io }
+            // No answer: the device keeps the chain (and may answer it late, in `takeUsed`).
+            held = (nextHead, request, Array(request))
+            return nextHead
         }
         if count <= reply.count, let node = acceptedEntry(decoded, UnsafeRawBufferPointer(rebasing: reply[..<count])),
            node != 0, node != FUSE.rootID {
             outstanding[node, default: 0] += 1
         }
-        return count
+        used = (nextHead, UInt32(truncatingIfNeeded: max(0, min(count, Int(UInt32.max)))))
+        return nextHead
     }
+
+    func takeUsed() throws(FileSystemError) -> (id: UInt16, length: UInt32)? {
+        if let answer = used {
+            used = nil
+            return answer
+        }
+        // A chain that timed out comes back when the input says so, its request untouched.
+        guard let chain = held, stallGuard.isStalled, !input.isEmpty, input.u8() & 1 == 1 else { return nil }
+        precondition(Array(chain.request) == chain.sent, "the client rewrote a request buffer the device still held")
+        held = nil
+        return (chain.head, 0)
+    }
+
+    func waitForDevice(until deadline: UInt64) { clock = max(clock, deadline) }
+    func now() -> UInt64 { clock }
+    func fail(_ reason: StaticString) { preconditionFailure("the stall guard failed a device that gave only right ids") }
 
     /// The node a LOOKUP, MKDIR or CREATE reply hands out, when the client will accept it.
     func acceptedEntry(_ request: FUSEIncomingRequest, _ bytes: UnsafeRawBufferPointer) -> UInt64? {
@@ -299,6 +363,7 @@ private final class Script {
     func close(_ handle: FileHandleID) {
         server.exchanged = []
         server.flushErrno = 0
+        let stalls = server.stallGuard.timeouts + server.stallGuard.refusedWhileStalled
         do throws(FileSystemError) {
             try fileSystem.close(handle)
         } catch {
@@ -306,7 +371,16 @@ private final class Script {
         }
         let expected: [UInt32] = directory ? [FUSEOpcode.releasedir.rawValue]
             : writable ? [FUSEOpcode.flush.rawValue, FUSEOpcode.release.rawValue] : [FUSEOpcode.release.rawValue]
-        precondition(server.exchanged == expected, "close sent the wrong requests")
+        // A stall (a timeout, or requests refused while one lasts) leaves some out: what was
+        // sent is then the expected list with gaps (FLUSH refused, the stall ends, RELEASE).
+        let stalled = server.stallGuard.timeouts + server.stallGuard.refusedWhileStalled != stalls
+        var rest = expected[...]
+        let inOrder = server.exchanged.allSatisfy { opcode in
+            guard let at = rest.firstIndex(of: opcode) else { return false }
+            rest = rest[(at + 1)...]
+            return true
+        }
+        precondition(server.exchanged == expected || (stalled && inOrder), "close sent the wrong requests")
         expectClosed()
         do throws(FileSystemError) {
             try fileSystem.close(handle)
@@ -405,6 +479,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard size >= 1 else { return 0 }
     let input = UnsafeRawBufferPointer(start: data, count: size)
     let transfer: UInt32 = input[0] & 1 == 0 ? 4096 : 8192
+    MemoryBudget.refuses = input[0] & 2 != 0
     let server = FuzzServer(Cursor(bytes: UnsafeRawBufferPointer(rebasing: input[1...])))
     let fileSystem: FUSEFileSystem
     do throws(FileSystemError) {
@@ -413,6 +488,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         precondition(server.outstanding.isEmpty, "a failed mount took references")
         return 0
     }
+    fileSystem.maximumDirectoryEntries = FuzzServer.directoryEntries
     precondition(fileSystem.maximumWrite >= 4096 && fileSystem.maximumWrite <= transfer, "maximumWrite")
     precondition(fileSystem.openCount == 0 && fileSystem.malformedReplies == 0, "fresh mount")
     let script = Script(fileSystem, server)
