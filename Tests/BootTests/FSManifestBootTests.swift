@@ -2,6 +2,9 @@
 // prints between `ready: fs-manifest` and `fs-manifest: N files` must equal, byte for
 // byte, the host's own walk of the same folder (written here, independently of the
 // kernel's code, by the rules at the top of Sources/Core/Services/FSManifest.swift).
+// A share 200 folders deep (issue 9: the recursive walk overflowed its stack, exit 3) gives
+// the whole manifest under the default depth bound, and one clear line with status 1 under
+// a lower `manifest-depth=`.
 
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +34,43 @@ final class FSManifestBootTests: XCTestCase {
         }
         XCTAssertEqual(printed, expected, dump)
         XCTAssertEqual(Array(printed.joined(separator: "\n").utf8), Array(expected.joined(separator: "\n").utf8))
+    }
+
+    func testTwoHundredDeepTreeGivesTheManifestOrOneClearLine() throws {
+        guard Harness.preflight() else { return }
+        let share = NSTemporaryDirectory() + "toro-deep-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: share) }
+        let deepest = share + String(repeating: "/d", count: 200)
+        try FileManager.default.createDirectory(atPath: deepest, withIntermediateDirectories: true)
+        try Data("bottom\n".utf8).write(to: URL(fileURLWithPath: deepest + "/leaf.txt"))
+        try Data("top\n".utf8).write(to: URL(fileURLWithPath: share + "/top.txt"))
+        try Data("middle\n".utf8).write(to: URL(fileURLWithPath: share + String(repeating: "/d", count: 100) + "/mid.txt"))
+        let expected = try HostManifest.lines(of: share)
+        XCTAssertEqual(expected.count, 4)
+
+        let whole = Harness.toro(["run", "--service", "fs-manifest", "--share", share + ":ro", "--timeout", "300"], limit: 360)
+        let wholeDump = Harness.describe(whole)
+        XCTAssertEqual(whole.termination, .exited(0), wholeDump)
+        XCTAssertEqual(printed(whole.output), expected, wholeDump)
+
+        let bounded = Harness.toro(["run", "--service", "fs-manifest", "--share", share + ":ro", "--timeout", "300",
+                                    "--", "manifest-depth=100"], limit: 360)
+        let boundedDump = Harness.describe(bounded)
+        XCTAssertEqual(bounded.termination, .exited(1), "a clear refusal, not a crash (3)\n" + boundedDump)
+        let line = "fs-manifest: " + Array(repeating: "d", count: 101).joined(separator: "/") + " is more than 100 folders deep; no manifest"
+        XCTAssertEqual(printed(bounded.output), [line], boundedDump)
+    }
+
+    /// The service's own lines after `ready: fs-manifest`, up to its last (`fs-manifest: ...`).
+    func printed(_ output: String) -> [String] {
+        let lines = Harness.lines(output)
+        guard let ready = lines.firstIndex(of: "ready: fs-manifest") else { return [] }
+        var printed: [String] = []
+        for line in lines[(ready + 1)...] where KernelLog.stripTimestamp(Substring(line)) == nil {
+            printed.append(line)
+            if line.hasPrefix("fs-manifest: ") { break }
+        }
+        return printed
     }
 }
 
