@@ -96,8 +96,11 @@ public final class VFS {
         return count
     }
 
-    /// Reads up to `count` bytes into a new array (shorter at end of file).
+    /// Reads up to `count` bytes into a new array (shorter at end of file). The array is
+    /// admitted against the memory budget first (a count often comes from a file's size):
+    /// `.outOfMemory` when it would not fit.
     public func read(_ fd: Int32, count: Int) throws(FileSystemError) -> [UInt8] {
+        guard MemoryBudget.admit(count, for: "a file read") else { throw .outOfMemory }
         var bytes = [UInt8](repeating: 0, count: max(0, count))
         var result: Result<Int, FileSystemError> = .success(0)
         bytes.withUnsafeMutableBytes { buffer in
