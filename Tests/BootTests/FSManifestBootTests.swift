@@ -4,7 +4,9 @@
 // kernel's code, by the rules at the top of Sources/Core/Services/FSManifest.swift).
 // A share 200 folders deep (issue 9: the recursive walk overflowed its stack, exit 3) gives
 // the whole manifest under the default depth bound, and one clear line with status 1 under
-// a lower `manifest-depth=`.
+// a lower `manifest-depth=`. A back-end stopped mid-walk (SIGSTOP) makes the walk's request
+// fail after the virtio-fs timeout (30 s by default) with one stall line: fs-manifest
+// reports an i/o error and exits 1 instead of hanging.
 
 #if canImport(Glibc)
 import Glibc
@@ -59,6 +61,35 @@ final class FSManifestBootTests: XCTestCase {
         XCTAssertEqual(bounded.termination, .exited(1), "a clear refusal, not a crash (3)\n" + boundedDump)
         let line = "fs-manifest: " + Array(repeating: "d", count: 101).joined(separator: "/") + " is more than 100 folders deep; no manifest"
         XCTAssertEqual(printed(bounded.output), [line], boundedDump)
+    }
+
+    func testStalledBackEndFailsTheWalkAfterTheTimeout() throws {
+        guard Harness.preflight() else { return }
+        // 3,000 small files: about 3 s of walking under TCG, long enough to stop toro-fs in.
+        let share = NSTemporaryDirectory() + "toro-stall-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: share) }
+        for folder in 0..<30 {
+            try FileManager.default.createDirectory(atPath: share + "/d\(folder)", withIntermediateDirectories: true)
+            for file in 0..<100 {
+                try Data(repeating: 0x78, count: 100).write(to: URL(fileURLWithPath: share + "/d\(folder)/f\(file).txt"))
+            }
+        }
+        guard let guest = ServiceGuest.boot(service: "fs-manifest", arguments: ["--share", share + ":ro"], port: false,
+                                            timeout: 240) else { return }
+        defer { ServiceGuest.stop(guest) }
+        let backEnds = guest.children(named: "toro-fs")
+        XCTAssertEqual(backEnds.count, 1, ServiceGuest.describe(guest))
+        for pid in backEnds { kill(pid, SIGSTOP) }
+        let started = Date()
+        let stall = guest.waitForLine(timeout: 120) { $0.contains("virtio-fs: no answer from the host within 30 s") }
+        let waited = Date().timeIntervalSince(started)
+        for pid in backEnds { kill(pid, SIGCONT) }
+        XCTAssertNotNil(stall, "no stall line\n" + ServiceGuest.describe(guest))
+        XCTAssertGreaterThan(waited, 25, "the request waited its timeout")
+        XCTAssertEqual(guest.wait(timeout: 120), .exited(1), ServiceGuest.describe(guest))
+        let failure = guest.outputLines.first { $0.hasPrefix("fs-manifest: ") }
+        XCTAssertTrue(failure?.hasPrefix("fs-manifest: cannot read ") == true && failure?.hasSuffix(": i/o error") == true,
+                      ServiceGuest.describe(guest))
     }
 
     /// The service's own lines after `ready: fs-manifest`, up to its last (`fs-manifest: ...`).
