@@ -35,27 +35,27 @@ final class ConnectionLimitsTests: XCTestCase {
 
     func testAtTheLimitTheConnectionSilentLongestMakesRoom() {
         var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 3, backlog: 8, idleTimeout: 60 * second))
-        let peers = [Peer(5 * second), Peer(2 * second), Peer(9 * second + second / 2)]
+        let peers = [Peer(5 * second), Peer(2 * second), Peer(19 * second)]
         for peer in peers { table.add(peer) }
-        guard case .evict(let victim) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else {
+        guard case .evict(let victim) = table.decide(pending: 0, now: 20 * second, memoryAdmits: true) else {
             return XCTFail("no eviction at the limit")
         }
         XCTAssertTrue(victim === peers[1], "the one silent longest")
         XCTAssertEqual(table.live.count, 2)
         XCTAssertEqual(table.evictions, 1)
-        // peers[2] was active 1 s ago at most: with peers[0] gone too, nobody else may go.
-        table.add(Peer(10 * second))
-        guard case .evict(let next) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else { return XCTFail() }
+        table.add(Peer(20 * second))
+        guard case .evict(let next) = table.decide(pending: 0, now: 20 * second, memoryAdmits: true) else { return XCTFail() }
         XCTAssertTrue(next === peers[0])
-        table.add(Peer(10 * second))
-        guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else {
-            return XCTFail("evicted a connection active within the last second")
+        table.add(Peer(20 * second))
+        // peers[2] talked 1 s ago, the newcomers just now: nobody has been silent for 10 s.
+        guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 20 * second, memoryAdmits: true) else {
+            return XCTFail("evicted a connection that talked within the last 10 s")
         }
     }
 
     func testAConnectionThatNeverSpokeGoesFirstEvenIfItIsYoung() {
         var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 3, backlog: 8, idleTimeout: 60 * second))
-        let talker = Peer(1 * second)                         // silent 9 s, but it talked
+        let talker = Peer(0)                                  // silent 10 s, but it talked
         let mute = [Peer(10 * second - 2, spoken: false), Peer(10 * second - 5, spoken: false)]
         table.add(talker)
         for peer in mute { table.add(peer) }
@@ -73,10 +73,10 @@ final class ConnectionLimitsTests: XCTestCase {
         var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 2, backlog: 8, idleTimeout: 60 * second))
         table.add(Peer(1 * second, awaiting: false))   // its request is being answered
         table.add(Peer(3 * second, awaiting: true))
-        guard case .evict(let victim) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else { return XCTFail() }
+        guard case .evict(let victim) = table.decide(pending: 0, now: 20 * second, memoryAdmits: true) else { return XCTFail() }
         XCTAssertEqual(victim.lastActivity, 3 * second, "the busy one was older but is waiting for us")
         table.add(Peer(10 * second, awaiting: false))
-        guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 20 * second, memoryAdmits: true) else {
+        guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 30 * second, memoryAdmits: true) else {
             return XCTFail("only connections that wait for their peer may go")
         }
         XCTAssertFalse(table.live.isEmpty)
@@ -92,7 +92,7 @@ final class ConnectionLimitsTests: XCTestCase {
         var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 100, backlog: 8, idleTimeout: 60 * second))
         table.add(Peer(8 * second))
         guard case .refuse(.memory) = table.decide(pending: 0, now: 8 * second, memoryAdmits: false) else { return XCTFail() }
-        guard case .evict = table.decide(pending: 0, now: 10 * second, memoryAdmits: false) else { return XCTFail() }
+        guard case .evict = table.decide(pending: 0, now: 18 * second, memoryAdmits: false) else { return XCTFail() }
     }
 
     func testAdmissionAfterAQuietSecondEndsTheBurstWithItsCount() {
@@ -111,8 +111,8 @@ final class ConnectionLimitsTests: XCTestCase {
     func testLimitsKeepTheBacklogWithinTheLimit() {
         let limits = ConnectionLimits(maximumConnections: 4, backlog: 64, idleTimeout: 0)
         XCTAssertEqual(limits.backlog, 4)
-        XCTAssertEqual(limits.evictAfter, second)
-        XCTAssertEqual(ConnectionLimits(maximumConnections: 4, backlog: 1, idleTimeout: second / 2).evictAfter, second / 2)
+        XCTAssertEqual(limits.evictAfter, 10 * second)
+        XCTAssertEqual(ConnectionLimits(maximumConnections: 4, backlog: 1, idleTimeout: 3 * second).evictAfter, 3 * second)
     }
 
     func testLimitsFromTheCommandLine() throws {

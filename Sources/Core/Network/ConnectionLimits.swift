@@ -13,9 +13,9 @@
 // backlog is full, when memory would fall into the reserve (MemoryBudget), or when the
 // listener is at its limit and no connection can make room. At the limit, a newcomer takes
 // the slot of the oldest connection whose peer never sent a byte (what an idle flood holds),
-// or else of the one silent longest if it has been silent for `evictAfter` (1 s, or the idle
+// or else of the one silent longest if it has been silent for `evictAfter` (10 s, or the idle
 // timeout if shorter): an idle-connection flood cannot lock well-behaved clients out, and a
-// client that talks is never pushed out by newcomers within a second of its last word.
+// client that talks is never pushed out by newcomers within 10 s of its last word.
 // Only a connection whose service waits for the peer (`isAwaitingPeer`) can be chosen: a
 // client whose request we are still answering never is.
 //
@@ -43,9 +43,12 @@ public struct ConnectionLimits: Equatable, Sendable {
         self.idleTimeout = idleTimeout
     }
 
-    /// How long a connection must have been silent before a newcomer may take its slot.
+    /// How long a connection that has talked must have been silent before a newcomer may
+    /// take its slot: 10 s, or the idle timeout if shorter. Long against the guest's own
+    /// lag: under a flood, a client's next request can wait a second or more in the
+    /// device's receive ring, and that is not the client's silence.
     public var evictAfter: UInt64 {
-        idleTimeout == 0 ? 1_000_000_000 : min(1_000_000_000, idleTimeout)
+        idleTimeout == 0 ? 10_000_000_000 : min(10_000_000_000, idleTimeout)
     }
 }
 

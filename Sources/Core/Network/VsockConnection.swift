@@ -335,6 +335,13 @@ public final class VsockConnection {
         if state != .closed { finish(.reset) }
     }
 
+    /// Puts our current buf_alloc and fwd_cnt in `header`, a packet of this connection
+    /// about to enter the ring (the driver calls it then, so that packets stamped earlier
+    /// but sent later cannot carry an older fwd_cnt than one already sent).
+    public func restamp(_ header: inout VsockHeader) {
+        credit.stamp(&header)
+    }
+
     // MARK: Helpers
 
     private func finish(_ reason: VsockCloseReason) {

@@ -177,11 +177,15 @@ final class VsockDriver {
 
     /// Queues one packet (header + up to `maximumPayload` bytes). Blocks the calling
     /// thread while every TX buffer is in flight. False when the device has failed.
-    func send(_ header: VsockHeader, payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> Bool {
+    /// `restamp`: the connection whose current credit the header carries (stamped here,
+    /// once the packet has its buffer, so packets leave in the order they were stamped).
+    func send(_ header: VsockHeader, payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+              restamp: VsockConnection? = nil) -> Bool {
         while !failed {
             if let page = txFree.popLast() {
                 let buffer = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: UInt(page)), count: VsockDriver.txBufferSize)
                 var header = header
+                restamp?.restamp(&header)
                 header.length = UInt32(payload.count)
                 header.encode(into: buffer)
                 if payload.count > 0 {

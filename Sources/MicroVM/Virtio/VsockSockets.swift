@@ -51,7 +51,7 @@ final class VsockSockets: SocketProvider {
         let stream = VsockStream(connection: connection, sockets: self,
                                  idleTimeout: UInt64(ConnectionLimits.defaultIdleSeconds) * 1_000_000_000)
         streams[Key(localPort: localPort, peerCID: cid, peerPort: port)] = stream
-        send([request], payload: nil)
+        send([request], payload: nil, of: connection)
         let deadline = Clock.monotonicNanoseconds() &+ VsockSockets.connectTimeout
         while connection.state == .connecting && !driver.failed && Clock.monotonicNanoseconds() < deadline {
             stream.changed.reset()
@@ -69,13 +69,17 @@ final class VsockSockets: SocketProvider {
         return stream
     }
 
-    /// Sends every action; RW payloads are ranges of `payload`.
-    func send(_ actions: [VsockAction], payload: UnsafeRawBufferPointer?) {
+    /// Sends every action of `connection`; RW payloads are ranges of `payload`. Each
+    /// header gets the connection's credit as it is when the packet enters the ring: a
+    /// sender that waited for a TX buffer must not overtake, with an older fwd_cnt, a
+    /// packet another thread stamped later (the peer would see fwd_cnt go backwards).
+    func send(_ actions: [VsockAction], payload: UnsafeRawBufferPointer?, of connection: VsockConnection) {
         for action in actions {
             if action.payload.isEmpty {
-                _ = driver.send(action.header)
+                _ = driver.send(action.header, restamp: connection)
             } else if let payload {
-                _ = driver.send(action.header, payload: UnsafeRawBufferPointer(rebasing: payload[action.payload]))
+                _ = driver.send(action.header, payload: UnsafeRawBufferPointer(rebasing: payload[action.payload]),
+                                restamp: connection)
             }
         }
     }
@@ -95,7 +99,7 @@ final class VsockSockets: SocketProvider {
         if let stream = streams[key] {
             stream.lastActivity = Clock.monotonicNanoseconds()
             if header.op == .rw && header.length > 0 { stream.peerHasSpoken = true }
-            send(stream.connection.handle(header, payload: payload), payload: nil)
+            send(stream.connection.handle(header, payload: payload), payload: nil, of: stream.connection)
             stream.changed.signal()
             return
         }
@@ -104,7 +108,7 @@ final class VsockSockets: SocketProvider {
            listener.admit(now: Clock.monotonicNanoseconds()) {
             let stream = VsockStream(connection: connection, sockets: self, idleTimeout: listener.limits.idleTimeout)
             streams[key] = stream
-            send(connection.accept(), payload: nil)
+            send(connection.accept(), payload: nil, of: connection)
             listener.add(stream)
             return
         }

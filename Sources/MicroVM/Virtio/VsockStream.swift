@@ -44,7 +44,7 @@ final class VsockStream: StreamSocket, IdleTracked {
             if closedBySelf { throw .closed }
             if connection.readable > 0 {
                 let (count, actions) = connection.read(into: buffer)
-                sockets.send(actions, payload: nil)
+                sockets.send(actions, payload: nil, of: connection)
                 lastActivity = Clock.monotonicNanoseconds()
                 return count
             }
@@ -66,7 +66,7 @@ final class VsockStream: StreamSocket, IdleTracked {
             if sockets.driver.failed { throw .deviceFailed }
             guard connection.isSendOpen else { throw isBroken ? .connectionReset : .closed }
             let (accepted, actions) = connection.write(bytes)
-            sockets.send(actions, payload: bytes)
+            sockets.send(actions, payload: bytes, of: connection)
             if accepted > 0 || bytes.isEmpty {
                 if accepted > 0 { lastActivity = Clock.monotonicNanoseconds() }
                 return accepted
@@ -79,7 +79,7 @@ final class VsockStream: StreamSocket, IdleTracked {
     func close() {
         guard !closedBySelf else { return }
         closedBySelf = true
-        sockets.send(connection.close(), payload: nil)
+        sockets.send(connection.close(), payload: nil, of: connection)
         sockets.forget(self)
     }
 
@@ -108,7 +108,7 @@ final class VsockStream: StreamSocket, IdleTracked {
     func closeForSilence() {
         guard !closedForSilence, !closedBySelf else { return }
         closedForSilence = true
-        sockets.send(connection.close(), payload: nil)
+        sockets.send(connection.close(), payload: nil, of: connection)
         changed.signal()
     }
 
