@@ -6,7 +6,8 @@
 // the whole manifest under the default depth bound, and one clear line with status 1 under
 // a lower `manifest-depth=`. A back-end stopped mid-walk (SIGSTOP) makes the walk's request
 // fail after the virtio-fs timeout (30 s by default) with one stall line: fs-manifest
-// reports an i/o error and exits 1 instead of hanging.
+// reports an i/o error and exits 1 instead of hanging. A folder of 70,000 files is more
+// than one listing may hold (65,536): one line from virtio-fs, one from fs-manifest, status 1.
 
 #if canImport(Glibc)
 import Glibc
@@ -90,6 +91,24 @@ final class FSManifestBootTests: XCTestCase {
         let failure = guest.outputLines.first { $0.hasPrefix("fs-manifest: ") }
         XCTAssertTrue(failure?.hasPrefix("fs-manifest: cannot read ") == true && failure?.hasSuffix(": i/o error") == true,
                       ServiceGuest.describe(guest))
+    }
+
+    func testAFolderPastTheListingBoundIsRefusedWithOneLine() throws {
+        guard Harness.preflight() else { return }
+        let share = NSTemporaryDirectory() + "toro-wide-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: share) }
+        try FileManager.default.createDirectory(atPath: share + "/wide", withIntermediateDirectories: true)
+        for index in 0..<70_000 {
+            let fd = open(share + "/wide/f\(index)", O_CREAT | O_WRONLY, 0o644)
+            XCTAssertGreaterThanOrEqual(fd, 0)
+            close(fd)
+        }
+        let result = Harness.toro(["run", "--service", "fs-manifest", "--share", share + ":ro", "--timeout", "300"], limit: 360)
+        let dump = Harness.describe(result)
+        XCTAssertEqual(result.termination, .exited(1), "a clear refusal, not a crash (3)\n" + String(dump.suffix(3000)))
+        XCTAssertEqual(printed(result.output), ["fs-manifest: cannot read wide: too large"], String(dump.suffix(3000)))
+        XCTAssertTrue(result.output.contains("virtio-fs: a folder lists more entries than allowed (65536); the listing fails"),
+                      String(dump.suffix(3000)))
     }
 
     /// The service's own lines after `ready: fs-manifest`, up to its last (`fs-manifest: ...`).
