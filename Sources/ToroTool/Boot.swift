@@ -4,6 +4,10 @@
 // the user's stdout as it arrives; QEMU's own stderr passes through to ours. QEMU runs in
 // a process group of its own, killed whole on timeout or when toro is interrupted.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public struct BootOutcome: Sendable {
     public var status: ToroStatus
     /// The guest's serial console output.
@@ -16,12 +20,18 @@ public struct BootOutcome: Sendable {
 }
 
 public enum Boot {
+    /// How much of a guest's console `toro run` keeps to interpret it: 16 MiB.
+    public static let consoleCaptureLimit = 16 << 20
+
     /// Runs `command` until the guest exits or `timeout` seconds pass.
     public static func run(_ command: QEMUCommand, timeout: Int, echo: Bool) -> BootOutcome {
         var process = Subprocess(command.arguments)
         process.echoOutput = echo ? 1 : nil
         process.echoErrors = echo
         process.timeout = Double(timeout)
+        // The guest is untrusted: its console is bounded in memory and shown, not obeyed.
+        process.captureLimit = Boot.consoleCaptureLimit
+        process.sanitizeEcho = echo && isatty(1) == 1
         let result = process.run()
         let (status, message) = interpret(result.termination, output: result.output,
                                           errors: result.errorOutput, timeout: timeout)

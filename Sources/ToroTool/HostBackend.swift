@@ -63,8 +63,7 @@ public final class HostBackend: @unchecked Sendable {
                              socketPath: String, arguments: [String]) throws(ToolFailure) -> HostBackend {
         let binary = try executable(product, role: role, paths: paths)
         let backend = HostBackend(product: product, role: role, directory: directory, socketPath: socketPath)
-        try? FileManager.default.removeItem(atPath: directory)
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try makePrivateDirectory(directory)
         backend.process.executableURL = URL(fileURLWithPath: binary)
         backend.process.arguments = arguments
         do {
@@ -83,6 +82,26 @@ public final class HostBackend: @unchecked Sendable {
             usleep(10_000)
         }
         return backend
+    }
+
+    /// Creates `path` as a folder only this user can enter (0700). A leftover of an earlier
+    /// run is reused only if it is a real folder (not a symlink) that this user owns; its
+    /// contents are removed first. Anything else at that path in a shared /tmp (another
+    /// user's folder, a link planted towards /etc while toro runs as root) is refused, so
+    /// the back-end's socket is never created through someone else's link.
+    static func makePrivateDirectory(_ path: String) throws(ToolFailure) {
+        if mkdir(path, 0o700) == 0 { return }
+        let why = errnoText()
+        var info = stat()
+        guard errno == EEXIST, lstat(path, &info) == 0 else {
+            throw ToolFailure(.qemuFailed, "cannot create the back-end folder \(path): \(why)")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid() else {
+            throw ToolFailure(.qemuFailed, "\(path) exists and is not a folder of this user's; remove it and run again")
+        }
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        for name in leftovers { try? FileManager.default.removeItem(atPath: path + "/" + name) }
+        chmod(path, 0o700)
     }
 
     /// Calls `died` (on another thread) if the back-end exits before `stop`.

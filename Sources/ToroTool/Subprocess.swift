@@ -58,6 +58,14 @@ public struct Subprocess: Sendable {
     public var ownGroup = true
     /// Seconds before the child is killed; nil waits forever.
     public var timeout: Double? = nil
+    /// Keep at most this many bytes of stdout in `output`: the first half and at least a
+    /// quarter of the most recent, with one line saying how much was left out between them. A guest
+    /// that prints without end must not exhaust the host tool's memory. nil keeps all.
+    public var captureLimit: Int? = nil
+    /// Echo stdout with terminal control bytes made visible (`^[` for ESC): the guest's
+    /// console is untrusted and must not drive the user's terminal (titles, clipboard,
+    /// key remapping). Newline, carriage return, tab and backspace pass.
+    public var sanitizeEcho = false
 
     public init(_ arguments: [String]) { self.arguments = arguments }
 
@@ -75,7 +83,7 @@ public struct Subprocess: Sendable {
         ChildRegistry.add(pid: pid, group: ownGroup)
         defer { ChildRegistry.remove(pid: pid) }
 
-        var output = [UInt8](), errors = [UInt8]()
+        var capture = BoundedCapture(limit: captureLimit), errors = [UInt8]()
         var open: [(fd: Int32, isOutput: Bool)] = [(outRead, true), (errRead, false)]
         var status: Int32 = 0
         var exited = false, timedOut = false
@@ -106,8 +114,8 @@ public struct Subprocess: Sendable {
                 }
                 let chunk = buffer[0..<count]
                 if open[index].isOutput {
-                    output.append(contentsOf: chunk)
-                    if let echoOutput { writeAll(echoOutput, chunk) }
+                    capture.append(chunk)
+                    if let echoOutput { writeAll(echoOutput, sanitizeEcho ? Subprocess.visible(chunk)[...] : chunk) }
                 } else {
                     errors.append(contentsOf: chunk)
                     if echoErrors { writeAll(2, chunk) }
@@ -141,13 +149,68 @@ public struct Subprocess: Sendable {
             termination = .signaled(status & 0x7f)
         }
         return ProcessResult(termination: termination,
-                             output: String(decoding: output, as: UTF8.self),
+                             output: String(decoding: capture.bytes, as: UTF8.self),
                              errorOutput: String(decoding: errors, as: UTF8.self),
                              seconds: (exitTime ?? Date()).timeIntervalSince(start))
     }
 }
 
+/// A child's stdout as kept: all of it, or (with a limit) its first half-limit bytes and
+/// between a quarter and a half limit of its most recent bytes.
+struct BoundedCapture {
+    let limit: Int?
+    private var head: [UInt8] = []
+    private var tail: [UInt8] = []
+    private(set) var dropped = 0
+
+    init(limit: Int?) { self.limit = limit.map { max($0, 2) } }
+
+    mutating func append(_ chunk: ArraySlice<UInt8>) {
+        guard let limit else { head.append(contentsOf: chunk); return }
+        let half = limit / 2
+        var rest = chunk
+        if head.count < half {
+            let take = min(half - head.count, rest.count)
+            head.append(contentsOf: rest.prefix(take))
+            rest = rest.dropFirst(take)
+        }
+        tail.append(contentsOf: rest)
+        // Past half the limit, trim to a quarter: large steps, so a long stream costs
+        // amortised O(1) per byte, and head + tail never exceed the limit.
+        if tail.count > half {
+            let excess = tail.count - half / 2
+            tail.removeFirst(excess)
+            dropped += excess
+        }
+    }
+
+    var bytes: [UInt8] {
+        guard dropped > 0 || !tail.isEmpty else { return head }
+        if dropped == 0 { return head + tail }
+        return head + Array("\n[toro: \(dropped) bytes of console output not kept]\n".utf8) + tail
+    }
+}
+
 extension Subprocess {
+    /// `bytes` with terminal control bytes (C0 other than \n, \r, \t, backspace; DEL)
+    /// written as `^X`, so they show instead of acting.
+    public static func visible(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        guard bytes.contains(where: { ($0 < 0x20 && $0 != 10 && $0 != 13 && $0 != 9 && $0 != 8) || $0 == 0x7f }) else {
+            return Array(bytes)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 16)
+        for byte in bytes {
+            if (byte < 0x20 && byte != 10 && byte != 13 && byte != 9 && byte != 8) || byte == 0x7f {
+                out.append(0x5e)                              // ^
+                out.append(byte == 0x7f ? 0x3f : byte + 0x40) // ^? for DEL, ^[ for ESC
+            } else {
+                out.append(byte)
+            }
+        }
+        return out
+    }
+
     /// Starts `arguments` with stdin on /dev/null and stdout and stderr on pipes of their
     /// own (stderr into the stdout pipe when `mergeStderr`; the stderr pipe then only ever
     /// reports end-of-file). Returns the child's pid and our read ends of the two pipes,

@@ -60,4 +60,47 @@ final class ProcessTests: XCTestCase {
             """
         XCTAssertEqual(TestCommand.count(output), TestCommand.Tally(passed: 2, failed: 2))
     }
+
+    /// A guest that prints without end cannot exhaust the tool's memory: the capture keeps
+    /// its first and last halves and says what it left out.
+    func testCaptureIsBoundedAndKeepsTheStartAndTheEnd() {
+        var process = Subprocess(["sh", "-c", "printf start; head -c 5000000 /dev/zero | tr '\\0' a; printf end"])
+        process.captureLimit = 100_000
+        process.timeout = 60
+        let result = process.run()
+        XCTAssertEqual(result.termination, .exited(0))
+        XCTAssertLessThan(result.output.utf8.count, 100_100)
+        XCTAssertTrue(result.output.hasPrefix("startaaa"))
+        XCTAssertTrue(result.output.hasSuffix("aaaend"))
+        XCTAssertTrue(result.output.contains(" bytes of console output not kept]\n"), String(result.output.prefix(200)))
+    }
+
+    /// The guest's console is shown, not obeyed: escape sequences reach the terminal as text.
+    func testTerminalControlBytesAreMadeVisible() {
+        let hostile = Array("ok\u{1b}]52;c;cm0gLXJm\u{07}\u{1b}[2J\r\n\tx\u{7f}".utf8)
+        XCTAssertEqual(String(decoding: Subprocess.visible(hostile[...]), as: UTF8.self), "ok^[]52;c;cm0gLXJm^G^[[2J\r\n\tx^?")
+        let plain = Array("[  0.1] boot: ready\n".utf8)
+        XCTAssertEqual(Subprocess.visible(plain[...]), plain)
+    }
+}
+
+/// The back-ends' socket folders in a shared /tmp: private, and never through a link.
+final class BackendFolderTests: XCTestCase {
+    func testTheFolderIsPrivateAndALinkInItsPlaceIsRefused() throws {
+        let base = NSTemporaryDirectory() + "toro-folder-test-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: base); try? FileManager.default.removeItem(atPath: base + "-target") }
+        try HostBackend.makePrivateDirectory(base)
+        var info = stat()
+        XCTAssertEqual(lstat(base, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o700)
+        FileManager.default.createFile(atPath: base + "/old.sock", contents: Data())
+        try HostBackend.makePrivateDirectory(base)           // a leftover of ours: emptied and reused
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: base), [])
+        try FileManager.default.removeItem(atPath: base)
+        try FileManager.default.createDirectory(atPath: base + "-target", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: base, withDestinationPath: base + "-target")
+        XCTAssertThrowsError(try HostBackend.makePrivateDirectory(base)) { error in
+            XCTAssertTrue((error as? ToolFailure)?.message.contains("is not a folder of this user's") ?? false, "\(error)")
+        }
+    }
 }
