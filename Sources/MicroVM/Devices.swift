@@ -28,8 +28,9 @@ final class MicroVMDevices {
         Log.decimal(UInt64(hint.irq))
     }
 
+    /// `badCommandLine` ends the boot with status 2 (a malformed device argument).
     func start(commandLine: KernelCommandLine, ram: [PhysicalRange], ioapic: IOAPIC, bootstrapAPIC: UInt8,
-               now: @escaping () -> UInt64) {
+               badCommandLine: () -> Never, now: @escaping () -> UInt64) {
         self.ioapic = ioapic
         self.bootstrapAPIC = bootstrapAPIC
         let memory = IdentityMemory(ranges: ram)
@@ -71,7 +72,18 @@ final class MicroVMDevices {
                 Log.decimal(driver.guestCID)
                 Log.put(10)
             case VirtioFSDriver.deviceID where fileSystem == nil:
-                guard let driver = VirtioFSDriver(transport: transport, memory: memory, now: now) else { continue }
+                let timeout: Int
+                do throws(KernelArgumentError) {
+                    timeout = try FUSEStallGuard.timeoutSeconds(commandLine)
+                } catch {
+                    // A typo must not silently mean 30 s: refused like every bad argument.
+                    Log.write("devices: ")
+                    error.describe()
+                    Log.put(10)
+                    badCommandLine()
+                }
+                guard let driver = VirtioFSDriver(transport: transport, memory: memory, now: now,
+                                                  timeoutSeconds: timeout) else { continue }
                 route(hint.irq) { driver.handleInterrupt() }
                 // INIT runs now, before the scheduler: the driver polls the used ring.
                 let mounted: FUSEFileSystem

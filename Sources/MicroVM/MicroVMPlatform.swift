@@ -66,7 +66,8 @@ final class MicroVMPlatform: Platform {
     }
 
     func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange]) {
-        devices.start(commandLine: commandLine, ram: ram, ioapic: ioapic, bootstrapAPIC: lapic.id) { [self] in
+        devices.start(commandLine: commandLine, ram: ram, ioapic: ioapic, bootstrapAPIC: lapic.id,
+                      badCommandLine: { Kernel.finish(self, .badCommandLine) }) { [self] in
             self.monotonicNanoseconds()
         }
     }

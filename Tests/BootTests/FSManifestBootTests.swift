@@ -5,7 +5,7 @@
 // A share 200 folders deep (issue 9: the recursive walk overflowed its stack, exit 3) gives
 // the whole manifest under the default depth bound, and one clear line with status 1 under
 // a lower `manifest-depth=`. A back-end stopped mid-walk (SIGSTOP) makes the walk's request
-// fail after the virtio-fs timeout (30 s by default) with one stall line: fs-manifest
+// fail after the virtio-fs timeout (30 s by default; 3 s here, `fs-timeout=3`) with one stall line: fs-manifest
 // reports an i/o error and exits 1 instead of hanging. A folder of 70,000 files is more
 // than one listing may hold (65,536): one line from virtio-fs, one from fs-manifest, status 1.
 
@@ -76,21 +76,32 @@ final class FSManifestBootTests: XCTestCase {
             }
         }
         guard let guest = ServiceGuest.boot(service: "fs-manifest", arguments: ["--share", share + ":ro"], port: false,
-                                            timeout: 240) else { return }
+                                            timeout: 240, kernelArguments: ["fs-timeout=3"]) else { return }
         defer { ServiceGuest.stop(guest) }
         let backEnds = guest.children(named: "toro-fs")
         XCTAssertEqual(backEnds.count, 1, ServiceGuest.describe(guest))
         for pid in backEnds { kill(pid, SIGSTOP) }
         let started = Date()
-        let stall = guest.waitForLine(timeout: 120) { $0.contains("virtio-fs: no answer from the host within 30 s") }
+        let stall = guest.waitForLine(timeout: 120) { $0.contains("virtio-fs: no answer from the host within 3 s") }
         let waited = Date().timeIntervalSince(started)
         for pid in backEnds { kill(pid, SIGCONT) }
         XCTAssertNotNil(stall, "no stall line\n" + ServiceGuest.describe(guest))
-        XCTAssertGreaterThan(waited, 25, "the request waited its timeout")
+        XCTAssertGreaterThan(waited, 2, "the request waited its timeout")
         XCTAssertEqual(guest.wait(timeout: 120), .exited(1), ServiceGuest.describe(guest))
         let failure = guest.outputLines.first { $0.hasPrefix("fs-manifest: ") }
         XCTAssertTrue(failure?.hasPrefix("fs-manifest: cannot read ") == true && failure?.hasSuffix(": i/o error") == true,
                       ServiceGuest.describe(guest))
+    }
+
+    func testAMalformedFSTimeoutIsOneLineAndStatus2() throws {
+        guard Harness.preflight() else { return }
+        let share = NSTemporaryDirectory() + "toro-fstimeout-\(getpid())"
+        try FileManager.default.createDirectory(atPath: share, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: share) }
+        let result = Harness.toro(["run", "--service", "fs-manifest", "--share", share + ":ro", "--timeout", "120",
+                                   "--", "fs-timeout=0"], limit: 180)
+        XCTAssertEqual(result.termination, .exited(2), Harness.describe(result))
+        XCTAssertTrue(result.output.contains("devices: kernel argument fs-timeout must be between 1 and 3600"), Harness.describe(result))
     }
 
     func testAFolderPastTheListingBoundIsRefusedWithOneLine() throws {
