@@ -34,15 +34,6 @@ nonisolated(unsafe) private var replyBuffer = [UInt8](repeating: 0, count: reply
 nonisolated(unsafe) var requestBuffer = [UInt8](repeating: 0, count: 64 * 1024)
 nonisolated(unsafe) private var setUp = false
 
-/// Descriptors this process has open (for the leak check).
-private func openDescriptors() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    var count = 0
-    while readdir(dir) != nil { count += 1 }
-    closedir(dir)
-    return count
-}
-
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     if !setUp {

@@ -36,14 +36,6 @@ import Glibc
 nonisolated(unsafe) private var top = ""
 nonisolated(unsafe) private var setUp = false
 
-private func openDescriptors() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    var count = 0
-    while readdir(dir) != nil { count += 1 }
-    closedir(dir)
-    return count
-}
-
 private func checkInvariants(_ device: VsockDevice) {
     precondition(device.liveCount <= device.maxConnections, "more connections than --max-connections")
     precondition(device.control.count <= VsockDevice.controlLimit, "the control queue passed its limit")

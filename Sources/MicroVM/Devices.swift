@@ -66,7 +66,12 @@ final class MicroVMDevices {
                     Log.write("devices: no memory for the vsock driver thread\n")
                     continue
                 }
-                sockets = VsockSockets(driver: driver)
+                let provider = VsockSockets(driver: driver)
+                if Scheduler.spawn(on: 0, { provider.sweepSilent() }) == nil {
+                    Log.write("devices: no memory for the vsock idle sweeper thread\n")
+                    continue
+                }
+                sockets = provider
                 logFound("virtio-vsock", hint)
                 Log.write(", guest CID ")
                 Log.decimal(driver.guestCID)

@@ -1,4 +1,4 @@
-// Boots a service for a benchmark or the soak: this same tool as a child
+// Boots a service for a benchmark (kv, web) or the soak: this same tool as a child
 // (`toro run --service S [--share DIR] -p PORT:80 --accel tcg -- ARGS`), waiting for its
 // `ready:` line; stopped with SIGTERM by the caller (its handler stops QEMU and the
 // back-ends).
@@ -9,8 +9,13 @@ import Glibc
 import Foundation
 
 enum BenchGuest {
+    /// Builds the microvm kernel and the back-ends the run needs (the child then builds
+    /// nothing), starts it, and waits up to 600 s for `ready: <service>`.
     static func start(service: String, share: String? = nil, kernelArguments: [String] = [],
                       paths: Paths) throws(ToolFailure) -> BackgroundProcess {
+        try KernelBuilder(paths: paths).build(.microvm)
+        _ = try VsockBackend.executable(paths: paths)
+        if share != nil { _ = try FSBackend.executable(paths: paths) }
         guard let port = KVClient.freePort() else { throw ToolFailure(.qemuFailed, "no free TCP port on 127.0.0.1") }
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var command = [binary, "run", "--service", service]
@@ -18,9 +23,8 @@ enum BenchGuest {
         command += ["-p", "\(port):80", "--accel", "tcg", "--timeout", "\(RunOptions.maxTimeout)"]
         if !kernelArguments.isEmpty { command += ["--"] + kernelArguments }
         Console.progress("starting toro " + command.dropFirst().joined(separator: " ") + "…")
-        var environment = ["TORO_ROOT": paths.root]
-        if KernelBuilder.skipBuild { environment["TORO_NO_BUILD"] = "1" }
-        let guest = try BackgroundProcess(command, environment: environment, echoErrors: true)
+        let guest = try BackgroundProcess(command, environment: ["TORO_ROOT": paths.root, "TORO_NO_BUILD": "1"],
+                                          echoErrors: true)
         guest.port = port
         guard guest.waitForLine(timeout: 600, where: { $0 == "ready: \(service)" }) != nil else {
             let tail = guest.outputLines.suffix(20).joined(separator: "\n")

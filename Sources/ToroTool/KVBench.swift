@@ -12,9 +12,8 @@
 // the median over the runs, latencies are percentiles of every request of every run.
 //
 // The guest is booted by this same tool as a child (`toro run --service kv -p PORT:80
-// --accel tcg`) and stopped with SIGTERM at the end (its own handler stops QEMU and the
-// back-end). BackgroundProcess (BackgroundProcess.swift), the helper that runs it, is shared
-// with the kv boot test.
+// --accel tcg`, BenchGuest.swift) and stopped with SIGTERM at the end (its own handler
+// stops QEMU and the back-end).
 
 #if canImport(Glibc)
 import Glibc
@@ -56,20 +55,7 @@ public enum KVBench {
         do throws(ToolFailure) {
             options = try parse(arguments)
             try Installer.ensure(Installer.forBooting)
-            try KernelBuilder(paths: paths).build(.microvm)
-            guard let port = KVClient.freePort() else { throw ToolFailure(.qemuFailed, "no free TCP port on 127.0.0.1") }
-            let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            Console.progress("starting toro run --service kv -p \(port):80 --accel tcg…")
-            guest = try BackgroundProcess([binary, "run", "--service", "kv", "-p", "\(port):80", "--accel", "tcg",
-                                           "--timeout", "\(RunOptions.maxTimeout)"],
-                                          environment: ["TORO_ROOT": paths.root, "TORO_NO_BUILD": "1"], echoErrors: true)
-            guest.port = port
-            guard guest.waitForLine(timeout: 600, where: { $0 == "ready: kv" }) != nil else {
-                let tail = guest.outputLines.suffix(20).joined(separator: "\n")
-                _ = guest.stop()
-                throw ToolFailure(.qemuFailed, "kv did not print 'ready: kv' (\(guest.termination.map { "\($0)" } ?? "timeout"))"
-                                  + (tail.isEmpty ? "" : "; its console ended with:\n" + tail))
-            }
+            guest = try BenchGuest.start(service: "kv", paths: paths)
         } catch {
             Console.error(error.message)
             return error.status.rawValue

@@ -236,26 +236,13 @@ public enum WebBench {
             guard let python = Installer.which("python3") else {
                 throw ToolFailure(.missingTool, "bench web compares with python3 -m http.server, and python3 is not on PATH")
             }
-            try KernelBuilder(paths: paths).build(.microvm)
             do { files = try generate(in: folder) } catch {
                 throw ToolFailure(.qemuFailed, "could not write the benchmark folder \(folder): \(error)")
             }
-            guard let port = KVClient.freePort(), let hostPort = KVClient.freePort(), port != hostPort else {
-                throw ToolFailure(.qemuFailed, "no free TCP port on 127.0.0.1")
-            }
-            let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            Console.progress("starting toro run --service static-web --share \(folder) -p \(port):80 --accel tcg…")
-            var environment = ["TORO_ROOT": paths.root]
-            if KernelBuilder.skipBuild { environment["TORO_NO_BUILD"] = "1" }
-            guest = try BackgroundProcess([binary, "run", "--service", "static-web", "--share", folder, "-p", "\(port):80",
-                                           "--accel", "tcg", "--timeout", "\(RunOptions.maxTimeout)"],
-                                          environment: environment, echoErrors: true)
-            guest.port = port
-            guard guest.waitForLine(timeout: 600, where: { $0 == "ready: static-web" }) != nil else {
-                let tail = guest.outputLines.suffix(20).joined(separator: "\n")
+            guest = try BenchGuest.start(service: "static-web", share: folder, paths: paths)
+            guard let hostPort = KVClient.freePort(), hostPort != guest.port else {
                 _ = guest.stop()
-                throw ToolFailure(.qemuFailed, "static-web did not print 'ready: static-web' (\(guest.termination.map { "\($0)" } ?? "timeout"))"
-                                  + (tail.isEmpty ? "" : "; its console ended with:\n" + tail))
+                throw ToolFailure(.qemuFailed, "no free TCP port on 127.0.0.1")
             }
             Console.progress("starting python3 -m http.server \(hostPort) on the same folder…")
             do throws(ToolFailure) {

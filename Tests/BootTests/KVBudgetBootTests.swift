@@ -252,29 +252,11 @@ final class KVBudgetBootTests: XCTestCase {
 
 /// kv booted with kernel arguments (which go last, after `--`), optionally on a share.
 enum KVBudgetGuest {
+    /// kv booted with `-p`, the shared folder (if any) and `kernelArguments`, 900 s at most.
     static func boot(share: String?, kernelArguments: [String],
                      file: StaticString = #filePath, line: UInt = #line) -> BackgroundProcess? {
-        guard let port = KVClient.freePort() else {
-            XCTFail("no free TCP port on 127.0.0.1", file: file, line: line)
-            return nil
-        }
-        var command = [Harness.cli, "run", "--service", "kv", "--timeout", "900", "-p", "\(port):80"]
-        if let share { command += ["--share", share] }
-        if !kernelArguments.isEmpty { command += ["--"] + kernelArguments }
-        let guest: BackgroundProcess
-        do throws(ToolFailure) {
-            guest = try BackgroundProcess(command, environment: ["TORO_ROOT": Harness.root, "TORO_CWD": Harness.root])
-        } catch {
-            XCTFail(error.message, file: file, line: line)
-            return nil
-        }
-        guest.port = port
-        guard guest.waitForLine(timeout: 300, where: { $0 == "ready: kv" }) != nil else {
-            guest.stop()
-            XCTFail("kv did not print 'ready: kv'\n" + ServiceGuest.describe(guest), file: file, line: line)
-            return nil
-        }
-        return guest
+        ServiceGuest.boot(service: "kv", arguments: share.map { ["--share", $0] } ?? [], port: true, timeout: 900,
+                          kernelArguments: kernelArguments, file: file, line: line)
     }
 }
 

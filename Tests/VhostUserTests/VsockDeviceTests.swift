@@ -5,7 +5,9 @@ import Glibc
 import Core
 @testable import VhostUser
 
-final class VsockDeviceTests: XCTestCase {
+/// A temporary folder for the device's Unix sockets (`uds`), removed afterwards, and the
+/// back-end's log captured: what every vsock device test starts from.
+class VsockDeviceTestCase: XCTestCase {
     var directory = ""
     var log: LogCapture!
 
@@ -20,6 +22,9 @@ final class VsockDeviceTests: XCTestCase {
     }
 
     var uds: String { directory + "/v.sock" }
+}
+
+final class VsockDeviceTests: VsockDeviceTestCase {
 
     func makeGuest() throws -> (VsockDevice, SimulatedGuest) {
         let device = VsockDevice(guestCID: guestCID, udsPath: uds)

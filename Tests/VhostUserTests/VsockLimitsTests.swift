@@ -39,22 +39,7 @@ func freeTCPPort() -> UInt16 {
     return UInt16(bigEndian: address.sin_port)
 }
 
-final class VsockLimitsTests: XCTestCase {
-    var directory = ""
-    var log: LogCapture!
-
-    override func setUp() {
-        directory = temporaryDirectory()
-        log = LogCapture()
-    }
-
-    override func tearDown() {
-        log.stop()
-        removeDirectory(directory)
-    }
-
-    var uds: String { directory + "/v.sock" }
-
+final class VsockLimitsTests: VsockDeviceTestCase {
     func testHostClientsPastTheCapAreClosedAtOnce() throws {
         let device = VsockDevice(guestCID: guestCID, udsPath: uds)
         device.maxConnections = 3

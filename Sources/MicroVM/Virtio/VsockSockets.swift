@@ -115,6 +115,28 @@ final class VsockSockets: SocketProvider {
         if let reset = VsockHeader.reset(replyingTo: header) { _ = driver.send(reset) }
     }
 
+    /// How often the sweeper looks for connections silent past their idle timeout.
+    static let sweepInterval: UInt64 = 500_000_000
+
+    /// The sweeper's loop (a thread of its own on CPU 0, started with the driver): every
+    /// half second, closes each connection whose service has waited for its peer longer
+    /// than the connection's idle timeout. One pass over the streams replaces a timer per
+    /// blocked read; a timeout fires within half a second of its due time.
+    func sweepSilent() {
+        var expired: [VsockStream] = []
+        while !driver.failed {
+            Scheduler.sleep(nanoseconds: VsockSockets.sweepInterval)
+            let now = Clock.monotonicNanoseconds()
+            for (_, stream) in streams where stream.idleTimeout > 0 && stream.isAwaitingPeer
+                && now &- stream.lastActivity >= stream.idleTimeout {
+                expired.append(stream)
+            }
+            // Closing sends packets (and may block for a TX buffer): not while iterating.
+            for stream in expired { stream.expireForSilence() }
+            expired = []
+        }
+    }
+
     func wakeEveryone() {
         for (_, stream) in streams { stream.changed.signal() }
         for (_, listener) in listeners { listener.arrived.signal() }
