@@ -5,6 +5,8 @@
 //     at once (never a hang), the guest keeps running, a well-behaved client is served
 //     while the flood still holds its connections, and once the flood has gone kv's heap
 //     is back to the figures it had before it.
+//   * With 32 MiB and a limit far above what that holds, the memory budget refuses the
+//     flood instead (the defect this began with was the runtime trapping at ~660).
 //   * A silent client is closed after `idle-timeout`, with one log line for the burst.
 //   * A malformed limit on the kernel command line is one line and status 2.
 
@@ -90,6 +92,27 @@ final class ConnectionLimitBootTests: XCTestCase {
             XCTAssertEqual(fetched.termination, .exited(0), "curl: " + Harness.describe(fetched) + "\n" + dump())
             XCTAssertEqual(fetched.output, page, dump())
         }
+    }
+
+    /// The original defect with memory as the binding limit: a connection limit far above
+    /// what 32 MiB can hold, and a flood. Admission against the memory budget refuses
+    /// (one `memory: low` line per burst) instead of the runtime trapping, and a good
+    /// client is still served.
+    func testMemoryNotTheConnectionLimitStopsAFlood() throws {
+        guard Harness.preflight() else { return }
+        guard let guest = ServiceGuest.boot(service: "kv", arguments: ["--memory", "32"], port: true,
+                                            kernelArguments: ["max-conns=5000", "backlog=5000"]) else { return }
+        defer { ServiceGuest.stop(guest) }
+        let dump = { ServiceGuest.describe(guest) }
+        try flood(guest) {
+            let client = try KVClient.connect(port: guest.port, within: 30, timeout: 60)
+            XCTAssertEqual(try client.request("SET a 1"), "OK", dump())
+            XCTAssertEqual(try client.request("GET a"), "VALUE 1", dump())
+            client.close()
+        }
+        XCTAssertTrue(guest.outputLines.contains { $0.contains("memory: low (") && $0.contains("refusing new work") }, dump())
+        XCTAssertFalse(guest.outputLines.contains { $0.contains("panic") || $0.contains("exception") }, dump())
+        XCTAssertNil(guest.termination, dump())
     }
 
     func testASilentClientIsClosedAfterTheIdleTimeout() throws {

@@ -82,6 +82,20 @@ final class ConnectionLimitsTests: XCTestCase {
         XCTAssertFalse(table.live.isEmpty)
     }
 
+    func testShortMemoryEvictsOnlyAFewAtATimeUntilTheirMemoryIsBack() {
+        var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 100, backlog: 8, idleTimeout: 60 * second))
+        for _ in 0..<10 { table.add(Peer(0, spoken: false)) }
+        for _ in 0..<ConnectionTable<Peer>.maximumDraining {
+            guard case .evict = table.decide(pending: 0, now: second, memoryAdmits: false) else { return XCTFail() }
+        }
+        guard case .refuse(.memory) = table.decide(pending: 0, now: second, memoryAdmits: false) else {
+            return XCTFail("evicted more while the earlier victims still hold their memory")
+        }
+        table.released()
+        guard case .evict = table.decide(pending: 0, now: second, memoryAdmits: false) else { return XCTFail() }
+        XCTAssertEqual(table.draining, ConnectionTable<Peer>.maximumDraining)
+    }
+
     func testAFullBacklogRefusesEvenBelowTheLimit() {
         var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 100, backlog: 2, idleTimeout: 0))
         guard case .refuse(.backlogFull) = table.decide(pending: 2, now: 0, memoryAdmits: true) else { return XCTFail() }
@@ -152,13 +166,15 @@ final class ConnectionLimitsTests: XCTestCase {
 
     func testMemoryBudgetKeepsItsReserve() {
         MemoryBudget.isEnforced = true
-        defer { MemoryBudget.isEnforced = false; MemoryBudget.reserveOverride = nil }
-        let available = MemoryBudget.availableBytes
-        MemoryBudget.reserveOverride = available - 8192
+        MemoryBudget.availableOverride = 10 << 20
+        MemoryBudget.reserveOverride = 4 << 20
+        defer { MemoryBudget.isEnforced = false; MemoryBudget.reserveOverride = nil; MemoryBudget.availableOverride = nil }
         let before = MemoryBudget.refusals
-        XCTAssertTrue(MemoryBudget.admit(8192, for: "a test"))
-        XCTAssertFalse(MemoryBudget.admit(8193, for: "a test"))
+        XCTAssertTrue(MemoryBudget.admit(6 << 20, for: "a test"))
+        XCTAssertFalse(MemoryBudget.admit((6 << 20) + 1, for: "a test"), "new work never takes the reserve")
         XCTAssertEqual(MemoryBudget.refusals, before + 1)
+        XCTAssertTrue(MemoryBudget.grow(8 << 20, for: "a test"), "admitted work may grow into the upper half of the reserve")
+        XCTAssertFalse(MemoryBudget.grow((8 << 20) + 1, for: "a test"), "never into the lower half")
         MemoryBudget.isEnforced = false
         XCTAssertTrue(MemoryBudget.admit(Int.max / 2, for: "a test"), "not enforced: the host's allocator answers")
     }

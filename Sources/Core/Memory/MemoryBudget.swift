@@ -9,7 +9,8 @@
 //     afterwards; otherwise the work is refused with a clear reply (a connection is
 //     reset, kv answers `ERROR full`, a file load is skipped with one line).
 //   * Reserve. `reserveBytes` (1/16 of memory, at least 1 MiB) is never promised to
-//     admitted work. It absorbs what admission estimates cannot see (slab rounding, the
+//     new work; work already admitted may grow into its upper half (`grow`: a connection's
+//     receive buffer filling the window it was promised), the lower half is the kernel's. It absorbs what admission estimates cannot see (slab rounding, the
 //     dictionaries of the socket layer, log and scheduler bookkeeping) and keeps the
 //     kernel able to refuse, log and carry on when memory is short.
 //   * Caps. Every table a client can grow (connections, kv keys and bytes, FUSE nodes)
@@ -37,8 +38,11 @@ public enum MemoryBudget {
     /// Tests set a reserve of their own; nil is the rule above.
     nonisolated(unsafe) public static var reserveOverride: Int? = nil
 
+    /// Tests set the free memory they want the budget to see; nil reads the page allocator.
+    nonisolated(unsafe) public static var availableOverride: Int? = nil
+
     /// Bytes the page allocator may hand out without promising the reserve away.
-    public static var availableBytes: Int { KernelMemory.freePages * 4096 }
+    public static var availableBytes: Int { availableOverride ?? KernelMemory.freePages * 4096 }
 
     /// All memory the kernel manages (every page ever given to the page allocator).
     public static var totalBytes: Int { KernelMemory.totalPages * 4096 }
@@ -51,14 +55,27 @@ public enum MemoryBudget {
     /// Every refusal since boot.
     public static var refusals: Int { burst.total }
 
-    /// True when `bytes` more can be promised while keeping the reserve. A refusal is
-    /// counted and, at the start of a burst, logged with `what` ("a connection").
+    /// True when `bytes` more can be promised to new work (a connection, a request, a
+    /// load) while keeping the whole reserve. A refusal is counted and, at the start of a
+    /// burst, logged with `what` ("a connection").
     public static func admit(_ bytes: Int, for what: StaticString) -> Bool {
+        check(bytes, for: what, keeping: reserveBytes)
+    }
+
+    /// True when work already admitted may grow by `bytes` (a connection's receive buffer
+    /// as its peer uses the window it was promised): it may use the upper half of the
+    /// reserve, so that work admitted at the edge can go on while new work is refused (two
+    /// watermarks, as Linux keeps "low" for new allocations and "min" below it).
+    public static func grow(_ bytes: Int, for what: StaticString) -> Bool {
+        check(bytes, for: what, keeping: reserveBytes / 2)
+    }
+
+    static func check(_ bytes: Int, for what: StaticString, keeping floor: Int) -> Bool {
         // Before the kernel enforces it (early boot, and host tests that do not ask for it)
         // there is no budget to keep: the host's allocator answers.
         guard isEnforced else { return true }
         let now = Clock.monotonicNanoseconds()
-        if availableBytes - max(bytes, 0) >= reserveBytes {
+        if availableBytes - max(bytes, 0) >= floor {
             if let refused = burst.admitted(now: now) {
                 Log.timestamp()
                 Log.write("memory: pressure over; ")

@@ -87,6 +87,13 @@ public struct ConnectionTable<Connection: IdleTracked> {
     public private(set) var live: [Connection] = []
     public private(set) var refusals = RefusalBurst()
     public private(set) var evictions = 0
+    /// Evicted connections whose memory has not come back yet (their service has not
+    /// closed them): `released()` counts one down.
+    public private(set) var draining = 0
+    /// When memory is short, evict to admit only while fewer than this many evictions are
+    /// still draining: each admission takes memory before its victim gives any back, and
+    /// the reserve must not pay for a whole burst of them.
+    public static var maximumDraining: Int { 4 }
 
     public init(limits: ConnectionLimits) {
         self.limits = limits
@@ -115,11 +122,17 @@ public struct ConnectionTable<Connection: IdleTracked> {
                 if oldest.map({ connection.lastActivity < live[$0].lastActivity }) ?? true { oldest = index }
             }
         }
-        guard let oldest = mute ?? oldest else {
+        guard let oldest = mute ?? oldest, memoryAdmits || draining < Self.maximumDraining else {
             return refuse(memoryAdmits ? .connectionLimit : .memory, now: now)
         }
         evictions += 1
+        draining += 1
         return .evict(live.remove(at: oldest))
+    }
+
+    /// An evicted connection has been closed by its service: its memory is back.
+    public mutating func released() {
+        if draining > 0 { draining -= 1 }
     }
 
     /// True when the last `decide` refusal opened a burst (log one line for it).

@@ -4,9 +4,10 @@
 // (`VsockCredit.recordReceived`) guarantee every accepted payload fits within it. The
 // storage grows only when used: nothing is allocated until the first byte arrives, then
 // it doubles from 4 KiB as the unread bytes need it, up to the capacity. An idle
-// connection costs no buffer, a request/response one a page. Each growth is admitted
-// against the memory budget first (MemoryBudget): when memory is short, `write` refuses
-// and the connection is reset instead of the allocation trapping.
+// connection costs no buffer, a request/response one a page. Each growth is checked
+// against the memory budget first (`MemoryBudget.grow`: the connection was admitted, so it
+// may use the upper half of the reserve): when even that is short, `write` refuses and the
+// connection is reset instead of the allocation trapping.
 
 struct VsockReceiveRing {
     /// The first allocation: one page.
@@ -77,7 +78,7 @@ struct VsockReceiveRing {
         var size = max(storage.count, VsockReceiveRing.initialStorage)
         while size < needed { size *= 2 }
         size = min(size, capacity)
-        guard MemoryBudget.admit(size, for: "a socket receive buffer") else { return false }
+        guard MemoryBudget.grow(size, for: "a socket receive buffer") else { return false }
         var larger = [UInt8](repeating: 0, count: size)
         let moved = larger.withUnsafeMutableBytes { raw in read(into: raw) }
         storage = larger

@@ -52,7 +52,9 @@ final class VsockListener: Listener {
     /// Decides on a peer's new connection: true to admit it (after evicting a silent
     /// connection if that is what made room), false to refuse it with an RST.
     func admit(now: UInt64) -> Bool {
-        let memory = MemoryBudget.admit(ConnectionCost.idleBytes, for: "a connection")
+        // Connections admitted but not yet accepted have not allocated their thread yet:
+        // count them too, or a burst of REQUESTs is admitted against the same free pages.
+        let memory = MemoryBudget.admit(ConnectionCost.idleBytes * (pending.count + 1), for: "a connection")
         switch table.decide(pending: pending.count, now: now, memoryAdmits: memory) {
         case .refuse(let reason):
             if table.refusalOpensBurst { logRefusal(reason) }
@@ -78,9 +80,10 @@ final class VsockListener: Listener {
         arrived.signal()
     }
 
-    /// The service closed `stream` (or it was evicted): it leaves the table.
+    /// The service closed `stream`: it leaves the table (an evicted one left it already,
+    /// and its memory is now on its way back).
     func remove(_ stream: VsockStream) {
-        table.remove(stream)
+        if stream.evicted { table.released() } else { table.remove(stream) }
         stream.listener = nil
     }
 
@@ -91,7 +94,7 @@ final class VsockListener: Listener {
     }
 
     private func evict(_ victim: VsockStream) {
-        victim.listener = nil
+        victim.evicted = true
         if let index = pending.firstIndex(where: { $0 === victim }) {
             // Never accepted: nobody else holds it.
             pending.remove(at: index)

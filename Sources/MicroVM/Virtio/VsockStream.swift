@@ -21,6 +21,8 @@ final class VsockStream: StreamSocket, IdleTracked {
     var closedBySelf = false
     /// Closed by us for silence (idle timeout or eviction): calls throw `.timedOut`.
     var closedForSilence = false
+    /// Evicted by its listener to admit a newcomer (it left the listener's table then).
+    var evicted = false
     /// Monotonic nanoseconds of the last packet from the peer or bytes moved by the service.
     var lastActivity: UInt64
     /// 0: never time out.
