@@ -260,19 +260,7 @@ final class VsockDeviceTests: VsockDeviceTestCase {
         }
         XCTAssertNotEqual(port, 0, "found a free TCP port")
         try guest.postRX(16)
-        var clients: [Int32] = []
-        for _ in 0..<3 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-            let result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            XCTAssertEqual(result, 0)
-            clients.append(fd)
-        }
+        let clients = (0..<3).map { _ in tcpClient(port) }
         defer { clients.forEach { close($0) } }
         pump(device)
         let requests = try guest.receive()
