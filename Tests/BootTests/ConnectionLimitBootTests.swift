@@ -105,9 +105,13 @@ final class ConnectionLimitBootTests: XCTestCase {
         defer { ServiceGuest.stop(guest) }
         let dump = { ServiceGuest.describe(guest) }
         try flood(guest) {
+            // Served, though memory is short while the flood holds it: a new key may be
+            // refused (`ERROR full`: the budget keeps its reserve), never a hang or a trap.
             let client = try KVClient.connect(port: guest.port, within: 30, timeout: 60)
-            XCTAssertEqual(try client.request("SET a 1"), "OK", dump())
-            XCTAssertEqual(try client.request("GET a"), "VALUE 1", dump())
+            let set = try client.request("SET a 1")
+            XCTAssertTrue(set == "OK" || set == "ERROR full", set + "\n" + dump())
+            XCTAssertEqual(try client.request("GET a"), set == "OK" ? "VALUE 1" : "NOT_FOUND", dump())
+            XCTAssertEqual(try client.request("QUIT"), "BYE", dump())
             client.close()
         }
         XCTAssertTrue(guest.outputLines.contains { $0.contains("memory: low (") && $0.contains("refusing new work") }, dump())
@@ -117,7 +121,7 @@ final class ConnectionLimitBootTests: XCTestCase {
 
     func testASilentClientIsClosedAfterTheIdleTimeout() throws {
         guard Harness.preflight() else { return }
-        guard let guest = ServiceGuest.boot(service: "kv", port: true, kernelArguments: ["idle-timeout=2"]) else { return }
+        guard let guest = ServiceGuest.boot(service: "kv", port: true, kernelArguments: ["idle-timeout=3"]) else { return }
         defer { ServiceGuest.stop(guest) }
         let dump = { ServiceGuest.describe(guest) }
         let silent = HeldConnections(port: guest.port)
@@ -130,7 +134,7 @@ final class ConnectionLimitBootTests: XCTestCase {
         let deadline = Date().addingTimeInterval(60)
         while silent.closedByPeer() < 3 && Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
         XCTAssertEqual(silent.closedByPeer(), 3, "silent clients still open after the idle timeout\n" + dump())
-        let lines = guest.outputLines.filter { $0.contains("closing connections silent for 2 s") }
+        let lines = guest.outputLines.filter { $0.contains("closing connections silent for 3 s") }
         XCTAssertEqual(lines.count, 1, "one line for the burst\n" + dump())
         XCTAssertNil(guest.termination, dump())
     }
