@@ -8,6 +8,11 @@
 //   slow readers  requests for many replies (kv GETs, a 1 MiB file) that are never read
 //   garbage       random bytes, over-long lines, binary junk, resets
 //
+// Good clients behave as well-behaved clients do: a connect refused at once is tried again,
+// and an idempotent request whose connection closed before any reply is sent once more
+// on a new connection (RFC 9110 §9.2.2); both are counted in the report, and a request
+// that fails twice, or gets a wrong answer, is a failure.
+//
 // It reports the good clients' success rate and latency, what the guest refused or
 // closed, and the heap before and after: the `idle` report after a warm-up (the good
 // clients' keys set and one key flood to the limit and back, so the table's storage has
@@ -66,6 +71,7 @@ public enum SoakBench {
         public var slowReaders = 0
         public var garbageConnections = 0
         public var goodConnectRetries = 0
+        public var goodRequestRetries = 0
         public var heapBefore: IdleHeap?
         public var heapAfter: IdleHeap?
         public var guestRunning = true
@@ -86,7 +92,8 @@ public enum SoakBench {
             let rate = goodSent == 0 ? 0 : 100 * Double(goodAnswered) / Double(goodSent)
             var out = ["soak \(service) (\(seconds) s): good requests \(goodAnswered)/\(goodSent) answered right "
                        + "(\(String(format: "%.2f", rate))%), latency p50 \(ms(0.5)) p99 \(ms(0.99)) max \(ms(1)); "
-                       + "\(goodConnectRetries) of their connects refused and retried"]
+                       + "\(goodConnectRetries) of their connects refused and retried, "
+                       + "\(goodRequestRetries) requests sent again after their connection closed before a reply"]
             out.append("  idle flood: up to \(floodHeldMost) connections held, \(floodClosedByGuest) refused or closed by the guest"
                        + "; slow readers: \(slowReaders); garbage connections: \(garbageConnections)"
                        + (service == "kv" ? "; key flood: \(keysStored) keys stored, \(fullReplies) 'ERROR full'" : ""))
@@ -204,6 +211,7 @@ public enum SoakBench {
             report.failures += t.failures; report.floodHeldMost = t.floodHeldMost; report.floodClosedByGuest = t.floodClosedByGuest
             report.keysStored = t.keysStored; report.fullReplies = t.fullReplies; report.slowReaders = t.slowReaders
             report.garbageConnections = t.garbageConnections; report.goodConnectRetries = t.goodConnectRetries
+            report.goodRequestRetries = t.goodRequestRetries
         }
         report.heapAfter = idleReport(guest, service: service, from: end)
         report.guestRunning = guest.termination == nil

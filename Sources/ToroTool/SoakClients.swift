@@ -31,6 +31,8 @@ final class SoakTally: @unchecked Sendable {
     private(set) var garbageConnections = 0
     /// Connects of good clients that were refused (closed at once) and retried.
     private(set) var goodConnectRetries = 0
+    /// Idempotent requests sent again because their connection closed before any reply.
+    private(set) var goodRequestRetries = 0
 
     func with(_ body: (SoakTally) -> Void) { lock.lock(); body(self); lock.unlock() }
     func good(sent: Int, answered: Int, latencies more: [Double], failure: String?) {
@@ -42,6 +44,7 @@ final class SoakTally: @unchecked Sendable {
     func slowReader() { with { $0.slowReaders += 1 } }
     func garbage() { with { $0.garbageConnections += 1 } }
     func retried() { with { $0.goodConnectRetries += 1 } }
+    func retriedRequest() { with { $0.goodRequestRetries += 1 } }
 }
 
 enum SoakClients {
@@ -103,6 +106,8 @@ enum SoakClients {
         var values = (0..<keysPerClient).map { "value-\(index)-\($0)-0" }
         var client: KVClient? = nil
         var i = 0
+        /// A request whose connection closed before any reply, to send again once.
+        var retry: (request: String, expected: String)? = nil
         while !stop.isSet {
             if client == nil {
                 // A connection refused at once (a host back-end or the guest at its limit
@@ -124,27 +129,41 @@ enum SoakClients {
                     continue
                 }
             }
-            let k = i % values.count
             let request: String, expected: String
-            if i % 4 == 0 {
-                values[k] = "value-\(index)-\(k)-\(i / 4 % 10)"
-                request = "SET good\(index)_\(k) \(values[k])"
-                expected = "OK"
+            if let again = retry {
+                (request, expected) = again
             } else {
-                request = "GET good\(index)_\(k)"
-                expected = "VALUE \(values[k])"
+                let k = i % values.count
+                if i % 4 == 0 {
+                    values[k] = "value-\(index)-\(k)-\(i / 4 % 10)"
+                    request = "SET good\(index)_\(k) \(values[k])"
+                    expected = "OK"
+                } else {
+                    request = "GET good\(index)_\(k)"
+                    expected = "VALUE \(values[k])"
+                }
+                i += 1
             }
-            i += 1
             let sent = BackgroundProcess.monotonicNow()
             do throws(KVClientError) {
                 let reply = try client!.request(request)
                 let answered = reply == expected
+                retry = nil
                 tally.good(sent: 1, answered: answered ? 1 : 0, latencies: [BackgroundProcess.monotonicNow() - sent],
                            failure: answered ? nil : "kv client \(index): '\(request)' got '\(reply)', not '\(expected)'")
             } catch {
-                tally.good(sent: 1, answered: 0, latencies: [], failure: "kv client \(index): '\(request)': \(error)")
                 client?.close()
                 client = nil
+                // Closed before any reply: every request here is idempotent (a GET, or a SET
+                // of a fixed value), so it is sent once more on a new connection, as HTTP
+                // clients do (RFC 9110 §9.2.2). Counted; a second failure is a failure.
+                if retry == nil && error != .timedOut {
+                    retry = (request, expected)
+                    tally.retriedRequest()
+                    continue
+                }
+                retry = nil
+                tally.good(sent: 1, answered: 0, latencies: [], failure: "kv client \(index): '\(request)': \(error)")
             }
         }
         if let client { _ = try? client.request("QUIT"); client.close() }
@@ -199,6 +218,8 @@ enum SoakClients {
     static func webClient(port: Int, index: Int, files: [(path: String, bytes: [UInt8])], stop: StopFlag, tally: SoakTally) {
         var client: WebClient? = nil
         var i = index
+        var current = 0
+        var retrying = false
         while !stop.isSet {
             if client == nil {
                 do throws(KVClientError) { client = try WebClient(port: port) } catch {
@@ -207,19 +228,28 @@ enum SoakClients {
                     continue
                 }
             }
-            let file = files[i % files.count]
-            i += 1
+            if !retrying { current = i % files.count; i += 1 }
+            let file = files[current]
             let sent = BackgroundProcess.monotonicNow()
             do throws(KVClientError) {
                 let response = try client!.request(file.path)
                 let answered = response.status == 200 && response.body == file.bytes
+                retrying = false
                 tally.good(sent: 1, answered: answered ? 1 : 0, latencies: [BackgroundProcess.monotonicNow() - sent],
                            failure: answered ? nil : "web client \(index): GET \(file.path): status \(response.status), \(response.bodyLength) bytes")
                 if response.closes { client?.close(); client = nil }
             } catch {
-                tally.good(sent: 1, answered: 0, latencies: [], failure: "web client \(index): GET \(file.path): \(error)")
                 client?.close()
                 client = nil
+                // A GET whose connection closed before the response is sent once more on a
+                // new connection (RFC 9110 §9.2.2), counted; a second failure is a failure.
+                if !retrying && error != .timedOut {
+                    retrying = true
+                    tally.retriedRequest()
+                    continue
+                }
+                retrying = false
+                tally.good(sent: 1, answered: 0, latencies: [], failure: "web client \(index): GET \(file.path): \(error)")
             }
         }
         client?.close()

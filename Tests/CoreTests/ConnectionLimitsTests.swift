@@ -56,7 +56,7 @@ final class ConnectionLimitsTests: XCTestCase {
     func testAConnectionThatNeverSpokeGoesFirstEvenIfItIsYoung() {
         var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 3, backlog: 8, idleTimeout: 60 * second))
         let talker = Peer(0)                                  // silent 10 s, but it talked
-        let mute = [Peer(10 * second - 2, spoken: false), Peer(10 * second - 5, spoken: false)]
+        let mute = [Peer(7 * second, spoken: false), Peer(6 * second, spoken: false)]
         table.add(talker)
         for peer in mute { table.add(peer) }
         guard case .evict(let first) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else { return XCTFail() }
@@ -67,6 +67,15 @@ final class ConnectionLimitsTests: XCTestCase {
         table.add(Peer(10 * second, spoken: true))
         guard case .evict(let third) = table.decide(pending: 0, now: 10 * second, memoryAdmits: true) else { return XCTFail() }
         XCTAssertTrue(third === talker, "then the one silent longest")
+    }
+
+    func testAConnectionThatHasNotSpokenYetHasTwoSecondsOfGrace() {
+        var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 1, backlog: 8, idleTimeout: 60 * second))
+        table.add(Peer(10 * second, spoken: false))   // its first request may still be in the ring
+        guard case .refuse(.connectionLimit) = table.decide(pending: 0, now: 11 * second, memoryAdmits: true) else {
+            return XCTFail("evicted a connection 1 s old for not having spoken")
+        }
+        guard case .evict = table.decide(pending: 0, now: 12 * second, memoryAdmits: true) else { return XCTFail() }
     }
 
     func testAConnectionWeAreStillAnsweringIsNeverEvicted() {
@@ -86,13 +95,13 @@ final class ConnectionLimitsTests: XCTestCase {
         var table = ConnectionTable<Peer>(limits: ConnectionLimits(maximumConnections: 100, backlog: 8, idleTimeout: 60 * second))
         for _ in 0..<10 { table.add(Peer(0, spoken: false)) }
         for _ in 0..<ConnectionTable<Peer>.maximumDraining {
-            guard case .evict = table.decide(pending: 0, now: second, memoryAdmits: false) else { return XCTFail() }
+            guard case .evict = table.decide(pending: 0, now: 3 * second, memoryAdmits: false) else { return XCTFail() }
         }
-        guard case .refuse(.memory) = table.decide(pending: 0, now: second, memoryAdmits: false) else {
+        guard case .refuse(.memory) = table.decide(pending: 0, now: 3 * second, memoryAdmits: false) else {
             return XCTFail("evicted more while the earlier victims still hold their memory")
         }
         table.released()
-        guard case .evict = table.decide(pending: 0, now: second, memoryAdmits: false) else { return XCTFail() }
+        guard case .evict = table.decide(pending: 0, now: 3 * second, memoryAdmits: false) else { return XCTFail() }
         XCTAssertEqual(table.draining, ConnectionTable<Peer>.maximumDraining)
     }
 

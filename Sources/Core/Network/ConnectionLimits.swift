@@ -12,9 +12,9 @@
 // A new connection is refused at once (the peer sees it reset, never a hang) when the
 // backlog is full, when memory would fall into the reserve (MemoryBudget), or when the
 // listener is at its limit and no connection can make room. At the limit, a newcomer takes
-// the slot of the oldest connection whose peer never sent a byte (what an idle flood holds),
-// or else of the one silent longest if it has been silent for `evictAfter` (10 s, or the idle
-// timeout if shorter): an idle-connection flood cannot lock well-behaved clients out, and a
+// the slot of the oldest connection whose peer has sent no byte in the 2 s or more it has
+// been open (what an idle flood holds; `muteGrace`), or else of the one silent longest if
+// it has been silent for `evictAfter` (10 s, or the idle timeout if shorter): an idle-connection flood cannot lock well-behaved clients out, and a
 // client that talks is never pushed out by newcomers within 10 s of its last word.
 // Only a connection whose service waits for the peer (`isAwaitingPeer`) can be chosen: a
 // client whose request we are still answering never is.
@@ -117,6 +117,7 @@ public struct ConnectionTable<Connection: IdleTracked> {
         for index in live.indices where live[index].isAwaitingPeer && now >= live[index].lastActivity {
             let connection = live[index]
             if !connection.peerHasSpoken {
+                guard now &- connection.lastActivity >= Self.muteGrace else { continue }
                 if mute.map({ connection.lastActivity < live[$0].lastActivity }) ?? true { mute = index }
             } else if now &- connection.lastActivity >= limits.evictAfter {
                 if oldest.map({ connection.lastActivity < live[$0].lastActivity }) ?? true { oldest = index }
@@ -129,6 +130,11 @@ public struct ConnectionTable<Connection: IdleTracked> {
         draining += 1
         return .evict(live.remove(at: oldest))
     }
+
+    /// How long a connection whose peer has not sent a byte yet is safe from newcomers:
+    /// 2 s. Under a flood, a new client's first request can wait behind hundreds of
+    /// REQUESTs in the device's receive ring; it must not be taken for an idle one meanwhile.
+    public static var muteGrace: UInt64 { 2_000_000_000 }
 
     /// An evicted connection has been closed by its service: its memory is back.
     public mutating func released() {
