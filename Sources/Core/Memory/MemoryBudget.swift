@@ -102,12 +102,12 @@ public enum MemoryBudget {
         return false
     }
 
-    /// A default cap for a table: `fraction` of memory divided by the bytes one item
+    /// A default cap for a table: 1/`denominator` of memory divided by the bytes one item
     /// costs, at least `minimum` and at most `maximum`.
-    public static func share(numerator: Int = 1, denominator: Int, perItem: Int,
+    public static func share(denominator: Int, perItem: Int,
                              minimum: Int = 1, maximum: Int = Int.max) -> Int {
         guard denominator > 0, perItem > 0 else { return minimum }
-        let items = totalBytes / denominator * numerator / perItem
+        let items = totalBytes / denominator / perItem
         return min(max(items, minimum), maximum)
     }
 
