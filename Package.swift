@@ -26,16 +26,16 @@ let package = Package(
         // x86-64 primitives shared by both platforms: the 32-bit to long-mode trampoline,
         // exception stubs, port I/O and control registers, and the few libc symbols the
         // Swift runtime links against.
-        .target(name: "Arch"),
+        .target(name: "X86Asm"),
         // PVH ELF note and entry (QEMU microvm).
         .target(name: "MicroVMBoot"),
         // Multiboot v1 header and entry (QEMU pc, SeaBIOS).
         .target(name: "LegacyBoot"),
-        // Swift over Arch for what both QEMU machines share: the COM1 console, isa-debug-exit,
+        // Swift over X86Asm for what both QEMU machines share: the COM1 console, isa-debug-exit,
         // the TSC clock, the early boot sequence.
-        .target(name: "X86", dependencies: ["Core", "Arch"], swiftSettings: volatile),
-        .target(name: "MicroVM", dependencies: ["Core", "Arch", "X86", "MicroVMBoot"], swiftSettings: volatile),
-        .target(name: "Legacy", dependencies: ["Core", "Arch", "X86", "LegacyBoot"], swiftSettings: volatile),
+        .target(name: "PC", dependencies: ["Core", "X86Asm"], swiftSettings: volatile),
+        .target(name: "MicroVM", dependencies: ["Core", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
+        .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
         .target(name: "ToroTool", dependencies: ["Core"]),
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),

@@ -8,9 +8,9 @@
 // table (one processor per socket: `toro run` passes sockets=N).
 // Fixed addresses live in Addresses.swift; the boot path is `toro_kernel_entry`.
 import _Volatile
-import Arch
+import X86Asm
 import Core
-import X86
+import PC
 
 final class LegacyPlatform: Platform {
     static let tickHz: UInt32 = 1000

@@ -28,7 +28,7 @@
 //     command port.
 //   * Spurious interrupts: if the request goes away before INTA, the 8259 answers with
 //     IR7 of the chip without setting its ISR bit (datasheet, "Interrupt Sequence").
-import Arch
+import X86Asm
 
 /// Fixed PC I/O ports of the 8259 pair (IBM PC/AT; QEMU hw/intc/i8259.c).
 enum PICPorts {

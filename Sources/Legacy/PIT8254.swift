@@ -20,7 +20,7 @@
 //     written and rises once when the count runs out. Linux's i8253 shutdown does the
 //     same (control word 0x30, then count 0).
 //   * Input clock: 1.193182 MHz on the PC (QEMU hw/timer/i8254.c, PIT_FREQ 1193182).
-import Arch
+import X86Asm
 
 /// Fixed PC I/O ports of the 8254 (IBM PC/AT; QEMU hw/timer/i8254.c).
 enum PITPorts {

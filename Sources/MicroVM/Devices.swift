@@ -3,7 +3,7 @@
 // Today: virtio-vsock (device 19) for sockets and virtio-fs (device 26) for the shared folder. Every device IRQ goes through the IOAPIC to
 // CPU 0, level-triggered (virtio-mmio's interrupt line stays up until InterruptACK).
 import Core
-import X86
+import PC
 
 final class MicroVMDevices {
     var sockets: VsockSockets? = nil

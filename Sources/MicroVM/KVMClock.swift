@@ -4,7 +4,7 @@
 // structure up to date at an address the guest registers with MSR 0x4b564d01, and writes
 // the wall clock at boot into the structure registered with MSR 0x4b564d00.
 // TCG offers neither; the platform then falls back to the TSC (see MicroVMPlatform).
-import Arch
+import X86Asm
 import Core
 
 final class KVMClock {

@@ -5,9 +5,9 @@
 // announces it; otherwise (TCG) the TSC calibrated against the PIT for monotonic time and
 // the MC146818 RTC, which `toro run` enables on microvm under TCG only, for the date.
 // Fixed addresses live in Addresses.swift; the boot path is `toro_kernel_entry`.
-import Arch
+import X86Asm
 import Core
-import X86
+import PC
 
 final class MicroVMPlatform: Platform {
     let machine: PCMachine

@@ -28,8 +28,8 @@
 //     (logged once; a lost FORGET costs the host one cached descriptor). While the device
 //     returns none, further FORGETs are dropped at once.
 import Core
-import X86
-import Arch
+import PC
+import X86Asm
 
 final class VirtioFSDriver: FUSEChannel, FUSERequestQueue {
     static let deviceID: UInt32 = 26

@@ -7,7 +7,7 @@
 // ring protocol (Core's SplitVirtqueue reports it) marks the driver failed: sockets then
 // fail with `deviceFailed`, the kernel keeps running.
 import Core
-import X86
+import PC
 
 final class VsockDriver {
     static let deviceID: UInt32 = 19

@@ -6,7 +6,7 @@
 // uncached by Kernel.setUpMemory). Rules for callers: `enable()` once per CPU before
 // anything else; `sendIPI` waits for the previous IPI's delivery; the timer is one-shot.
 import _Volatile
-import Arch
+import X86Asm
 import Core
 
 public struct LocalAPIC {

@@ -2,7 +2,7 @@
 // PIT ticks instead). The timer's rate is measured against the TSC once, by the first CPU
 // that needs a wake-up, not at boot: a service that never sleeps does not pay the 1 ms
 // measurement. QEMU gives every CPU the same APIC timer frequency.
-import Arch
+import X86Asm
 import Core
 import Synchronization
 

@@ -5,7 +5,7 @@
 // 0xF8 a vector nothing handles (the `irqtest` service sends it to itself); 0xFF the
 // LAPIC's spurious vector. Handlers run on the interrupted CPU with interrupts off and do
 // only bounded work: acknowledge, and make a thread ready.
-import Arch
+import X86Asm
 import Core
 
 public enum InterruptVector {

@@ -22,7 +22,7 @@
 // References: MC146818A datasheet (address map, register A UIP, register B DM and
 // 24/12); ACPI 6.5 5.2.9 FADT CENTURY (index 0x32 on PCs and QEMU); QEMU
 // hw/rtc/mc146818rtc.c (ports 0x70/0x71, RTC_CENTURY 0x32).
-import Arch
+import X86Asm
 import Core
 
 /// Fixed PC I/O ports of the CMOS RTC (IBM PC/AT; QEMU hw/rtc/mc146818rtc.c).

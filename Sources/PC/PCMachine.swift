@@ -1,7 +1,7 @@
 // What MicroVM and Legacy share because both are PC-compatible QEMU machines running
 // the kernel identity-mapped: the COM1 console, the isa-debug-exit port, the TSC clock
 // calibrated against the 8254 PIT, CR3, and the early boot sequence.
-import Arch
+import X86Asm
 import Core
 
 public final class SerialConsole: Console {

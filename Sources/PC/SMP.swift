@@ -2,7 +2,7 @@
 // 8.4.4.1): INIT, 10 ms, Startup IPI, 200 us, a second Startup IPI if the CPU has not
 // answered. One CPU at a time, each told its index and stack before its start, so the
 // order of CPU indices follows the MP table and is the same on every boot.
-import Arch
+import X86Asm
 import Core
 import Synchronization
 
