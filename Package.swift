@@ -6,7 +6,44 @@
 //   * embedded (`swift build --triple x86_64-unknown-none-elf --toolset Kernel/toolset.json
 //     --product MicroVMKernel|LegacyKernel`): a static archive per platform, which
 //     `ld.lld -T Kernel/<platform>.ld` links into a bootable ELF. `./toro build` does both steps.
+import Foundation
 import PackageDescription
+
+// Services are found, not listed: every folder under Sources/Services/Applications and
+// Sources/Services/Probes is one service module (`./toro new NAME` adds a folder and nothing
+// else). Each imports Core and the service libraries; `./toro build --service NAME` links
+// the kernel with that one module (Sources/ToroTool/ImageLinker.swift).
+func serviceFolders(_ kind: String) -> [String] {
+    let folder = Context.packageDirectory + "/Sources/Services/" + kind
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+    return names.filter { name in
+        var isFolder: ObjCBool = false
+        return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isFolder)
+            && isFolder.boolValue
+    }.sorted()
+}
+let serviceKinds = ["Applications", "Probes"]
+let services = serviceKinds.flatMap { kind in serviceFolders(kind).map { (kind: kind, name: $0) } }
+// What the applications share; they live with the applications, not in the kernel.
+let serviceLibraries: [Target] = [
+    // kv's line protocol, table bounds and kv.db file format; pure, so the host's kv server
+    // (bench kv) and the boot tests' file checks run the kernel's own code.
+    .target(name: "KVProtocol", dependencies: ["Core"], path: "Sources/Services/Libraries/KVProtocol"),
+    // kv's shared table and the streamed load and save of kv.db over the VFS.
+    .target(name: "KVStore", dependencies: ["Core", "KVProtocol"], path: "Sources/Services/Libraries/KVStore"),
+    // One HTTP/1.1 connection of static-web over any socket and file system.
+    .target(name: "StaticFiles", dependencies: ["Core"], path: "Sources/Services/Libraries/StaticFiles"),
+    // Listen, accept, one thread per connection, the idle report (kv, static-web).
+    .target(name: "SocketServer", dependencies: ["Core"], path: "Sources/Services/Libraries/SocketServer"),
+    // fs-manifest's walk and output format.
+    .target(name: "FileManifest", dependencies: ["Core"], path: "Sources/Services/Libraries/FileManifest"),
+]
+let serviceTargets: [Target] = services.map { service in
+    .target(name: service.name, dependencies: ["Core"] + serviceLibraries.map { .target(name: $0.name) },
+            path: "Sources/Services/\(service.kind)/\(service.name)", exclude: ["expected", "scenario"].filter {
+                FileManager.default.fileExists(atPath: Context.packageDirectory + "/Sources/Services/\(service.kind)/\(service.name)/\($0)")
+            })
+}
 
 // Register blocks use `_Volatile`, which the hosted compiler only imports with this feature.
 let volatile: [SwiftSetting] = [.enableExperimentalFeature("Volatile")]
@@ -16,6 +53,9 @@ let package = Package(
     products: [
         .library(name: "MicroVMKernel", type: .static, targets: ["MicroVM"]),
         .library(name: "LegacyKernel", type: .static, targets: ["Legacy"]),
+        // Every module an image can be linked from, built in one `swift build` for the kernel
+        // triple; the tool links one platform and one service out of it.
+        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "Legacy"] + services.map(\.name)),
         .executable(name: "toro-cli", targets: ["ToroCLI"]),
         .executable(name: "toro-vsock", targets: ["ToroVsock"]),
         .executable(name: "toro-fs", targets: ["ToroFS"]),
@@ -37,9 +77,11 @@ let package = Package(
         .target(name: "MicroVM", dependencies: ["Core", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
         .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
-        .target(name: "ToroTool", dependencies: ["Core"]),
+        .target(name: "ToroTool", dependencies: ["KVProtocol", "Core"]),
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),
-        .testTarget(name: "CoreTests", dependencies: ["Core"]),
+        .testTarget(name: "CoreTests", dependencies: ["Core", "VirtIOTestSupport"]),
+        .testTarget(name: "ServiceLibraryTests",
+                    dependencies: ["Core", "KVProtocol", "KVStore", "StaticFiles", "FileManifest", "VirtIOTestSupport"]),
         // Test doubles for the VirtIO core (fake guest memory, recording transport), shared
         // by the Core tests and the host back-ends' tests.
         .target(name: "VirtIOTestSupport", dependencies: ["Core"]),
@@ -54,8 +96,8 @@ let package = Package(
         // FUSE server confined to one host folder (`toro-fs`).
         .executableTarget(name: "ToroFS", dependencies: ["VhostUser"]),
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIOTestSupport"]),
-        .testTarget(name: "ToroToolTests", dependencies: ["ToroTool"]),
+        .testTarget(name: "ToroToolTests", dependencies: ["ToroTool", "KVProtocol"]),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
-        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Core"]),
-    ]
+        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Core", "KVProtocol"]),
+    ] + serviceLibraries + serviceTargets
 )

@@ -29,7 +29,7 @@ public enum CompareCommand {
                 throw ToolFailure(.badArgument, "--expect: cannot read '\(expectedPath)'")
             }
             for platform in GuestPlatform.allCases {
-                try options.checkMemory(minimumMiB: ELFImage.minimumMemoryMiB(path: paths.image(platform)))
+                try options.checkMemory(minimumMiB: ELFImage.minimumMemoryMiB(path: paths.image(platform, service: options.service)))
             }
             let accelerator = try options.accel.resolve(on: HostFacts.probe())
             try Installer.ensure(Installer.forBooting)
@@ -38,7 +38,7 @@ public enum CompareCommand {
             for platform in GuestPlatform.allCases {
                 var platformOptions = options
                 platformOptions.platform = platform
-                let image = try builder.build(platform)
+                let image = try builder.build(platform, service: options.service)
                 Console.progress("booting \(options.service) on \(platform.rawValue)…")
                 let outcome = Boot.run(QEMUCommand(options: platformOptions, accelerator: accelerator, kernelPath: image),
                                        timeout: options.timeoutSeconds, echo: false)

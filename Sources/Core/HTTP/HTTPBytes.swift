@@ -1,17 +1,17 @@
 // Byte classes from RFC 9110 §5.6 and RFC 3986 §2, and ASCII case folding, for the HTTP
 // parser and target decoder. Bytes only: no `String`, no Unicode tables.
-enum HTTPBytes {
-    static let space: UInt8 = 0x20
-    static let tab: UInt8 = 0x09
-    static let cr: UInt8 = 0x0D
-    static let lf: UInt8 = 0x0A
-    static let colon: UInt8 = 0x3A
-    static let comma: UInt8 = 0x2C
-    static let slash: UInt8 = 0x2F
-    static let percent: UInt8 = 0x25
-    static let question: UInt8 = 0x3F
-    static let hash: UInt8 = 0x23
-    static let dot: UInt8 = 0x2E
+public enum HTTPBytes {
+    public static let space: UInt8 = 0x20
+    public static let tab: UInt8 = 0x09
+    public static let cr: UInt8 = 0x0D
+    public static let lf: UInt8 = 0x0A
+    public static let colon: UInt8 = 0x3A
+    public static let comma: UInt8 = 0x2C
+    public static let slash: UInt8 = 0x2F
+    public static let percent: UInt8 = 0x25
+    public static let question: UInt8 = 0x3F
+    public static let hash: UInt8 = 0x23
+    public static let dot: UInt8 = 0x2E
 
     /// ASCII lowercase; other bytes unchanged.
     static func lower(_ byte: UInt8) -> UInt8 {

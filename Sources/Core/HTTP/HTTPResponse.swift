@@ -119,11 +119,11 @@ public enum HTTPResponse {
         return out
     }
 
-    static func append(_ text: StaticString, to out: inout [UInt8]) {
+    public static func append(_ text: StaticString, to out: inout [UInt8]) {
         text.withUTF8Buffer { out.append(contentsOf: $0) }
     }
 
-    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+    public static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
         precondition(value >= 0, "negative length")
         var digits: [UInt8] = []
         var rest = value
