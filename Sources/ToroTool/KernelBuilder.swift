@@ -22,6 +22,9 @@ import Foundation
 
 public struct KernelBuilder: Sendable {
     public var paths: Paths
+    /// False builds even under TORO_NO_BUILD=1 (the boot test of `toro new` builds the
+    /// service it has just created).
+    public var honoursNoBuild = true
 
     public init(paths: Paths) { self.paths = paths }
 
@@ -47,7 +50,11 @@ public struct KernelBuilder: Sendable {
         Console.progress("building the kernels and services…")
         try step(["swift", "build", "-c", "release", "--triple", KernelBuilder.triple,
                   "--toolset", "Kernel/toolset.json", "--product", "ToroImages",
-                  "--scratch-path", ".build-kernel"], what: "swift build of the kernel modules")
+                  "--scratch-path", ".build-kernel",
+                  // Package.swift finds the services by listing folders: a new folder must be
+                  // seen although the manifest's text did not change.
+                  "--manifest-cache", "none", "--disable-build-manifest-caching"],
+                 what: "swift build of the kernel modules")
         KernelBuilder.compiled = true
     }
 
@@ -56,7 +63,7 @@ public struct KernelBuilder: Sendable {
     @discardableResult
     public func build(_ platform: GuestPlatform, service: String) throws(ToolFailure) -> String {
         let image = paths.image(platform, service: service)
-        if KernelBuilder.skipBuild {
+        if KernelBuilder.skipBuild && honoursNoBuild {
             guard FileManager.default.fileExists(atPath: image) else {
                 throw ToolFailure(.buildFailed, "TORO_NO_BUILD is set but \(image) does not exist; run ./toro build --service \(service)")
             }

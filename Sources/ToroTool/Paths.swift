@@ -29,6 +29,10 @@ public struct Paths: Sendable {
         imageFolder(service) + "/" + platform.imageName
     }
     public func nullImage(_ platform: GuestPlatform) -> String { kernelBuild + "/" + platform.nullImageName }
+    /// The folder holding `service`'s module (Sources/Services/<Kind>/<name>).
+    public func serviceFolder(_ service: ServiceInfo) -> String {
+        root + "/Sources/Services/" + service.kind.rawValue + "/" + service.name
+    }
     public var kernelSources: String { root + "/Kernel" }
     public var compat: String { root + "/Compat" }
 }

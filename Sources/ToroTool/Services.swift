@@ -48,6 +48,9 @@ public enum Services {
 
     public static func named(_ name: String) -> ServiceInfo? { all.first { $0.name == name } }
 
+    /// Forgets the list read so far (after a service folder was added or removed).
+    public static func reload() { cached = nil }
+
     /// One entry per service folder: its declaration, or why it could not be read.
     public static func catalog(root: String) -> [Result<ServiceInfo, ToolFailure>] {
         var result: [Result<ServiceInfo, ToolFailure>] = []
