@@ -15,6 +15,7 @@ import Glibc
 import Foundation
 import XCTest
 import Core
+import Wire
 import ToroTool
 
 final class FSManifestBootTests: XCTestCase {

@@ -5,6 +5,7 @@
 
 import XCTest
 @testable import Core
+import Wire
 
 final class KVPersistenceTests: XCTestCase {
     func reply(_ kv: KVShared, _ line: String) -> String {

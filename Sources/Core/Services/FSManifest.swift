@@ -36,6 +36,7 @@
 //     folders, others) counts; beyond N the walk stops.
 //   * Each file kept and each folder queued is admitted against the memory budget first;
 //     a single listing is bounded and admitted by the file system (FUSEFileSystem).
+import Wire
 
 public enum FSManifest {
     /// One regular file of the manifest.

@@ -27,6 +27,7 @@
 // short body rather than a wrong one.
 // Paths never leave the served root: HTTPTarget drops nothing but resolves "." and ".."
 // and refuses a climb above the root; the back-end refuses symlinks that point out.
+import Wire
 
 public struct StaticFileHandler {
     /// The largest body buffer, also the largest socket read.
