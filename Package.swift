@@ -1,8 +1,13 @@
 // swift-tools-version:6.0
 // Toro in Swift: one Core, two platform kernels (MicroVM, Legacy), and the host `toro` tool.
 //
+// Layers (an arrow is "may import"; see DESIGN.md, "Layout"): VirtIO and Wire import nothing;
+// Core -> Wire (only for the services it still holds); Drivers -> Core, VirtIO, Wire;
+// PC -> Core; MicroVM, Legacy -> PC, Drivers; the host back-ends and tool -> VirtIO, Wire.
+//
 // The same manifest builds two ways:
-//   * hosted (`swift build`, `swift test`): Core and the host tool, with unit tests;
+//   * hosted (`swift build`, `swift test`): every module but the platforms' boot code, the
+//     host tool and back-ends, with unit tests;
 //   * embedded (`swift build --triple x86_64-unknown-none-elf --toolset Kernel/toolset.json
 //     --product MicroVMKernel|LegacyKernel`): a static archive per platform, which
 //     `ld.lld -T Kernel/<platform>.ld` links into a bootable ELF. `./toro build` does both steps.
@@ -28,18 +33,18 @@ let services = serviceKinds.flatMap { kind in serviceFolders(kind).map { (kind: 
 let serviceLibraries: [Target] = [
     // kv's line protocol, table bounds and kv.db file format; pure, so the host's kv server
     // (bench kv) and the boot tests' file checks run the kernel's own code.
-    .target(name: "KVProtocol", dependencies: ["Core"], path: "Sources/Services/Libraries/KVProtocol"),
+    .target(name: "KVProtocol", dependencies: ["Wire"], path: "Sources/Services/Libraries/KVProtocol"),
     // kv's shared table and the streamed load and save of kv.db over the VFS.
     .target(name: "KVStore", dependencies: ["Core", "KVProtocol"], path: "Sources/Services/Libraries/KVStore"),
     // One HTTP/1.1 connection of static-web over any socket and file system.
-    .target(name: "StaticFiles", dependencies: ["Core"], path: "Sources/Services/Libraries/StaticFiles"),
+    .target(name: "StaticFiles", dependencies: ["Core", "Wire"], path: "Sources/Services/Libraries/StaticFiles"),
     // Listen, accept, one thread per connection, the idle report (kv, static-web).
-    .target(name: "SocketServer", dependencies: ["Core"], path: "Sources/Services/Libraries/SocketServer"),
+    .target(name: "SocketServer", dependencies: ["Core", "Wire"], path: "Sources/Services/Libraries/SocketServer"),
     // fs-manifest's walk and output format.
-    .target(name: "FileManifest", dependencies: ["Core"], path: "Sources/Services/Libraries/FileManifest"),
+    .target(name: "FileManifest", dependencies: ["Core", "Wire"], path: "Sources/Services/Libraries/FileManifest"),
 ]
 let serviceTargets: [Target] = services.map { service in
-    .target(name: service.name, dependencies: ["Core"] + serviceLibraries.map { .target(name: $0.name) },
+    .target(name: service.name, dependencies: ["Core", "Wire"] + serviceLibraries.map { .target(name: $0.name) },
             path: "Sources/Services/\(service.kind)/\(service.name)", exclude: ["expected", "scenario"].filter {
                 FileManager.default.fileExists(atPath: Context.packageDirectory + "/Sources/Services/\(service.kind)/\(service.name)/\($0)")
             })
@@ -61,8 +66,19 @@ let package = Package(
         .executable(name: "toro-fs", targets: ["ToroFS"]),
     ],
     targets: [
-        // Platform-neutral kernel: memory, boot-info parsing, log, panic, services.
-        .target(name: "Core"),
+        // Both sides of the split virtqueue, device bring-up, the transport and guest-memory
+        // protocols: shared by the guest drivers, the platforms' transports and the host back-ends.
+        .target(name: "VirtIO"),
+        // Byte formats guest and host share: vsock header and credit, FUSE, HTTP, CRC-32, and
+        // the one little-endian reader/writer.
+        .target(name: "Wire"),
+        // Platform-neutral kernel: memory, scheduler, clock, boot-info parsing, log, panic, VFS,
+        // socket API, services (Wire only for the services, until they leave Core).
+        .target(name: "Core", dependencies: ["Wire"]),
+        // Guest device drivers, generic over the transport and guest memory: virtio-vsock
+        // (with the connection state and the socket provider) and virtio-fs (with the FUSE
+        // client file system).
+        .target(name: "Drivers", dependencies: ["Core", "VirtIO", "Wire"]),
         // x86-64 primitives shared by both platforms: the 32-bit to long-mode trampoline,
         // exception stubs, port I/O and control registers, and the few libc symbols the
         // Swift runtime links against.
@@ -74,30 +90,36 @@ let package = Package(
         // Swift over X86Asm for what both QEMU machines share: the COM1 console, isa-debug-exit,
         // the TSC clock, the early boot sequence.
         .target(name: "PC", dependencies: ["Core", "X86Asm"], swiftSettings: volatile),
-        .target(name: "MicroVM", dependencies: ["Core", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
+        .target(name: "MicroVM", dependencies: ["Core", "VirtIO", "Drivers", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
         .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
-        .target(name: "ToroTool", dependencies: ["KVProtocol", "Core"]),
+        .target(name: "ToroTool", dependencies: ["KVProtocol", "Wire"]),
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),
-        .testTarget(name: "CoreTests", dependencies: ["Core", "VirtIOTestSupport"]),
+        // The kernel's own tests.
+        .testTarget(name: "CoreTests", dependencies: ["Core", "Wire", "VirtIOTestSupport"]),
+        // The service libraries: kv's protocol, file and store, static-web's handler, fs-manifest.
         .testTarget(name: "ServiceLibraryTests",
-                    dependencies: ["Core", "KVProtocol", "KVStore", "StaticFiles", "FileManifest", "VirtIOTestSupport"]),
-        // Test doubles for the VirtIO core (fake guest memory, recording transport), shared
-        // by the Core tests and the host back-ends' tests.
-        .target(name: "VirtIOTestSupport", dependencies: ["Core"]),
-        .testTarget(name: "VirtIOTests", dependencies: ["Core", "VirtIOTestSupport"]),
-        // virtio-vsock packet codec, connection state machine and credit; the socket API helpers.
-        .testTarget(name: "VsockTests", dependencies: ["Core"]),
+                    dependencies: ["Core", "Wire", "KVProtocol", "KVStore", "StaticFiles", "FileManifest", "SocketServer", "VirtIOTestSupport"]),
+        // The byte formats: vsock header and credit, FUSE codec, HTTP, CRC-32, little-endian.
+        .testTarget(name: "WireTests", dependencies: ["Wire", "VirtIOTestSupport"]),
+        // The drivers' pure parts: vsock connection state and credit, the FUSE client file system.
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "Wire"]),
+        // Test doubles for VirtIO (fake guest memory, recording transport) and the seeded
+        // generator, shared by the VirtIO tests and the host back-ends' tests.
+        .target(name: "VirtIOTestSupport", dependencies: ["VirtIO", "Wire"]),
+        .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "VirtIOTestSupport"]),
         // Host side of virtio-vsock: a vhost-user back-end for QEMU's vhost-user-vsock-device,
         // Firecracker-style hybrid Unix sockets and TCP port forwarding (`toro-vsock`).
-        .target(name: "VhostUser", dependencies: ["Core"]),
+        .target(name: "VhostUser", dependencies: ["VirtIO", "Wire"]),
         .executableTarget(name: "ToroVsock", dependencies: ["VhostUser"]),
         // Host side of virtio-fs: a vhost-user back-end for QEMU's vhost-user-fs-device with a
         // FUSE server confined to one host folder (`toro-fs`).
         .executableTarget(name: "ToroFS", dependencies: ["VhostUser"]),
-        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIOTestSupport"]),
-        .testTarget(name: "ToroToolTests", dependencies: ["ToroTool", "KVProtocol"]),
+        // Drivers and Core only for the end-to-end tests that mount the guest's FUSE client on
+        // the server in-process (FUSEFileSystemServerTests and a few host-safety checks).
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "VirtIOTestSupport", "Drivers", "Core"]),
+        .testTarget(name: "ToroToolTests", dependencies: ["ToroTool", "KVProtocol", "Wire"]),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
-        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Core", "KVProtocol"]),
+        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Wire", "KVProtocol"]),
     ] + serviceLibraries + serviceTargets
 )

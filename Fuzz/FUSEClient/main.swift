@@ -240,7 +240,7 @@ private final class FuzzServer: FUSEChannel, FUSERequestQueue {
 
     func success(_ request: FUSEIncomingRequest, reply: UnsafeMutableRawBufferPointer, control: UInt8) -> Int {
         let body = UnsafeMutableRawBufferPointer(rebasing: reply[FUSE.outHeaderSize...])
-        var w = FUSEWriter(body)
+        var w = LittleEndianWriter(body)
         switch request.operation {
         case .lookup, .mkdir:
             entry(control).encode(into: body)

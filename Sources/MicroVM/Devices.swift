@@ -2,8 +2,13 @@
 // announces on the command line (`virtio_mmio.device=`), probed and bound to drivers.
 // Today: virtio-vsock (device 19) for sockets and virtio-fs (device 26) for the shared folder. Every device IRQ goes through the IOAPIC to
 // CPU 0, level-triggered (virtio-mmio's interrupt line stays up until InterruptACK).
+// The drivers (Sources/Drivers) are generic over the transport and memory: here they get
+// `VirtioMMIO` and `IdentityMemory`, with the interrupt routing, clock and spin hint.
 import Core
+import Drivers
 import PC
+import VirtIO
+import X86Asm
 
 final class MicroVMDevices {
     var sockets: VsockSockets? = nil
@@ -33,7 +38,7 @@ final class MicroVMDevices {
                badCommandLine: () -> Never, now: @escaping () -> UInt64) {
         self.ioapic = ioapic
         self.bootstrapAPIC = bootstrapAPIC
-        let memory = IdentityMemory(ranges: ram)
+        let memory = IdentityMemory(ranges: ram.map { GuestRange(start: $0.start, end: $0.end) })
         for text in commandLine.values("virtio_mmio.device") {
             let hint: VirtioMMIOHint
             do {
@@ -59,7 +64,7 @@ final class MicroVMDevices {
             }
             guard let id = transport.deviceID else { continue }
             switch id {
-            case VsockDriver.deviceID where sockets == nil && wanted.contains(.sockets):
+            case VirtioDeviceID.socket where sockets == nil && wanted.contains(.sockets):
                 guard let driver = VsockDriver(transport: transport, memory: memory) else { continue }
                 route(hint.irq) { driver.handleInterrupt() }
                 if Scheduler.spawn(on: 0, { driver.serve() }) == nil {
@@ -76,7 +81,7 @@ final class MicroVMDevices {
                 Log.write(", guest CID ")
                 Log.decimal(driver.guestCID)
                 Log.put(10)
-            case VirtioFSDriver.deviceID where fileSystem == nil && wanted.contains(.files):
+            case VirtioDeviceID.fileSystem where fileSystem == nil && wanted.contains(.files):
                 let timeout: Int
                 do throws(KernelArgumentError) {
                     timeout = try FUSEStallGuard.timeoutSeconds(commandLine)
@@ -88,7 +93,7 @@ final class MicroVMDevices {
                     badCommandLine()
                 }
                 guard let driver = VirtioFSDriver(transport: transport, memory: memory, now: now,
-                                                  timeoutSeconds: timeout) else { continue }
+                                                  pause: { arch_pause() }, timeoutSeconds: timeout) else { continue }
                 route(hint.irq) { driver.handleInterrupt() }
                 // INIT runs now, before the scheduler: the driver polls the used ring.
                 let mounted: FUSEFileSystem

@@ -19,7 +19,7 @@
 import Glibc
 #endif
 import Foundation
-import Core
+import Wire
 import KVProtocol
 
 public final class HostKVServer: @unchecked Sendable {

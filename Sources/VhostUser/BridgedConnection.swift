@@ -9,10 +9,7 @@
 // Shutdown (§5.10.6.5): host EOF becomes SHUTDOWN(SEND) once `toGuest` is empty; guest
 // SHUTDOWN(SEND) becomes shutdown(SHUT_WR) once `toHost` is written; SHUTDOWN with both
 // flags is answered by an RST and the socket is closed.
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import Wire
 import Glibc
 
 /// (host-side port, guest port): what identifies a connection between CID 2 and the guest.

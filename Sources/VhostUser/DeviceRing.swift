@@ -5,10 +5,7 @@
 // The guest is hostile (virtio 1.2 §2.7.5, Core's DeviceQueue header): the first ring
 // violation is logged once and the ring is marked broken; a broken ring is never touched
 // again (the back-end keeps running; the guest must reset the device).
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import VirtIO
 
 public final class DeviceRing {
     public let name: String

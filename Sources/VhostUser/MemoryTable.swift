@@ -12,10 +12,7 @@
 // even when they are adjacent in guest-physical space, because their host mappings are
 // not); addresses come from the guest and are never trusted (virtio 1.2 §2.7.5: the device
 // reads descriptors the driver wrote). Mappings live as long as the table.
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import VirtIO
 import Glibc
 
 /// One mapped region.

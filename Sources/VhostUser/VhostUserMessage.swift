@@ -12,6 +12,7 @@
 //
 // Nothing here trusts the peer: every length, count and index is checked, and a failure
 // is a `VhostUserError` for the caller to log before dropping the connection.
+import Wire
 
 /// The 12-byte message header.
 public struct VhostUserHeader: Equatable, Sendable {

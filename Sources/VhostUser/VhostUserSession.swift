@@ -15,10 +15,7 @@
 // SET_OWNER, SET_VRING_CALL/ERR, GET_CONFIG; at DRIVER_OK SET_FEATURES, SET_MEM_TABLE, per
 // ring SET_VRING_NUM/BASE/ADDR/KICK, SET_VRING_ENABLE; on reset SET_VRING_ENABLE 0 and
 // GET_VRING_BASE.
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import VirtIO
 import Glibc
 
 /// What a vhost-user device implements on top of the session.

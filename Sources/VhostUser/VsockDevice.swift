@@ -13,10 +13,7 @@
 // and dropped or answered by an RST; never trusted. Bridged connections and hybrid
 // handshakes together are capped at `maxConnections` (`--max-connections`): a guest REQUEST
 // beyond it is answered by an RST, a host client beyond it is accepted and closed at once.
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import Wire
 import Glibc
 
 public final class VsockDevice: VhostUserDevice {

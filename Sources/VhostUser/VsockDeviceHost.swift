@@ -9,10 +9,6 @@
 // loop); a client beyond `maxConnections` is closed as soon as it is accepted; an accept
 // that fails for want of descriptors pauses every listener (AcceptBackoff) rather than
 // polling a readable listener in a busy loop.
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
 import Glibc
 
 extension VsockDevice {

@@ -7,10 +7,8 @@
 // Distrust (Core's DeviceQueue validates every descriptor): a tx chain too short for a
 // header, a header that does not decode, or a length beyond the chain is logged and the
 // chain returned unread; an rx chain too small for a header is returned empty.
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import VirtIO
+import Wire
 
 extension VsockDevice {
     /// The most bytes read from one tx chain: a header and the largest payload accepted.

@@ -9,12 +9,8 @@
 //
 // Rules for callers: not thread-safe; one test thread. Addresses below `base` are
 // outside, so a base above 0 also catches zero and small bogus addresses.
-//
-// The fuzz targets compile this file into their own module (Fuzz/build.sh), where there
-// is no `Core` to import: hence the `canImport`.
-#if canImport(Core)
-import Core
-#endif
+import VirtIO
+import Wire
 
 /// Guest memory backed by a byte array, with helpers to inspect and corrupt it.
 public final class FakeGuestMemory: GuestMemory {
@@ -47,18 +43,12 @@ public final class FakeGuestMemory: GuestMemory {
 
     public func load<T: FixedWidthInteger>(_ type: T.Type, at address: UInt64) -> T? {
         guard let start = offset(address, UInt64(MemoryLayout<T>.size)) else { return nil }
-        var value: T = 0
-        for i in 0 ..< MemoryLayout<T>.size {
-            value |= T(truncatingIfNeeded: storage[start + i]) << (8 * i)
-        }
-        return value
+        return storage.loadLE(T.self, at: start)
     }
 
     public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) -> Bool {
         guard let start = offset(address, UInt64(MemoryLayout<T>.size)) else { return false }
-        for i in 0 ..< MemoryLayout<T>.size {
-            storage[start + i] = UInt8(truncatingIfNeeded: value >> (8 * i))
-        }
+        storage.withUnsafeMutableBytes { LittleEndian.store(value, into: $0, at: start) }
         writeCount += 1
         return true
     }

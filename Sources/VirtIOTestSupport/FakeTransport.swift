@@ -8,9 +8,7 @@
 // FEATURES_OK regardless), `neverResets = true` (a write of 0 is ignored).
 //
 // Rules for callers: a class (a transport names one device); one test thread.
-#if canImport(Core)
-import Core
-#endif
+import VirtIO
 
 /// A recording, programmable `VirtioTransport`.
 public final class FakeTransport: VirtioTransport {

@@ -6,9 +6,7 @@
 //
 // Rules for callers: `driver` and `device` are values; mutate them through the fixture
 // (`loop.driver.addBuffer(loop.memory, ...)`). Memory is shared (a class).
-#if canImport(Core)
-import Core
-#endif
+import VirtIO
 
 /// A virtqueue with both ends, over a `FakeGuestMemory`.
 public struct LoopbackQueue {

@@ -14,7 +14,8 @@ import Glibc
 #endif
 import Foundation
 import XCTest
-import Core
+import Wire
+import Wire
 import ToroTool
 
 final class FSManifestBootTests: XCTestCase {

@@ -7,7 +7,7 @@ import Glibc
 #endif
 import Foundation
 import XCTest
-import Core
+import Wire
 import KVProtocol
 import ToroTool
 

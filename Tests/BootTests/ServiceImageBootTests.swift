@@ -41,6 +41,31 @@ final class ServiceImageBootTests: XCTestCase {
         }
     }
 
+    /// Embedded Swift emits no unspecialised generic code: a generic the service's module
+    /// cannot see the body of (a non-inlinable protocol-extension method called on an
+    /// existential from another module) becomes a call to `_swift_dead_method_stub`, which
+    /// traps at run time. No image may call it.
+    func testNoImageCallsTheDeadMethodStub() throws {
+        guard Harness.preflight() else { return }
+        for service in Services.all {
+            for platform in GuestPlatform.allCases {
+                let image = Harness.paths.image(platform, service: service.name).replacingOccurrences(of: ".elf", with: ".debug.elf")
+                var process = Subprocess(["llvm-objdump", "-d", "--no-show-raw-insn", image])
+                process.timeout = 120
+                process.captureLimit = 256 << 20
+                let result = process.run()
+                XCTAssertEqual(result.exitCode, 0, "\(service.name) on \(platform): llvm-objdump failed")
+                var function = ""
+                var callers: Set<String> = []
+                for line in result.output.split(separator: "\n") {
+                    if line.hasSuffix(">:") { function = String(line) }
+                    else if line.contains("call") && line.contains("<_swift_dead_method_stub>") { callers.insert(function) }
+                }
+                XCTAssertEqual(callers, [], "\(service.name) on \(platform) calls _swift_dead_method_stub")
+            }
+        }
+    }
+
     func testAnImageRefusesACommandLineNamingAnotherService() throws {
         guard Harness.preflight() else { return }
         let results = Harness.onBothPlatforms { platform -> (GuestPlatform, ProcessResult) in

@@ -7,6 +7,7 @@ import XCTest
 @testable import Core
 @testable import KVProtocol
 @testable import KVStore
+import Wire
 
 final class KVPersistenceTests: XCTestCase {
     func reply(_ kv: KVShared, _ line: String) -> String {

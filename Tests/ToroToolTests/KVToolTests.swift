@@ -10,7 +10,7 @@ import Glibc
 import Foundation
 import XCTest
 @testable import ToroTool
-import Core
+import Wire
 import KVProtocol
 
 final class HostKVProtocolTests: XCTestCase {

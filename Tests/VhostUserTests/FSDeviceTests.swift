@@ -1,10 +1,11 @@
 // The virtio-fs device over a simulated guest ring (VirtIOTestSupport's LoopbackQueue):
 // FUSE requests in device-readable segments, replies scattered over device-writable ones,
 // used lengths, hostile chains; plus the real `toro-fs` binary's command line.
+import VirtIO
+import Wire
 import XCTest
 import Glibc
 import Foundation
-import Core
 import VirtIOTestSupport
 @testable import VhostUser
 

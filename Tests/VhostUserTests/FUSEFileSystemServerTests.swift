@@ -6,6 +6,8 @@
 import XCTest
 import Foundation
 import Core
+import Drivers
+import Wire
 @testable import VhostUser
 
 /// Hands each request straight to a FUSEServer, as the virtqueues would.

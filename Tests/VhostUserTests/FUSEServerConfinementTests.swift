@@ -1,9 +1,9 @@
 // FUSEServer's hard rules: the guest never reaches outside the share (names, symlinks,
 // special files), hostile requests never trap, and lifetimes follow FUSE (descriptor and
 // node counts return to baseline after long open/read/release/forget runs).
+import Wire
 import XCTest
 import Glibc
-import Core
 @testable import VhostUser
 
 final class FUSEServerConfinementTests: FUSEShareTestCase {

@@ -4,10 +4,12 @@
 // answers at once instead of blocking), and what the guest does is checked on the host.
 // These tests are meant to run as root (the README's path, and this project's CI); as
 // another user every assertion still holds, with less at stake.
+import Core
+import Drivers
+import Wire
 import XCTest
 import Foundation
 import Glibc
-import Core
 @testable import VhostUser
 
 final class FUSEServerHostSafetyTests: FUSEShareTestCase {

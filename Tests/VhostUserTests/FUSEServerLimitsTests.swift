@@ -2,9 +2,11 @@
 // `--max-nodes` are ENFILE, handles past `--max-handles` EMFILE, both before anything is
 // made on the host, and forgetting or releasing makes room again. A host out of
 // descriptors (a low `ulimit -n`) answers EMFILE and serves again once descriptors return.
+import Core
+import Drivers
+import Wire
 import XCTest
 import Glibc
-import Core
 @testable import VhostUser
 
 final class FUSEServerLimitsTests: FUSEShareTestCase {

@@ -2,9 +2,9 @@
 // FUSERequest encoder, replies checked with Core's FUSEReply (so both sides agree on
 // fuse.h 7.31), effects checked on the host. Confinement and lifetimes:
 // FUSEServerConfinementTests.swift.
+import Wire
 import XCTest
 import Glibc
-import Core
 @testable import VhostUser
 
 /// Plays the guest: encodes requests, hands them to the server, checks the replies.

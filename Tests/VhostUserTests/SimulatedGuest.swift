@@ -2,9 +2,9 @@
 // VirtIOTestSupport's fake guest memory, one queue for rx and one for tx, wired to a
 // VsockDevice through DeviceRings exactly as the vhost-user session wires real rings.
 // Plus small helpers for host sockets and captured log lines.
+import Wire
 import XCTest
 import Glibc
-import Core
 import VirtIOTestSupport
 @testable import VhostUser
 

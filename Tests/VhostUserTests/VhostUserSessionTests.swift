@@ -2,9 +2,10 @@
 // negotiation, GET_CONFIG, REPLY_ACK, then a memfd memory table and real rings on which a
 // simulated guest driver talks to the vsock device through kick and call eventfds
 // (vhost-user.rst "Ring states", "REPLY_ACK"; virtio 1.2 §5.10).
+import VirtIO
+import Wire
 import XCTest
 import Glibc
-import Core
 @testable import VhostUser
 
 final class VhostUserSessionTests: XCTestCase {

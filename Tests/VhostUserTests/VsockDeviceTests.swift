@@ -1,8 +1,9 @@
 // The vsock device against a simulated guest (Core's SplitVirtqueue over fake memory) and
 // real host sockets in a temporary directory (virtio 1.2 §5.10.6; Firecracker docs/vsock.md).
+import VirtIO
+import Wire
 import XCTest
 import Glibc
-import Core
 @testable import VhostUser
 
 /// A temporary folder for the device's Unix sockets (`uds`), removed afterwards, and the

@@ -5,7 +5,6 @@
 // packets are logged at most once a second per kind.
 import XCTest
 import Glibc
-import Core
 @testable import VhostUser
 
 /// A blocking TCP client of 127.0.0.1:`port` (the listener's backlog completes the connect).

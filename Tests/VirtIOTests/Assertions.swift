@@ -1,6 +1,6 @@
 // Assertions for typed errors: the exact case thrown, not just "something threw".
+import VirtIO
 import XCTest
-import Core
 
 func assertThrows<T>(
     _ expected: VirtqueueError, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> T

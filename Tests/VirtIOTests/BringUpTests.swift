@@ -1,7 +1,7 @@
 // Device bring-up over the recording transport: the register trace is exactly the
 // §3.1.1 sequence, and each misbehaving device ends in its own error with FAILED set.
+import VirtIO
 import XCTest
-import Core
 import VirtIOTestSupport
 
 final class BringUpTests: XCTestCase {

@@ -1,7 +1,7 @@
 // Guest memory: bounds checks that never trap, little-endian order, the kernel's
 // identity memory over a real allocation, and the virtqueue layout arithmetic.
+import VirtIO
 import XCTest
-import Core
 import VirtIOTestSupport
 
 final class GuestMemoryTests: XCTestCase {
@@ -46,7 +46,7 @@ final class GuestMemoryTests: XCTestCase {
         defer { block.deallocate() }
         block.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         let start = UInt64(UInt(bitPattern: block))
-        let memory = IdentityMemory(ranges: [PhysicalRange(start: start, end: start + UInt64(size))])
+        let memory = IdentityMemory(ranges: [GuestRange(start: start, end: start + UInt64(size))])
 
         XCTAssertTrue(memory.store(UInt32(0xCAFE_F00D), at: start + 8))
         XCTAssertEqual(block.load(fromByteOffset: 8, as: UInt8.self), 0x0D)
@@ -71,8 +71,8 @@ final class GuestMemoryTests: XCTestCase {
         let block = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
         defer { block.deallocate() }
         let start = UInt64(UInt(bitPattern: block))
-        let memory = IdentityMemory(ranges: [PhysicalRange(start: start, end: start + 32),
-                                             PhysicalRange(start: start + 32, end: start + 64)])
+        let memory = IdentityMemory(ranges: [GuestRange(start: start, end: start + 32),
+                                             GuestRange(start: start + 32, end: start + 64)])
         XCTAssertTrue(memory.store(UInt32(1), at: start + 28))
         XCTAssertFalse(memory.store(UInt32(1), at: start + 30))           // spans the two ranges
         XCTAssertTrue(memory.store(UInt32(1), at: start + 32))

@@ -1,8 +1,8 @@
 // A device that breaks the rules, seen by the driver side: every bad value in the used
 // ring fails the queue with its own error, later calls throw `deviceFailed`, nothing is
 // freed (so nothing is freed twice), and no buffer's memory is touched.
+import VirtIO
 import XCTest
-import Core
 import VirtIOTestSupport
 
 final class HostileDeviceTests: XCTestCase {

@@ -1,8 +1,8 @@
 // A driver that breaks the rules, seen by the device side: loops, wild indices, buffers
 // outside guest memory, indirect tables, oversized chains. Each chain is rejected whole
 // with its own error, the queue fails, and later calls throw `driverFailed`.
+import VirtIO
 import XCTest
-import Core
 import VirtIOTestSupport
 
 final class HostileDriverTests: XCTestCase {

@@ -1,8 +1,8 @@
 // The driver-side queue against the device-side queue in one process, over one fake
 // guest: buffers go out and come back intact, chains keep their shape, indices wrap,
 // a full queue refuses and recovers, notification flags are honoured.
+import VirtIO
 import XCTest
-import Core
 import VirtIOTestSupport
 
 final class VirtqueueRoundTripTests: XCTestCase {

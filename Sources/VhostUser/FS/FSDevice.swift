@@ -11,10 +11,8 @@
 // or puts readable after writable descriptors; DeviceRing then logs it once and stops
 // using the ring until reset. A request larger than the largest one accepted is logged
 // and returned unanswered.
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import VirtIO
+import Wire
 
 public final class FSDevice: VhostUserDevice {
     public static let hiprioQueue = 0

@@ -19,10 +19,7 @@
 // operations: FUSEServerOperations.swift. What no request may do to the host (set-ID bits,
 // ownership, FIFOs and devices): FUSEServerPolicy.swift. Caps on what one guest holds:
 // FUSEServerLimits.swift. Log lines a guest can provoke are rate-limited (BackendLog.limited).
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import Wire
 import Glibc
 
 public final class FUSEServer {
@@ -127,9 +124,9 @@ public final class FUSEServer {
         case .success(let count): length += count
         case .failure(let failure): error = -min(max(failure.code, 1), FUSE.errnoMaximum)
         }
-        reply.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 0, as: UInt32.self)
-        reply.storeBytes(of: error.littleEndian, toByteOffset: 4, as: Int32.self)
-        reply.storeBytes(of: unique.littleEndian, toByteOffset: 8, as: UInt64.self)
+        LittleEndian.store(UInt32(length), into: reply, at: 0)
+        LittleEndian.store(error, into: reply, at: 4)
+        LittleEndian.store(unique, into: reply, at: 8)
         return length
     }
 

@@ -13,10 +13,7 @@
 // refuses (EXDEV) for an absolute target or one climbing out; the guest gets EACCES. Only
 // directories and regular files become nodes: devices, FIFOs and sockets are EACCES.
 // A new node past `limits.maxNodes` is ENFILE (FUSEServerLimits.swift).
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import Wire
 import Glibc
 
 struct FileKey: Hashable {

@@ -8,10 +8,7 @@
 // Every I/O open is O_NONBLOCK with its type checked, and the host-safety rules
 // (FUSEServerPolicy.swift) and caps (FUSEServerLimits.swift) come before any change.
 // Directory listings omit "." and ".." and special files (FUSEServerNodes.swift).
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import Wire
 import Glibc
 
 extension FUSEServer {
@@ -88,8 +85,8 @@ extension FUSEServer {
                 if n == 0 { break }
                 written += n
             }
-            body.storeBytes(of: UInt32(written).littleEndian, toByteOffset: 0, as: UInt32.self)
-            body.storeBytes(of: UInt32(0), toByteOffset: 4, as: UInt32.self)
+            LittleEndian.store(UInt32(written), into: body, at: 0)
+            LittleEndian.store(UInt32(0), into: body, at: 4)
             return 8
         case .flush(let fh):
             _ = try handle(fh, directory: false)
@@ -119,10 +116,10 @@ extension FUSEServer {
             var s = statvfs()
             guard fstatvfs(try node(id).fd, &s) == 0 else { throw Errno.current }
             let words: [UInt64] = [UInt64(s.f_blocks), UInt64(s.f_bfree), UInt64(s.f_bavail), UInt64(s.f_files), UInt64(s.f_ffree)]
-            for (i, word) in words.enumerated() { body.storeBytes(of: word.littleEndian, toByteOffset: i * 8, as: UInt64.self) }
+            for (i, word) in words.enumerated() { LittleEndian.store(word, into: body, at: i * 8) }
             let halves: [UInt32] = [UInt32(truncatingIfNeeded: s.f_bsize), UInt32(truncatingIfNeeded: s.f_namemax),
                                     UInt32(truncatingIfNeeded: s.f_frsize), 0, 0, 0, 0, 0, 0, 0]
-            for (i, half) in halves.enumerated() { body.storeBytes(of: half.littleEndian, toByteOffset: 40 + i * 4, as: UInt32.self) }
+            for (i, half) in halves.enumerated() { LittleEndian.store(half, into: body, at: 40 + i * 4) }
             return 80
         case .create(let name, let flags, let mode, let umask):
             try FUSEServer.need(FUSEEntry.size + FUSEOpenReply.size, in: body)
@@ -184,8 +181,8 @@ extension FUSEServer {
     }
 
     static func openReply(_ fh: UInt64, into body: UnsafeMutableRawBufferPointer) -> Int {
-        body.storeBytes(of: fh.littleEndian, toByteOffset: 0, as: UInt64.self)
-        body.storeBytes(of: UInt64(0), toByteOffset: 8, as: UInt64.self)
+        LittleEndian.store(fh, into: body, at: 0)
+        LittleEndian.store(UInt64(0), into: body, at: 8)
         return FUSEOpenReply.size
     }
 

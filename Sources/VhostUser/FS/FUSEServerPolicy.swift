@@ -18,10 +18,7 @@
 //     fstat before use. CREATE first tries O_CREAT|O_EXCL; when the name exists it is
 //     looked at through O_PATH and re-opened only if it is a regular file, so CREATE of an
 //     existing FIFO is EACCES at once instead of an open that blocks for a writer.
-// The fuzz targets compile this file into their own module, where there is no `Core`.
-#if canImport(Core)
-import Core
-#endif
+import Wire
 import Glibc
 
 extension FUSEServer {

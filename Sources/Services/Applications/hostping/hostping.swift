@@ -2,6 +2,8 @@
 // port `port=N` (default 1234), sends `ping from Toro\n`, prints the line the host answers
 // and exits 0; a refused connection or a closed stream is reported and exits 1.
 import Core
+import SocketServer
+import Wire
 
 @_silgen_name("toro_service")
 public func service() -> Service {

@@ -38,8 +38,8 @@
 import Core
 import KVStore
 import SocketServer
-import KVStore
 import KVProtocol
+import Wire
 
 @_silgen_name("toro_service")
 public func service() -> Service {

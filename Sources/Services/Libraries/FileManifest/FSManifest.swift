@@ -37,6 +37,7 @@
 //   * Each file kept and each folder queued is admitted against the memory budget first;
 //     a single listing is bounded and admitted by the file system (FUSEFileSystem).
 import Core
+import Wire
 
 public enum FSManifest {
     /// One regular file of the manifest.

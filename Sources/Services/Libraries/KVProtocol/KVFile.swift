@@ -20,7 +20,7 @@
 // Rules for callers: the encoder holds the dictionary it was given; whoever mutates the
 // table meanwhile makes the dictionary copy itself (memory in proportion to the table), so
 // the service blocks writers while a save runs (KV.swift).
-import Core
+import Wire
 
 public enum KVFile {
     public static let name: [UInt8] = Array("/kv.db".utf8)

@@ -22,7 +22,7 @@
 //
 // Rules for callers: `feed` chunks in order until it returns false or the file ends, then
 // call `finish` once. Never traps on any input (Fuzz/KVFile).
-import Core
+import Wire
 
 public struct KVFileDecoder {
     /// What a whole file gave.

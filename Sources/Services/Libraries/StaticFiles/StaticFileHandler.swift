@@ -28,6 +28,7 @@
 // Paths never leave the served root: HTTPTarget drops nothing but resolves "." and ".."
 // and refuses a climb above the root; the back-end refuses symlinks that point out.
 import Core
+import Wire
 
 public struct StaticFileHandler {
     /// The largest body buffer, also the largest socket read.

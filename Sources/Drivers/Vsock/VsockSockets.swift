@@ -1,0 +1,149 @@
+// Core's socket API over the vsock driver: the provider, and the routing of every
+// received packet to its connection (virtio 1.2 §5.10.6). The connection logic itself
+// is `VsockConnection`'s; the driver is reached through `VsockPacketPort`; streams (VsockStream.swift) block threads on events, and
+// listeners (VsockListener.swift) admit or refuse each new connection.
+//
+// Rules: all socket objects live on CPU 0 with the driver (services run their socket
+// threads there); `deliver` runs on the driver thread; a blocked read, write, accept or
+// connect wakes on its connection's event. When the device fails, every call throws
+// `deviceFailed` and waiting threads are woken. A connection a listener refuses is
+// answered with RST at once: the host's client sees it closed, never a hang.
+import Core
+import Wire
+
+public final class VsockSockets: SocketProvider {
+    struct Key: Hashable {
+        var localPort: UInt32
+        var peerCID: UInt64
+        var peerPort: UInt32
+    }
+
+    /// How long `connect` waits for the peer's RESPONSE.
+    static let connectTimeout: UInt64 = 10_000_000_000
+
+    let driver: any VsockPacketPort
+    var listeners: [UInt32: VsockListener] = [:]
+    var streams: [Key: VsockStream] = [:]
+    var nextEphemeralPort: UInt32 = 49152
+
+    public convenience init<Transport, Memory>(driver: VsockDriver<Transport, Memory>) {
+        self.init(port: driver)
+    }
+
+    init(port driver: any VsockPacketPort) {
+        self.driver = driver
+        driver.deliver = { header, payload in self.deliver(header, payload) }
+        driver.onFailure = { self.wakeEveryone() }
+    }
+
+    var local: VsockAddress { VsockAddress(cid: driver.guestCID, port: 0) }
+
+    public func listen(port: UInt32, limits: ConnectionLimits) throws(SocketError) -> any Listener {
+        if driver.failed { throw .deviceFailed }
+        guard listeners[port] == nil else { throw .addressInUse }
+        let listener = VsockListener(port: port, sockets: self, limits: limits)
+        listeners[port] = listener
+        return listener
+    }
+
+    public func connect(cid: UInt64, port: UInt32) throws(SocketError) -> any StreamSocket {
+        if driver.failed { throw .deviceFailed }
+        let localPort = nextEphemeralPort
+        nextEphemeralPort = nextEphemeralPort == UInt32.max ? 49152 : nextEphemeralPort + 1
+        let (connection, request) = VsockConnection.connect(
+            from: VsockAddress(cid: driver.guestCID, port: localPort), to: VsockAddress(cid: cid, port: port),
+            maximumPacketPayload: Int(VsockDriverLimits.maximumPayload))
+        let stream = VsockStream(connection: connection, sockets: self,
+                                 idleTimeout: UInt64(ConnectionLimits.defaultIdleSeconds) * 1_000_000_000)
+        streams[Key(localPort: localPort, peerCID: cid, peerPort: port)] = stream
+        send([request], payload: nil, of: connection)
+        let deadline = Clock.monotonicNanoseconds() &+ VsockSockets.connectTimeout
+        while connection.state == .connecting && !driver.failed && Clock.monotonicNanoseconds() < deadline {
+            stream.changed.reset()
+            stream.changed.wait(deadline: deadline)
+        }
+        if driver.failed { throw .deviceFailed }
+        if connection.state == .connecting {
+            stream.close()
+            throw .timedOut
+        }
+        guard connection.state == .connected else {
+            forget(stream)
+            throw .connectionRefused
+        }
+        return stream
+    }
+
+    /// Sends every action of `connection`; RW payloads are ranges of `payload`. Each
+    /// header gets the connection's credit as it is when the packet enters the ring: a
+    /// sender that waited for a TX buffer must not overtake, with an older fwd_cnt, a
+    /// packet another thread stamped later (the peer would see fwd_cnt go backwards).
+    func send(_ actions: [VsockAction], payload: UnsafeRawBufferPointer?, of connection: VsockConnection) {
+        for action in actions {
+            if action.payload.isEmpty {
+                _ = driver.send(action.header, restamp: connection)
+            } else if let payload {
+                _ = driver.send(action.header, payload: UnsafeRawBufferPointer(rebasing: payload[action.payload]),
+                                restamp: connection)
+            }
+        }
+    }
+
+    func forget(_ stream: VsockStream) {
+        let c = stream.connection
+        streams[Key(localPort: c.local.port, peerCID: c.peer.cid, peerPort: c.peer.port)] = nil
+        stream.listener?.remove(stream)
+        // Dictionaries keep their capacity: release it when the last connection goes, so
+        // a server's memory returns to its idle figure.
+        if streams.isEmpty { streams = [:] }
+    }
+
+    /// Routes one packet from the device (driver thread).
+    func deliver(_ header: VsockHeader, _ payload: UnsafeRawBufferPointer) {
+        let key = Key(localPort: header.destination.port, peerCID: header.source.cid, peerPort: header.source.port)
+        if let stream = streams[key] {
+            stream.lastActivity = Clock.monotonicNanoseconds()
+            if header.op == .rw && header.length > 0 { stream.peerHasSpoken = true }
+            send(stream.connection.handle(header, payload: payload), payload: nil, of: stream.connection)
+            stream.changed.signal()
+            return
+        }
+        if header.op == .request, let listener = listeners[header.destination.port], !listener.closed,
+           let connection = VsockConnection(request: header, maximumPacketPayload: Int(VsockDriverLimits.maximumPayload)),
+           listener.admit(now: Clock.monotonicNanoseconds()) {
+            let stream = VsockStream(connection: connection, sockets: self, idleTimeout: listener.limits.idleTimeout)
+            streams[key] = stream
+            send(connection.accept(), payload: nil, of: connection)
+            listener.add(stream)
+            return
+        }
+        if let reset = VsockHeader.reset(replyingTo: header) { _ = driver.send(reset) }
+    }
+
+    /// How often the sweeper looks for connections silent past their idle timeout.
+    static let sweepInterval: UInt64 = 500_000_000
+
+    /// The sweeper's loop (a thread of its own on CPU 0, started with the driver): every
+    /// half second, closes each connection whose service has waited for its peer longer
+    /// than the connection's idle timeout. One pass over the streams replaces a timer per
+    /// blocked read; a timeout fires within half a second of its due time.
+    public func sweepSilent() {
+        var expired: [VsockStream] = []
+        while !driver.failed {
+            Scheduler.sleep(nanoseconds: VsockSockets.sweepInterval)
+            let now = Clock.monotonicNanoseconds()
+            for (_, stream) in streams where stream.idleTimeout > 0 && stream.isAwaitingPeer
+                && now &- stream.lastActivity >= stream.idleTimeout {
+                expired.append(stream)
+            }
+            // Closing sends packets (and may block for a TX buffer): not while iterating.
+            for stream in expired { stream.expireForSilence() }
+            expired = []
+        }
+    }
+
+    func wakeEveryone() {
+        for (_, stream) in streams { stream.changed.signal() }
+        for (_, listener) in listeners { listener.arrived.signal() }
+    }
+}

@@ -1,0 +1,134 @@
+// The virtio-mmio transport, modern interface (virtio 1.2 §4.2.2, version 2).
+//
+// Registers are declared once (`Register`) and reached only through this type; device
+// drivers see the `VirtioTransport` protocol from Core, never an offset. QEMU's microvm
+// offers version 2 only with `-global virtio-mmio.force-legacy=false` (`toro run` passes
+// it); a version-1 (legacy) transport is refused with a log line.
+import _Volatile
+import Core
+import VirtIO
+
+struct VirtioMMIO {
+    enum Register: UInt {
+        case magic = 0x000              // "virt" (0x74726976)
+        case version = 0x004
+        case deviceID = 0x008
+        case vendorID = 0x00C
+        case deviceFeatures = 0x010
+        case deviceFeaturesSelect = 0x014
+        case driverFeatures = 0x020
+        case driverFeaturesSelect = 0x024
+        case queueSelect = 0x030
+        case queueSizeMax = 0x034
+        case queueSize = 0x038
+        case queueReady = 0x044
+        case queueNotify = 0x050
+        case interruptStatus = 0x060
+        case interruptAcknowledge = 0x064
+        case status = 0x070
+        case queueDescriptorLow = 0x080
+        case queueDescriptorHigh = 0x084
+        case queueDriverLow = 0x090
+        case queueDriverHigh = 0x094
+        case queueDeviceLow = 0x0A0
+        case queueDeviceHigh = 0x0A4
+        case configGeneration = 0x0FC
+        case config = 0x100
+    }
+
+    static let magicValue: UInt32 = 0x7472_6976
+
+    let base: UInt
+    let irq: Int
+
+    init(hint: VirtioMMIOHint) {
+        base = UInt(hint.base)
+        irq = hint.irq
+    }
+
+    func read(_ register: Register) -> UInt32 {
+        VolatileMappedRegister<UInt32>(unsafeBitPattern: base + register.rawValue).load()
+    }
+
+    func write(_ register: Register, _ value: UInt32) {
+        VolatileMappedRegister<UInt32>(unsafeBitPattern: base + register.rawValue).store(value)
+    }
+
+    /// The device ID of a modern transport with a device behind it, or nil (no device:
+    /// ID 0; wrong magic; legacy version 1).
+    var deviceID: UInt32? {
+        guard read(.magic) == VirtioMMIO.magicValue, read(.version) == 2 else { return nil }
+        let id = read(.deviceID)
+        return id == 0 ? nil : id
+    }
+
+    var isLegacy: Bool { read(.magic) == VirtioMMIO.magicValue && read(.version) == 1 }
+
+    func configByte(_ offset: Int) -> UInt8 {
+        VolatileMappedRegister<UInt8>(unsafeBitPattern: base + Register.config.rawValue + UInt(offset)).load()
+    }
+}
+
+extension VirtioMMIO: VirtioTransport {
+    func deviceFeatures(select: UInt32) -> UInt32 {
+        write(.deviceFeaturesSelect, select)
+        return read(.deviceFeatures)
+    }
+
+    func setDriverFeatures(select: UInt32, value: UInt32) {
+        write(.driverFeaturesSelect, select)
+        write(.driverFeatures, value)
+    }
+
+    var status: DeviceStatus {
+        get { DeviceStatus(rawValue: UInt8(truncatingIfNeeded: read(.status))) }
+        nonmutating set { write(.status, UInt32(newValue.rawValue)) }
+    }
+
+    func queueMax(_ index: UInt16) -> UInt16 {
+        write(.queueSelect, UInt32(index))
+        guard read(.queueReady) == 0 else { return 0 }
+        return UInt16(truncatingIfNeeded: min(read(.queueSizeMax), 32768))
+    }
+
+    func setUpQueue(_ index: UInt16, size: UInt16, descriptor: UInt64, avail: UInt64, used: UInt64) {
+        write(.queueSelect, UInt32(index))
+        write(.queueSize, UInt32(size))
+        write(.queueDescriptorLow, UInt32(truncatingIfNeeded: descriptor))
+        write(.queueDescriptorHigh, UInt32(truncatingIfNeeded: descriptor >> 32))
+        write(.queueDriverLow, UInt32(truncatingIfNeeded: avail))
+        write(.queueDriverHigh, UInt32(truncatingIfNeeded: avail >> 32))
+        write(.queueDeviceLow, UInt32(truncatingIfNeeded: used))
+        write(.queueDeviceHigh, UInt32(truncatingIfNeeded: used >> 32))
+    }
+
+    func enableQueue(_ index: UInt16) {
+        write(.queueSelect, UInt32(index))
+        write(.queueReady, 1)
+    }
+
+    func notify(_ index: UInt16) { write(.queueNotify, UInt32(index)) }
+    func interruptStatus() -> UInt32 { read(.interruptStatus) }
+    func acknowledge(_ bits: UInt32) { write(.interruptAcknowledge, bits) }
+    func configGeneration() -> UInt32 { read(.configGeneration) }
+    func configRead(_ offset: Int) -> UInt8 { configByte(offset) }
+}
+
+extension VirtioMMIO {
+    /// Marks the device FAILED (virtio 1.2 §2.1.2) and logs why its driver left it unused.
+    func giveUp(_ message: StaticString) {
+        VirtioDevice.fail(transport: self)
+        Log.timestamp()
+        Log.write(message)
+    }
+
+    /// The one log line a driver writes when its device breaks the protocol:
+    /// `<device>: device failed: <reason>`.
+    static func logFailure(_ device: StaticString, _ reason: StaticString) {
+        Log.timestamp()
+        Log.write(device)
+        Log.write(": device failed: ")
+        Log.write(reason)
+        Log.put(10)
+    }
+}
