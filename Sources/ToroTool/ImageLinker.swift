@@ -16,9 +16,9 @@ public struct ImageLinker: Sendable {
 
     /// The modules every image of `platform` links, bottom up.
     public static func kernelModules(_ platform: GuestPlatform) -> [String] {
-        let shared = ["X86Asm", "Core", "PC"]
+        let shared = ["X86Asm", "VirtIO", "Wire", "Core", "PC"]
         switch platform {
-        case .microvm: return shared + ["MicroVMBoot", "MicroVM"]
+        case .microvm: return shared + ["Drivers", "MicroVMBoot", "MicroVM"]
         case .legacy: return shared + ["LegacyBoot", "Legacy"]
         }
     }
