@@ -32,7 +32,7 @@ let package = Package(
         // Multiboot v1 header and entry (QEMU pc, SeaBIOS).
         .target(name: "LegacyBoot"),
         // Swift over X86Asm for what both QEMU machines share: the COM1 console, isa-debug-exit,
-        // the TSC clock, the early boot sequence.
+        // the TSC clock, the early boot sequence; chips reach registers through RegisterAccess.
         .target(name: "PC", dependencies: ["Core", "X86Asm"], swiftSettings: volatile),
         .target(name: "MicroVM", dependencies: ["Core", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
         .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),
@@ -54,6 +54,9 @@ let package = Package(
         // FUSE server confined to one host folder (`toro-fs`).
         .executableTarget(name: "ToroFS", dependencies: ["VhostUser"]),
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIOTestSupport"]),
+        // A recording register bus (memory-mapped and port I/O) with scripted reads, so the
+        // PC chips' start-up sequences run on the host.
+        .target(name: "RegisterTestSupport", dependencies: ["PC"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool"]),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
         .testTarget(name: "BootTests", dependencies: ["ToroTool", "Core"]),
