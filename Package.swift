@@ -32,8 +32,8 @@ let package = Package(
         // Multiboot v1 header and entry (QEMU pc, SeaBIOS).
         .target(name: "LegacyBoot"),
         // Swift over X86Asm for what both QEMU machines share: the COM1 console, isa-debug-exit,
-        // the TSC clock, the LAPIC, IOAPIC and 8259 (each generic over its register access),
-        // the early boot sequence.
+        // the TSC clock, the LAPIC, IOAPIC, 8259 and 8254 (each generic over its register
+        // access), the early boot sequence.
         .target(name: "PC", dependencies: ["Core", "X86Asm"], swiftSettings: volatile),
         .target(name: "MicroVM", dependencies: ["Core", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
         .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),

@@ -1,6 +1,6 @@
 // What MicroVM and Legacy share because both are PC-compatible QEMU machines running
 // the kernel identity-mapped: the COM1 console, the isa-debug-exit port, the TSC clock
-// calibrated against the 8254 PIT, CR3, and the early boot sequence.
+// calibrated against the 8254 PIT (PIT8254.swift), CR3, and the early boot sequence.
 import X86Asm
 import Core
 
@@ -18,8 +18,8 @@ public struct TSCClock {
     /// 1 GHz and says so in the log: timestamps are then only roughly seconds.
     public static func calibrate(milliseconds: UInt32 = 1) -> TSCClock {
         let start = arch_rdtsc()
-        let hz = arch_tsc_hz_from_pit(1193 * milliseconds)
-        return TSCClock(hz: hz == 0 ? 1_000_000_000 : hz, start: start, calibrated: hz != 0)
+        let hz = PIT8254().measureTSC(pitTicks: 1193 * milliseconds)
+        return TSCClock(hz: hz ?? 1_000_000_000, start: start, calibrated: hz != nil)
     }
 
     public let calibrated: Bool

@@ -1,6 +1,5 @@
 // Devices every PC-compatible QEMU machine Toro boots on has at the same ports:
-// the COM1 16550 UART, the isa-debug-exit port, and the 8254 PIT used once to
-// calibrate the TSC.
+// the COM1 16550 UART and the isa-debug-exit port.
 #include "arch.h"
 
 #define COM1 0x3F8
@@ -27,35 +26,4 @@ void arch_debug_exit(uint8_t status) {
     // QEMU's isa-debug-exit: the process exits with (value << 1) | 1.
     arch_outl(DEBUG_EXIT_PORT, status);
     arch_halt_forever();
-}
-
-// The 8254 runs at 1.193182 MHz. Channel 0 is set to count down from 65535 (mode 2);
-// latching and reading the count (8254 datasheet, counter latch command) measures
-// elapsed PIT ticks against the TSC. Returns TSC ticks per second, or 0 when the PIT
-// does not count (absent device).
-#define PIT_HZ 1193182ull
-
-static uint16_t pit_read_channel0(void) {
-    arch_outb(0x43, 0x00);                 // latch channel 0
-    uint8_t low = arch_inb(0x40);
-    uint8_t high = arch_inb(0x40);
-    return (uint16_t)(low | (high << 8));
-}
-
-uint64_t arch_tsc_hz_from_pit(uint32_t pit_ticks) {
-    arch_outb(0x43, 0x34);                 // channel 0, lobyte/hibyte, mode 2
-    arch_outb(0x40, 0xFF);
-    arch_outb(0x40, 0xFF);
-    uint16_t start = pit_read_channel0();
-    uint64_t tsc_start = arch_rdtsc();
-    uint32_t elapsed = 0;
-    uint16_t last = start;
-    for (uint32_t reads = 0; elapsed < pit_ticks; reads++) {
-        uint16_t now = pit_read_channel0();
-        elapsed += (uint16_t)(last - now);
-        last = now;
-        if (reads > 2000000 && elapsed == 0) return 0;   // the counter never moves
-    }
-    uint64_t tsc_elapsed = arch_rdtsc() - tsc_start;
-    return tsc_elapsed * PIT_HZ / elapsed;
 }

@@ -101,11 +101,10 @@ typedef struct {
 // Installs new page tables: `pml4` is the physical address of the top-level table.
 static inline void arch_load_page_tables(uint64_t pml4) { arch_write_cr3(pml4); }
 
-// pc.c: COM1, isa-debug-exit and the PIT, present on both QEMU machines Toro uses.
+// pc.c: COM1 and isa-debug-exit, present on both QEMU machines Toro uses.
 void arch_serial_init(void);
 void arch_serial_put(uint8_t byte);
 void arch_debug_exit(uint8_t status) __attribute__((noreturn));
-uint64_t arch_tsc_hz_from_pit(uint32_t pit_ticks);
 
 // A region of .bss the heap starts from, before the memory map has been read.
 extern char arch_early_heap[], arch_early_heap_end[];
