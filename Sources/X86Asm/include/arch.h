@@ -54,7 +54,7 @@ static inline void arch_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) 
                      : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3])
                      : "a"(leaf), "c"(subleaf));
 }
-static inline void arch_halt_forever(void) {
+__attribute__((noreturn)) static inline void arch_halt_forever(void) {
     for (;;) __asm__ volatile("cli; hlt");
 }
 static inline void arch_pause(void) { __asm__ volatile("pause"); }
@@ -100,11 +100,6 @@ typedef struct {
 
 // Installs new page tables: `pml4` is the physical address of the top-level table.
 static inline void arch_load_page_tables(uint64_t pml4) { arch_write_cr3(pml4); }
-
-// pc.c: COM1 and isa-debug-exit, present on both QEMU machines Toro uses.
-void arch_serial_init(void);
-void arch_serial_put(uint8_t byte);
-void arch_debug_exit(uint8_t status) __attribute__((noreturn));
 
 // A region of .bss the heap starts from, before the memory map has been read.
 extern char arch_early_heap[], arch_early_heap_end[];
