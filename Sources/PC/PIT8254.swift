@@ -133,23 +133,38 @@ public struct PIT8254Chip<Ports: PortAccess> {
     }
 
     /// The TSC's rate in Hz, measured over `pitTicks` PIT clocks (1193 per millisecond):
-    /// channel 0 counts down from 65535 in mode 2 and is read back (latched) until that
-    /// many clocks have passed; `cycles` reads the TSC. Nil when the count never moves.
-    /// Leaves channel 0 counting (see the rules above); `divisor` is left as it was.
+    /// channel 0 counts down from 65535 in mode 2 and is sampled (a latched count, then
+    /// the TSC) until that many clocks have passed; `cycles` reads the TSC. Nil when the
+    /// count never moves. Leaves channel 0 counting (see the rules above); `divisor` is
+    /// left as it was.
+    ///
+    /// Every sample comes from the same instructions and the first is thrown away: under
+    /// TCG the first pass through new code pays for its translation between the latch and
+    /// the TSC read, which would make the start late and the rate low by several percent.
     public func measureTSC(pitTicks: UInt32, cycles: () -> UInt64 = { arch_rdtsc() }) -> UInt64? {
         program(PITControl.channel0LoHiMode2, count: 0xFFFF)
-        var last = readCount()
-        let start = cycles()
+        var warmUps = 2                             // the thrown-away sample, then the start
+        var last: UInt16 = 0
+        var start: UInt64 = 0
         var elapsed: UInt32 = 0
         var reads: UInt32 = 0
-        while elapsed < pitTicks {
+        while true {
             let now = readCount()
+            let tsc = cycles()
+            if warmUps > 0 {
+                warmUps -= 1
+                last = now
+                start = tsc
+                continue
+            }
             elapsed &+= UInt32(last &- now)         // the count wraps from 0 to 65535
             last = now
+            if elapsed >= pitTicks {
+                guard elapsed > 0 else { return nil }   // pitTicks 0: nothing measured
+                return (tsc &- start) &* Self.inputHz / UInt64(elapsed)
+            }
             if reads > Self.stuckReadLimit && elapsed == 0 { return nil }
             reads &+= 1
         }
-        guard elapsed > 0 else { return nil }      // pitTicks 0: nothing measured
-        return (cycles() &- start) &* Self.inputHz / UInt64(elapsed)
     }
 }

@@ -19,21 +19,23 @@ final class PIT8254Tests: XCTestCase {
     }
 
     func testMeasuringTheTSC() {
-        bus.script(.port(0x40), bytes([0xFFFF, 0xFFFF - 600, 0xFFFF - 1200]))
-        var tsc: [UInt64] = [10_000, 10_000 + 2_400_000]        // start, end
+        bus.script(.port(0x40), bytes([0xFFFF, 0xFFFF - 3, 0xFFFF - 603, 0xFFFF - 1203]))
+        var tsc: [UInt64] = [0, 10_000, 1_210_000, 10_000 + 2_400_000]
         let hz = pit.measureTSC(pitTicks: 1193) { tsc.removeFirst() }
         XCTAssertEqual(hz, 2_400_000 * 1_193_182 / 1200)        // 2.386 GHz
         XCTAssertEqual(bus.trace,
             [.out8(0x43, 0x34), .out8(0x40, 0xFF), .out8(0x40, 0xFF)]   // mode 2, count 65535
-            + latchedRead(0xFFFF)                                       // the start
-            + latchedRead(0xFFFF - 600)                                 // 600 clocks: not yet 1193
-            + latchedRead(0xFFFF - 1200))                               // 1200: done
+            + latchedRead(0xFFFF)                                       // warm-up, thrown away
+            + latchedRead(0xFFFF - 3)                                   // the start
+            + latchedRead(0xFFFF - 603)                                 // 600 clocks: not yet 1193
+            + latchedRead(0xFFFF - 1203))                               // 1200: done
+        XCTAssertTrue(tsc.isEmpty)                              // one TSC read per sample
         XCTAssertEqual(pit.divisor, 0)                          // the tick is not running
     }
 
     func testTheCountWrapsThroughZero() {
-        bus.script(.port(0x40), bytes([0x0100, 0xFF00]))        // 0x100 down past 0: 0x200 clocks (16-bit)
-        var tsc: [UInt64] = [0, 1_000_000]
+        bus.script(.port(0x40), bytes([0x0100, 0x0100, 0xFF00]))    // 0x100 down past 0: 0x200 clocks (16-bit)
+        var tsc: [UInt64] = [0, 0, 1_000_000]
         let hz = pit.measureTSC(pitTicks: 0x200) { tsc.removeFirst() }
         XCTAssertEqual(hz, 1_000_000 * 1_193_182 / 0x200)
     }
@@ -44,10 +46,10 @@ final class PIT8254Tests: XCTestCase {
         var tscReads = 0
         let hz = pit.measureTSC(pitTicks: 1193) { tscReads += 1; return 0 }
         XCTAssertNil(hz)
-        // Programming (3), the first read (3), then reads 0 through 2,000,001 (3 each):
-        // the same bound as the C loop it replaces (`reads > 2000000 && elapsed == 0`).
-        XCTAssertEqual(bus.accessCount, 3 + 3 + 3 * 2_000_002)
-        XCTAssertEqual(tscReads, 1)
+        // Programming (3), the warm-up and start samples (3 each), then measured reads 0
+        // through 2,000,001 (3 each): the C loop's bound (`reads > 2000000 && elapsed == 0`).
+        XCTAssertEqual(bus.accessCount, 3 + 2 * 3 + 3 * 2_000_002)
+        XCTAssertEqual(tscReads, 2 + 2_000_002)
     }
 
     func testNoTicksToMeasureIsNoMeasurement() {
