@@ -88,7 +88,8 @@ let package = Package(
         // Multiboot v1 header and entry (QEMU pc, SeaBIOS).
         .target(name: "LegacyBoot"),
         // Swift over X86Asm for what both QEMU machines share: the COM1 console, isa-debug-exit,
-        // the TSC clock, the early boot sequence.
+        // the TSC clock, the LAPIC, IOAPIC, 8259 and 8254 (each generic over its register
+        // access), the early boot sequence.
         .target(name: "PC", dependencies: ["Core", "X86Asm"], swiftSettings: volatile),
         .target(name: "MicroVM", dependencies: ["Core", "VirtIO", "Drivers", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
         .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),
@@ -119,6 +120,10 @@ let package = Package(
         // the server in-process (FUSEFileSystemServerTests and a few host-safety checks).
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "VirtIOTestSupport", "Drivers", "Core"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool", "KVProtocol", "Wire"]),
+        // A recording register bus (memory-mapped and port I/O) with scripted reads, so the
+        // PC chips' start-up sequences run on the host; and the tests that assert them.
+        .target(name: "RegisterTestSupport", dependencies: ["PC"]),
+        .testTarget(name: "PCTests", dependencies: ["PC", "RegisterTestSupport"], swiftSettings: volatile),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
         .testTarget(name: "BootTests", dependencies: ["ToroTool", "Wire", "KVProtocol"]),
     ] + serviceLibraries + serviceTargets

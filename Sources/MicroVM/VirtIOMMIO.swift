@@ -1,11 +1,12 @@
 // The virtio-mmio transport, modern interface (virtio 1.2 §4.2.2, version 2).
 //
-// Registers are declared once (`Register`) and reached only through this type; device
+// Registers are declared once (`Register`) and reached only through this type, as 32-bit
+// accesses at their offsets in the transport's `MMIOWindow` (config bytes as 8-bit); device
 // drivers see the `VirtioTransport` protocol from Core, never an offset. QEMU's microvm
 // offers version 2 only with `-global virtio-mmio.force-legacy=false` (`toro run` passes
 // it); a version-1 (legacy) transport is refused with a log line.
-import _Volatile
 import Core
+import PC
 import VirtIO
 
 struct VirtioMMIO {
@@ -38,21 +39,18 @@ struct VirtioMMIO {
 
     static let magicValue: UInt32 = 0x7472_6976
 
-    let base: UInt
+    /// The transport's register page (PC/RegisterAccess.swift).
+    let registers: MMIOWindow
     let irq: Int
 
     init(hint: VirtioMMIOHint) {
-        base = UInt(hint.base)
+        registers = MMIOWindow(base: hint.base)
         irq = hint.irq
     }
 
-    func read(_ register: Register) -> UInt32 {
-        VolatileMappedRegister<UInt32>(unsafeBitPattern: base + register.rawValue).load()
-    }
+    func read(_ register: Register) -> UInt32 { registers.load32(register.rawValue) }
 
-    func write(_ register: Register, _ value: UInt32) {
-        VolatileMappedRegister<UInt32>(unsafeBitPattern: base + register.rawValue).store(value)
-    }
+    func write(_ register: Register, _ value: UInt32) { registers.store32(register.rawValue, value) }
 
     /// The device ID of a modern transport with a device behind it, or nil (no device:
     /// ID 0; wrong magic; legacy version 1).
@@ -64,9 +62,8 @@ struct VirtioMMIO {
 
     var isLegacy: Bool { read(.magic) == VirtioMMIO.magicValue && read(.version) == 1 }
 
-    func configByte(_ offset: Int) -> UInt8 {
-        VolatileMappedRegister<UInt8>(unsafeBitPattern: base + Register.config.rawValue + UInt(offset)).load()
-    }
+    /// A byte of the device configuration space (§4.2.2: byte reads are allowed there).
+    func configByte(_ offset: Int) -> UInt8 { registers.load8(Register.config.rawValue + UInt(offset)) }
 }
 
 extension VirtioMMIO: VirtioTransport {

@@ -1,7 +1,9 @@
 // Per-CPU wake-ups from each CPU's LAPIC one-shot timer (microvm; on the legacy PC the
 // PIT ticks instead). The timer's rate is measured against the TSC once, by the first CPU
 // that needs a wake-up, not at boot: a service that never sleeps does not pay the 1 ms
-// measurement. QEMU gives every CPU the same APIC timer frequency.
+// measurement. QEMU gives every CPU the same APIC timer frequency. The register writes
+// are `LocalAPICChip.calibrateTimer` and `startOneShot(vector:nanoseconds:ticksPerSecond:)`,
+// whose sequences Tests/PCTests asserts.
 import X86Asm
 import Core
 import Synchronization
@@ -35,9 +37,7 @@ public final class APICTimer {
     /// Fires the timer vector at `deadline` (monotonic ns), or very soon if it has passed.
     public func arm(deadline: UInt64, now: UInt64) {
         let rate = ticksPerSecond
-        let delta = deadline > now ? deadline - now : 0
-        // ticks = delta * rate / 1e9, split to avoid overflow.
-        let ticks = (delta / 1_000_000) * (rate / 1000) + (delta % 1_000_000) * rate / 1_000_000_000
-        lapic.startOneShot(vector: InterruptVector.timer, ticks: UInt32(min(ticks + 1, UInt64(UInt32.max))))
+        lapic.startOneShot(vector: InterruptVector.timer, nanoseconds: deadline > now ? deadline - now : 0,
+                           ticksPerSecond: rate)
     }
 }

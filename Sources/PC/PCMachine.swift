@@ -1,13 +1,9 @@
 // What MicroVM and Legacy share because both are PC-compatible QEMU machines running
-// the kernel identity-mapped: the COM1 console, the isa-debug-exit port, the TSC clock
-// calibrated against the 8254 PIT, CR3, and the early boot sequence.
+// the kernel identity-mapped: the COM1 console (UART16550.swift), the isa-debug-exit port
+// (DebugExit.swift), the TSC clock calibrated against the 8254 PIT (PIT8254.swift), CR3,
+// and the early boot sequence.
 import X86Asm
 import Core
-
-public final class SerialConsole: Console {
-    public init() { arch_serial_init() }
-    public func write(_ byte: UInt8) { arch_serial_put(byte) }
-}
 
 /// Monotonic time from the TSC, calibrated once at boot against the PIT.
 public struct TSCClock {
@@ -18,8 +14,8 @@ public struct TSCClock {
     /// 1 GHz and says so in the log: timestamps are then only roughly seconds.
     public static func calibrate(milliseconds: UInt32 = 1) -> TSCClock {
         let start = arch_rdtsc()
-        let hz = arch_tsc_hz_from_pit(1193 * milliseconds)
-        return TSCClock(hz: hz == 0 ? 1_000_000_000 : hz, start: start, calibrated: hz != 0)
+        let hz = PIT8254().measureTSC(pitTicks: 1193 * milliseconds)
+        return TSCClock(hz: hz ?? 1_000_000_000, start: start, calibrated: hz != nil)
     }
 
     public let calibrated: Bool
@@ -98,7 +94,8 @@ public struct PCMachine {
     public func waitForInterrupt() { arch_wait_for_interrupt() }
 
     public func exit(_ status: ExitStatus) -> Never {
-        arch_debug_exit(status.rawValue)
+        DebugExit.write(status.rawValue, ports: X86Ports())
+        arch_halt_forever()
     }
 
     /// Logs the clock source; called once the platform is current.

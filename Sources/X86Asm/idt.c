@@ -1,5 +1,9 @@
 // The interrupt descriptor table (SDM vol. 3, 6.14.1): 256 64-bit interrupt gates on
 // the kernel code segment, each pointing at its stub in isr.S.
+
+// Kernel image only: in a hosted build (`swift test` links X86Asm into test binaries)
+// this file is empty; see arch.h, "Hosted builds".
+#if !__STDC_HOSTED__
 #include "arch.h"
 
 typedef struct __attribute__((packed)) {
@@ -99,3 +103,5 @@ void arch_cpu_tables_init(uint32_t index, uint64_t ist_stack_top) {
         "ltr %%ax\n"
         : : "m"(pointer) : "rax", "memory");
 }
+
+#endif  // !__STDC_HOSTED__

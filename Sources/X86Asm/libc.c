@@ -1,6 +1,10 @@
 // The handful of C library symbols that LLVM and the Embedded Swift runtime call.
 // Built with -ffreestanding -fno-builtin; the loops use string instructions so the
 // compiler cannot turn them back into calls to themselves.
+
+// Kernel image only: in a hosted build (`swift test` links X86Asm into test binaries)
+// this file is empty; see arch.h, "Hosted builds".
+#if !__STDC_HOSTED__
 #include <stddef.h>
 #include <stdint.h>
 #include "arch.h"
@@ -111,3 +115,5 @@ double floor(double x) {
     double truncated = (double)(long long)x;
     return truncated > x ? truncated - 1.0 : truncated;
 }
+
+#endif  // !__STDC_HOSTED__

@@ -10,6 +10,10 @@
 // The loaded image is identity-mapped at 1 MiB, so every address here is absolute and
 // below 4 GiB: the same code runs before and after paging is turned on.
 
+// Kernel image only: in a hosted build (`swift test` links X86Asm into test binaries)
+// this file is empty; see arch.h, "Hosted builds".
+#if !__STDC_HOSTED__
+
 #define CR0_PE  (1 << 0)
 #define CR0_MP  (1 << 1)
 #define CR0_EM  (1 << 2)
@@ -132,3 +136,5 @@ arch_boot_stack_top:
 arch_early_heap:
     .skip 131072
 arch_early_heap_end:
+
+#endif  // !__STDC_HOSTED__

@@ -7,6 +7,10 @@
 // BSP's page tables -> arch_ap_long_mode in the kernel image, which loads the stack and
 // calls toro_ap_entry() (Swift). Interrupts stay off throughout.
 
+// Kernel image only: in a hosted build (`swift test` links X86Asm into test binaries)
+// this file is empty; see arch.h, "Hosted builds".
+#if !__STDC_HOSTED__
+
 #define CR4_PAE (1 << 5)
 #define CR4_OSFXSR (1 << 9)
 #define CR4_OSXMMEXCPT (1 << 10)
@@ -106,3 +110,5 @@ arch_ap_long_mode:
 2:  cli
     hlt
     jmp 2b
+
+#endif  // !__STDC_HOSTED__

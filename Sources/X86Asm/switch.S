@@ -7,6 +7,10 @@
 // A new thread's stack is prepared by arch_prepare_stack so that the first switch to it
 // "returns" into arch_thread_trampoline, which calls toro_thread_start() (Swift).
 
+// Kernel image only: in a hosted build (`swift test` links X86Asm into test binaries)
+// this file is empty; see arch.h, "Hosted builds".
+#if !__STDC_HOSTED__
+
     .text
     .code64
     .global arch_context_switch
@@ -34,3 +38,5 @@ arch_thread_trampoline:
 1:  cli
     hlt
     jmp 1b
+
+#endif  // !__STDC_HOSTED__

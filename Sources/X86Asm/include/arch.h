@@ -17,8 +17,21 @@ static inline uint8_t arch_inb(uint16_t port) {
     __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
     return value;
 }
+static inline void arch_outw(uint16_t port, uint16_t value) {
+    __asm__ volatile("outw %0, %1" : : "a"(value), "Nd"(port));
+}
+static inline uint16_t arch_inw(uint16_t port) {
+    uint16_t value;
+    __asm__ volatile("inw %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
+}
 static inline void arch_outl(uint16_t port, uint32_t value) {
     __asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port));
+}
+static inline uint32_t arch_inl(uint16_t port) {
+    uint32_t value;
+    __asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
 }
 
 static inline uint64_t arch_read_cr2(void) {
@@ -41,7 +54,7 @@ static inline void arch_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) 
                      : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3])
                      : "a"(leaf), "c"(subleaf));
 }
-static inline void arch_halt_forever(void) {
+__attribute__((noreturn)) static inline void arch_halt_forever(void) {
     for (;;) __asm__ volatile("cli; hlt");
 }
 static inline void arch_pause(void) { __asm__ volatile("pause"); }
@@ -87,12 +100,6 @@ typedef struct {
 
 // Installs new page tables: `pml4` is the physical address of the top-level table.
 static inline void arch_load_page_tables(uint64_t pml4) { arch_write_cr3(pml4); }
-
-// pc.c: COM1, isa-debug-exit and the PIT, present on both QEMU machines Toro uses.
-void arch_serial_init(void);
-void arch_serial_put(uint8_t byte);
-void arch_debug_exit(uint8_t status) __attribute__((noreturn));
-uint64_t arch_tsc_hz_from_pit(uint32_t pit_ticks);
 
 // A region of .bss the heap starts from, before the memory map has been read.
 extern char arch_early_heap[], arch_early_heap_end[];
@@ -160,5 +167,40 @@ static inline uint32_t arch_ap_offset_cr3(void) { return arch_ap_cr3_offset; }
 static inline uint32_t arch_ap_offset_stack(void) { return arch_ap_stack_offset; }
 static inline uint32_t arch_ap_offset_gdt(void) { return arch_ap_gdt_offset; }
 static inline uint32_t arch_ap_offset_protected(void) { return arch_ap_protected_offset; }
+
+// Hosted builds. `swift test` links PC (and so X86Asm) into a host test binary, where
+// the kernel-only definitions are absent: the assembly files, idt.c and libc.c compile
+// to nothing there (`#if !__STDC_HOSTED__`; the kernel's toolset passes -ffreestanding),
+// so glibc keeps its own memcpy and malloc, and the linker script's symbols do not
+// exist. The symbols those files and the linker script define are weak references in a
+// hosted build: code that names them (PCMachine, SMP) still links, as null, and must
+// never run on the host; the chips the tests drive (Sources/PC) name none of them.
+#if __STDC_HOSTED__
+#pragma weak __image_start
+#pragma weak __image_end
+#pragma weak __bss_start
+#pragma weak __bss_end
+#pragma weak arch_boot_stack_bottom
+#pragma weak arch_boot_stack_top
+#pragma weak arch_boot_protocol
+#pragma weak arch_boot_magic
+#pragma weak arch_boot_info
+#pragma weak arch_early_heap
+#pragma weak arch_early_heap_end
+#pragma weak arch_idt_init
+#pragma weak arch_idt_load
+#pragma weak arch_cpu_block_init
+#pragma weak arch_cpu_tables_init
+#pragma weak arch_context_switch
+#pragma weak arch_thread_trampoline
+#pragma weak arch_ap_blob_start
+#pragma weak arch_ap_blob_end
+#pragma weak arch_ap_gdt_base_offset
+#pragma weak arch_ap_jump32_offset
+#pragma weak arch_ap_cr3_offset
+#pragma weak arch_ap_stack_offset
+#pragma weak arch_ap_gdt_offset
+#pragma weak arch_ap_protected_offset
+#endif
 
 #endif

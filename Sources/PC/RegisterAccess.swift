@@ -1,0 +1,72 @@
+// How the PC chips reach their registers: one small protocol for a memory-mapped block
+// (`MMIOAccess`: loads and stores at byte offsets from the block's base) and one for
+// x86 port I/O (`PortAccess`: IN and OUT of 8, 16 and 32 bits). The kernel's
+// implementations are here (`MMIOWindow` over `_Volatile`, `X86Ports` over arch.h's
+// inline IN/OUT); the recording one that host tests run the chips against is
+// `RegisterRecorder` in Sources/RegisterTestSupport.
+//
+// Rules for callers:
+//   * A chip is generic over its access (`LocalAPICChip<MMIOWindow>`), never `any`: the
+//     kernel's specialisation compiles to the same single MOV/IN/OUT the bare
+//     `VolatileMappedRegister` and `arch_outb` calls did.
+//   * A chip names its registers in one enum of offsets or ports, and its register
+//     values as named constants or small value types; it never adds offsets to a base
+//     address itself.
+//   * Every access is volatile and happens in program order: neither the compiler nor
+//     the CPU (uncached/port I/O, SDM vol. 3, 11.3) merges or reorders them, so the
+//     order a recorder sees is the order the device sees.
+import _Volatile
+import X86Asm
+
+/// 32-bit loads and stores (and 8-bit loads, for byte-wide configuration space) at byte
+/// offsets in one memory-mapped register block.
+public protocol MMIOAccess {
+    func load32(_ offset: UInt) -> UInt32
+    func store32(_ offset: UInt, _ value: UInt32)
+    func load8(_ offset: UInt) -> UInt8
+}
+
+/// x86 port I/O (SDM vol. 2: IN, OUT) of each width.
+public protocol PortAccess {
+    func in8(_ port: UInt16) -> UInt8
+    func out8(_ port: UInt16, _ value: UInt8)
+    func in16(_ port: UInt16) -> UInt16
+    func out16(_ port: UInt16, _ value: UInt16)
+    func in32(_ port: UInt16) -> UInt32
+    func out32(_ port: UInt16, _ value: UInt32)
+}
+
+/// A register block mapped at a physical address (identity-mapped, uncached: see
+/// `Kernel.setUpMemory` and each platform's `mmioWindows`).
+public struct MMIOWindow: MMIOAccess {
+    public let base: UInt
+
+    public init(base: UInt64) { self.base = UInt(base) }
+
+    @inlinable @inline(__always)
+    public func load32(_ offset: UInt) -> UInt32 {
+        VolatileMappedRegister<UInt32>(unsafeBitPattern: base + offset).load()
+    }
+
+    @inlinable @inline(__always)
+    public func store32(_ offset: UInt, _ value: UInt32) {
+        VolatileMappedRegister<UInt32>(unsafeBitPattern: base + offset).store(value)
+    }
+
+    @inlinable @inline(__always)
+    public func load8(_ offset: UInt) -> UInt8 {
+        VolatileMappedRegister<UInt8>(unsafeBitPattern: base + offset).load()
+    }
+}
+
+/// The CPU's I/O ports.
+public struct X86Ports: PortAccess {
+    public init() {}
+
+    @inlinable @inline(__always) public func in8(_ port: UInt16) -> UInt8 { arch_inb(port) }
+    @inlinable @inline(__always) public func out8(_ port: UInt16, _ value: UInt8) { arch_outb(port, value) }
+    @inlinable @inline(__always) public func in16(_ port: UInt16) -> UInt16 { arch_inw(port) }
+    @inlinable @inline(__always) public func out16(_ port: UInt16, _ value: UInt16) { arch_outw(port, value) }
+    @inlinable @inline(__always) public func in32(_ port: UInt16) -> UInt32 { arch_inl(port) }
+    @inlinable @inline(__always) public func out32(_ port: UInt16, _ value: UInt32) { arch_outl(port, value) }
+}
