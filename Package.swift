@@ -1,9 +1,9 @@
 // swift-tools-version:6.0
 // Toro in Swift: one Core, two platform kernels (MicroVM, Legacy), and the host `toro` tool.
 //
-// Layers (an arrow is "may import"; see DESIGN.md, "Layout"): VirtIO and Wire import nothing;
-// Core -> Wire (only for the services it still holds); Drivers -> Core, VirtIO, Wire;
-// PC -> Core; MicroVM, Legacy -> PC, Drivers; the host back-ends and tool -> VirtIO, Wire.
+// Layers (an arrow is "may import"; see DESIGN.md, "Layout"): VirtIO, Wire and Core import
+// nothing; Drivers -> Core, VirtIO, Wire; PC -> Core; MicroVM -> PC, Drivers; Legacy -> PC;
+// services and their libraries -> Core, Wire; the host back-ends -> VirtIO, Wire.
 //
 // The same manifest builds two ways:
 //   * hosted (`swift build`, `swift test`): every module but the platforms' boot code, the
@@ -11,7 +11,44 @@
 //   * embedded (`swift build --triple x86_64-unknown-none-elf --toolset Kernel/toolset.json
 //     --product MicroVMKernel|LegacyKernel`): a static archive per platform, which
 //     `ld.lld -T Kernel/<platform>.ld` links into a bootable ELF. `./toro build` does both steps.
+import Foundation
 import PackageDescription
+
+// Services are found, not listed: every folder under Sources/Services/Applications and
+// Sources/Services/Probes is one service module (`./toro new NAME` adds a folder and nothing
+// else). Each imports Core, Wire and the service libraries; `./toro build --service NAME` links
+// the kernel with that one module (Sources/ToroTool/ImageLinker.swift).
+func serviceFolders(_ kind: String) -> [String] {
+    let folder = Context.packageDirectory + "/Sources/Services/" + kind
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+    return names.filter { name in
+        var isFolder: ObjCBool = false
+        return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isFolder)
+            && isFolder.boolValue
+    }.sorted()
+}
+let serviceKinds = ["Applications", "Probes"]
+let services = serviceKinds.flatMap { kind in serviceFolders(kind).map { (kind: kind, name: $0) } }
+// What the applications share; they live with the applications, not in the kernel.
+let serviceLibraries: [Target] = [
+    // kv's line protocol, table bounds and kv.db file format; pure, so the host's kv server
+    // (bench kv) and the boot tests' file checks run the kernel's own code.
+    .target(name: "KVProtocol", dependencies: ["Core", "Wire"], path: "Sources/Services/Libraries/KVProtocol"),
+    // kv's shared table and the streamed load and save of kv.db over the VFS.
+    .target(name: "KVStore", dependencies: ["Core", "KVProtocol"], path: "Sources/Services/Libraries/KVStore"),
+    // One HTTP/1.1 connection of static-web over any socket and file system.
+    .target(name: "StaticFiles", dependencies: ["Core", "Wire"], path: "Sources/Services/Libraries/StaticFiles"),
+    // Listen, accept, one thread per connection, the idle report (kv, static-web).
+    .target(name: "SocketServer", dependencies: ["Core"], path: "Sources/Services/Libraries/SocketServer"),
+    // fs-manifest's walk and output format.
+    .target(name: "FileManifest", dependencies: ["Core", "Wire"], path: "Sources/Services/Libraries/FileManifest"),
+]
+let serviceTargets: [Target] = services.map { service in
+    .target(name: service.name, dependencies: ["Core", "Wire"] + serviceLibraries.map { .target(name: $0.name) },
+            path: "Sources/Services/\(service.kind)/\(service.name)", exclude: ["expected", "scenario"].filter {
+                FileManager.default.fileExists(atPath: Context.packageDirectory + "/Sources/Services/\(service.kind)/\(service.name)/\($0)")
+            })
+}
 
 // Register blocks use `_Volatile`, which the hosted compiler only imports with this feature.
 let volatile: [SwiftSetting] = [.enableExperimentalFeature("Volatile")]
@@ -21,6 +58,9 @@ let package = Package(
     products: [
         .library(name: "MicroVMKernel", type: .static, targets: ["MicroVM"]),
         .library(name: "LegacyKernel", type: .static, targets: ["Legacy"]),
+        // Every module an image can be linked from, built in one `swift build` for the kernel
+        // triple; the tool links one platform and one service out of it.
+        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "Legacy"] + services.map(\.name)),
         .executable(name: "toro-cli", targets: ["ToroCLI"]),
         .executable(name: "toro-vsock", targets: ["ToroVsock"]),
         .executable(name: "toro-fs", targets: ["ToroFS"]),
@@ -33,8 +73,8 @@ let package = Package(
         // the one little-endian reader/writer.
         .target(name: "Wire"),
         // Platform-neutral kernel: memory, scheduler, clock, boot-info parsing, log, panic, VFS,
-        // socket API, services (Wire only for the services, until they leave Core).
-        .target(name: "Core", dependencies: ["Wire"]),
+        // socket API.
+        .target(name: "Core"),
         // Guest device drivers, generic over the transport and guest memory: virtio-vsock
         // (with the connection state and the socket provider) and virtio-fs (with the FUSE
         // client file system).
@@ -53,16 +93,18 @@ let package = Package(
         .target(name: "MicroVM", dependencies: ["Core", "VirtIO", "Drivers", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
         .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
-        .target(name: "ToroTool", dependencies: ["Core"]),
+        .target(name: "ToroTool", dependencies: ["KVProtocol", "Core"]),
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),
-        // The kernel's own tests (and, until they move, the services').
-        .testTarget(name: "CoreTests", dependencies: ["Core", "Wire"]),
+        // The kernel's own tests.
+        .testTarget(name: "CoreTests", dependencies: ["Core", "VirtIOTestSupport"]),
+        .testTarget(name: "ServiceLibraryTests",
+                    dependencies: ["Core", "Wire", "KVProtocol", "KVStore", "StaticFiles", "FileManifest", "VirtIOTestSupport"]),
         // The byte formats: vsock header and credit, FUSE codec, HTTP, CRC-32, little-endian.
-        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "VirtIOTestSupport"]),
         // The drivers' pure parts: vsock connection state and credit, the FUSE client file system.
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "Wire"]),
-        // Test doubles for VirtIO (fake guest memory, recording transport), shared by the
-        // VirtIO tests and the host back-ends' tests.
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "Wire", "VirtIOTestSupport"]),
+        // Test doubles for VirtIO (fake guest memory, recording transport) and the seeded
+        // generator, shared by the VirtIO, Wire, Drivers, Core and host back-ends' tests.
         .target(name: "VirtIOTestSupport", dependencies: ["VirtIO", "Wire"]),
         .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "VirtIOTestSupport"]),
         // Host side of virtio-vsock: a vhost-user back-end for QEMU's vhost-user-vsock-device,
@@ -75,8 +117,8 @@ let package = Package(
         // Drivers and Core only for the end-to-end tests that mount the guest's FUSE client on
         // the server in-process (FUSEFileSystemServerTests and a few host-safety checks).
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "VirtIOTestSupport", "Drivers", "Core"]),
-        .testTarget(name: "ToroToolTests", dependencies: ["ToroTool"]),
+        .testTarget(name: "ToroToolTests", dependencies: ["ToroTool", "KVProtocol"]),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
-        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Core", "Wire"]),
-    ]
+        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Core", "KVProtocol", "Wire"]),
+    ] + serviceLibraries + serviceTargets
 )

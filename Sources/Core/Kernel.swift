@@ -3,7 +3,8 @@
 // A platform's entry code brings up its console, starts the heap on a small .bss region
 // (`KernelMemory`), reads its boot protocol into a `BootInfo`, and calls `Kernel.start`.
 // From there the order is: command line, page tables from the memory map, the rest of
-// RAM to the page-frame allocator, then the service named on the command line.
+// RAM to the page-frame allocator, the devices the service uses, then the image's one
+// service (Service.swift); a command line naming another service is refused (status 2).
 
 public struct KernelImage {
     /// The loaded image, .bss included.
@@ -18,7 +19,7 @@ public enum Kernel {
     static let bootMappedLimit: UInt64 = 1 << 30
 
     /// Called by a platform once its console works and the early heap is installed.
-    public static func start(_ platform: some Platform, boot: BootInfo, image: KernelImage) -> Never {
+    public static func start(_ platform: some Platform, boot: BootInfo, image: KernelImage, service: Service) -> Never {
         currentPlatform = platform
         ExceptionReport.stack = image.stack
         Log.milestone("boot: console and early heap ready")
@@ -34,6 +35,15 @@ public enum Kernel {
             finish(platform, .badCommandLine)
         }
 
+        if let named = commandLine.service, !service.isNamed(named) {
+            Log.timestamp()
+            Log.write("boot: this image runs the service '")
+            Log.write(service.name)
+            Log.write("', not '")
+            Log.write(named)
+            Log.write("' (build that one with ./toro build --service NAME)\n")
+            finish(platform, .badCommandLine)
+        }
         let usable = setUpMemory(platform, boot: boot, image: image)
         MemoryBudget.isEnforced = true
         Log.milestone("boot: memory ready")
@@ -44,21 +54,8 @@ public enum Kernel {
         Log.decimal(cpus)
         Log.write(cpus == 1 ? " CPU running\n" : " CPUs running\n")
 
-        platform.startDevices(commandLine: commandLine, ram: boot.memoryMap.ramRanges)
+        platform.startDevices(commandLine: commandLine, ram: boot.memoryMap.ramRanges, wanted: service.devices)
 
-        let name = commandLine.service
-        guard let service = Services.named(name) else {
-            Log.timestamp()
-            Log.write("boot: unknown service '")
-            Log.write(name)
-            Log.write("'; known: ")
-            for (index, known) in Services.all.enumerated() {
-                if index > 0 { Log.write(", ") }
-                Log.write(known.name)
-            }
-            Log.put(10)
-            finish(platform, .badCommandLine)
-        }
         Log.timestamp()
         Log.write("boot: starting service ")
         Log.write(service.name)

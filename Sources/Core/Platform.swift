@@ -61,9 +61,10 @@ public protocol Platform: AnyObject {
     /// Wall-clock time read at boot (Unix seconds) and its source, if there is one.
     var wallClockAtBoot: (seconds: Int64, monotonic: UInt64)? { get }
 
-    /// Finds and starts the platform's devices (virtio-mmio on microvm). `ram` is every RAM
-    /// range, the memory device buffers may live in.
-    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange])
+    /// Finds the platform's devices (virtio-mmio on microvm) and starts the drivers of the
+    /// kinds in `wanted` that the image links. `ram` is every RAM range, the memory device
+    /// buffers may live in.
+    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange], wanted: ServiceDevices)
     /// Sockets for services, or nil when the platform has no network device yet.
     var sockets: (any SocketProvider)? { get }
     /// The shared folder (virtio-fs on microvm, `--share DIR`), or nil when there is none.

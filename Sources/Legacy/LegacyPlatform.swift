@@ -90,7 +90,7 @@ final class LegacyPlatform: Platform {
     }
 
     /// PCI virtio-net and Toro's TCP/IP stack come later (MIGRATION.md); no devices yet.
-    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange]) {}
+    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange], wanted: ServiceDevices) {}
     var sockets: (any SocketProvider)? { nil }
     var fileSystem: (any FileSystem)? { nil }
 
@@ -122,6 +122,6 @@ func toroKernelEntry() -> Never {
     } catch {
         machine.bootFailed(error)
     }
-    Kernel.start(LegacyPlatform(machine: machine), boot: boot, image: machine.image)
+    Kernel.start(LegacyPlatform(machine: machine), boot: boot, image: machine.image, service: imageService())
 }
 #endif

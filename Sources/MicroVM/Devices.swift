@@ -34,7 +34,7 @@ final class MicroVMDevices {
     }
 
     /// `badCommandLine` ends the boot with status 2 (a malformed device argument).
-    func start(commandLine: KernelCommandLine, ram: [PhysicalRange], ioapic: IOAPIC, bootstrapAPIC: UInt8,
+    func start(commandLine: KernelCommandLine, ram: [PhysicalRange], wanted: ServiceDevices, ioapic: IOAPIC, bootstrapAPIC: UInt8,
                badCommandLine: () -> Never, now: @escaping () -> UInt64) {
         self.ioapic = ioapic
         self.bootstrapAPIC = bootstrapAPIC
@@ -64,7 +64,7 @@ final class MicroVMDevices {
             }
             guard let id = transport.deviceID else { continue }
             switch id {
-            case VirtioDeviceID.socket where sockets == nil:
+            case VirtioDeviceID.socket where sockets == nil && wanted.contains(.sockets):
                 guard let driver = VsockDriver(transport: transport, memory: memory) else { continue }
                 route(hint.irq) { driver.handleInterrupt() }
                 if Scheduler.spawn(on: 0, { driver.serve() }) == nil {
@@ -81,7 +81,7 @@ final class MicroVMDevices {
                 Log.write(", guest CID ")
                 Log.decimal(driver.guestCID)
                 Log.put(10)
-            case VirtioDeviceID.fileSystem where fileSystem == nil:
+            case VirtioDeviceID.fileSystem where fileSystem == nil && wanted.contains(.files):
                 let timeout: Int
                 do throws(KernelArgumentError) {
                     timeout = try FUSEStallGuard.timeoutSeconds(commandLine)

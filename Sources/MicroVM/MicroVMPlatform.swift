@@ -65,8 +65,8 @@ final class MicroVMPlatform: Platform {
         return cpuCount
     }
 
-    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange]) {
-        devices.start(commandLine: commandLine, ram: ram, ioapic: ioapic, bootstrapAPIC: lapic.id,
+    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange], wanted: ServiceDevices) {
+        devices.start(commandLine: commandLine, ram: ram, wanted: wanted, ioapic: ioapic, bootstrapAPIC: lapic.id,
                       badCommandLine: { Kernel.finish(self, .badCommandLine) }) { [self] in
             self.monotonicNanoseconds()
         }
@@ -104,6 +104,6 @@ func toroKernelEntry() -> Never {
     } catch {
         machine.bootFailed(error)
     }
-    Kernel.start(MicroVMPlatform(machine: machine), boot: boot, image: machine.image)
+    Kernel.start(MicroVMPlatform(machine: machine), boot: boot, image: machine.image, service: imageService())
 }
 #endif

@@ -74,7 +74,7 @@ public enum BenchCommand {
             var subjects: [Subject] = []
             for platform in GuestPlatform.allCases {
                 subjects.append(Subject(label: "\(platform.rawValue) hello", platform: platform,
-                                        image: try builder.build(platform), isNull: false))
+                                        image: try builder.build(platform, service: "hello"), isNull: false))
                 subjects.append(Subject(label: "\(platform.rawValue) do-nothing", platform: platform,
                                         image: try builder.buildNull(platform), isNull: true))
             }
@@ -90,7 +90,7 @@ public enum BenchCommand {
             var minimums: [String] = []
             for platform in GuestPlatform.allCases {
                 Console.progress("searching the smallest --memory that boots hello on \(platform.rawValue) with \(cpuCount(cpus))…")
-                let found = smallestMemory(image: paths.image(platform), platform: platform, cpus: cpus)
+                let found = smallestMemory(image: paths.image(platform, service: "hello"), platform: platform, cpus: cpus)
                 minimums.append("\(platform.rawValue) " + (found.map { "\($0) MiB" } ?? "none up to \(memoryMiB) MiB"))
             }
             Console.line("smallest --memory with which hello boots and exits 0 (searched with \(cpuCount(cpus)), "

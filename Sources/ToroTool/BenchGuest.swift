@@ -13,7 +13,7 @@ enum BenchGuest {
     /// nothing), starts it, and waits up to 600 s for `ready: <service>`.
     static func start(service: String, share: String? = nil, kernelArguments: [String] = [],
                       paths: Paths) throws(ToolFailure) -> BackgroundProcess {
-        try KernelBuilder(paths: paths).build(.microvm)
+        try KernelBuilder(paths: paths).build(.microvm, service: service)
         _ = try VsockBackend.executable(paths: paths)
         if share != nil { _ = try FSBackend.executable(paths: paths) }
         guard let port = KVClient.freePort() else { throw ToolFailure(.qemuFailed, "no free TCP port on 127.0.0.1") }

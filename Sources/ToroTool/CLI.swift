@@ -27,6 +27,7 @@ public enum CLI {
         case "compare": return CompareCommand.main(rest, paths: paths)
         case "test": return TestCommand.main(rest, paths: paths)
         case "bench": return BenchCommand.main(rest, paths: paths)
+        case "new": return NewCommand.main(rest, paths: paths)
         case "services":
             guard rest.isEmpty else {
                 Console.error("services takes no arguments")
@@ -35,7 +36,7 @@ public enum CLI {
             Console.line(Services.listing())
             return 0
         default:
-            Console.error("unknown command '\(command)' (commands: run, build, compare, services, test, bench; see ./toro --help)")
+            Console.error("unknown command '\(command)' (commands: run, build, compare, services, new, test, bench; see ./toro --help)")
             return ToroStatus.badArgument.rawValue
         }
     }

@@ -1,7 +1,8 @@
 // `toro compare`: boot one service on MicroVM, then on Legacy, with the same options (and
 // the Compat scenario's, when Compat/<service>/scenario exists), normalise both consoles
 // into service transcripts, and report whether they match each other and the expected
-// transcript (Compat/<service>/expected, or --expect FILE). Exit 0 only when all match.
+// transcript (Compat/<service>/expected, else the `expected` file in the service's own
+// folder, or --expect FILE). Exit 0 only when all match.
 //
 // The differential boot tests run this same command; there is no second code path.
 
@@ -27,9 +28,13 @@ public enum CompareCommand {
                 expected = (expectFile ?? "Compat/\(chosen?.name ?? given.service)/expected", Transcript.parse(text))
             } else if expectFile != nil {
                 throw ToolFailure(.badArgument, "--expect: cannot read '\(expectedPath)'")
+            } else if let info = Services.named(options.service),
+                      let text = try? String(contentsOfFile: paths.serviceFolder(info) + "/expected", encoding: .utf8) {
+                // A service's own test (./toro new writes one): the transcript in its folder.
+                expected = ("Sources/Services/\(info.kind.rawValue)/\(info.name)/expected", Transcript.parse(text))
             }
             for platform in GuestPlatform.allCases {
-                try options.checkMemory(minimumMiB: ELFImage.minimumMemoryMiB(path: paths.image(platform)))
+                try options.checkMemory(minimumMiB: ELFImage.minimumMemoryMiB(path: paths.image(platform, service: options.service)))
             }
             let accelerator = try options.accel.resolve(on: HostFacts.probe())
             try Installer.ensure(Installer.forBooting)
@@ -38,7 +43,7 @@ public enum CompareCommand {
             for platform in GuestPlatform.allCases {
                 var platformOptions = options
                 platformOptions.platform = platform
-                let image = try builder.build(platform)
+                let image = try builder.build(platform, service: options.service)
                 Console.progress("booting \(options.service) on \(platform.rawValue)…")
                 let outcome = Boot.run(QEMUCommand(options: platformOptions, accelerator: accelerator, kernelPath: image),
                                        timeout: options.timeoutSeconds, echo: false)
@@ -95,7 +100,7 @@ public enum CompareCommand {
                 }
             }
         } else {
-            report.append("note: no expected transcript (Compat/<service>/expected or --expect FILE); compared the platforms only")
+            report.append("note: no expected transcript (Compat/<service>/expected, the service folder's expected, or --expect FILE); compared the platforms only")
         }
         report.append(matches ? "compare: everything matches" : "compare: transcripts differ")
         return Verdict(matches: matches, report: report)

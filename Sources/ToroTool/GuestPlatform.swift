@@ -1,5 +1,5 @@
 // The two platforms a Toro kernel is built for, and what the host tool needs to know
-// about each: the SwiftPM product, the boot entry symbol the linker script starts at,
+// about each: the boot entry symbol the linker script starts at,
 // the image's file name, and the do-nothing kernel used as the boot benchmark's floor.
 
 public enum GuestPlatform: String, CaseIterable, Sendable {
@@ -7,14 +7,6 @@ public enum GuestPlatform: String, CaseIterable, Sendable {
     case microvm
     /// QEMU `-M pc` (SeaBIOS), booted through Multiboot v1.
     case legacy
-
-    /// The static-library product `swift build --product` builds.
-    public var product: String {
-        switch self {
-        case .microvm: "MicroVMKernel"
-        case .legacy: "LegacyKernel"
-        }
-    }
 
     /// The symbol Kernel/kernel.ld.in's ENTRY_SYMBOL becomes.
     public var entrySymbol: String {

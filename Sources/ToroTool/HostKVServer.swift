@@ -20,6 +20,7 @@ import Glibc
 #endif
 import Foundation
 import Core
+import KVProtocol
 
 public final class HostKVServer: @unchecked Sendable {
     public static let maximumLine = 1024

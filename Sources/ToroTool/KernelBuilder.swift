@@ -2,11 +2,13 @@
 //
 // Recipe (DESIGN.md, "Facts about the toolchain"):
 //   1. swift build -c release --triple x86_64-unknown-none-elf --toolset Kernel/toolset.json
-//        --product <Platform>Kernel --scratch-path .build-kernel      (incremental)
+//        --product ToroImages --scratch-path .build-kernel      (every module; incremental)
 //   2. Kernel/kernel.ld.in with ENTRY_SYMBOL replaced -> .build-kernel/<platform>.ld
-//   3. ld.lld --gc-sections -T <platform>.ld -o .build-kernel/toro-<platform>.debug.elf
-//        lib<Platform>Kernel.a <toolchain>/usr/lib/swift/embedded/x86_64-unknown-none-elf/libswiftUnicodeDataTables.a
-//   4. llvm-objcopy --strip-all: the boot image .build-kernel/toro-<platform>.elf
+//   3. ld.lld --gc-sections -T <platform>.ld -o .build-kernel/images/<service>/toro-<platform>.debug.elf
+//        <the platform's modules' objects> <the service's and the service libraries' objects>
+//        <toolchain>/usr/lib/swift/embedded/x86_64-unknown-none-elf/libswiftUnicodeDataTables.a
+//      (ImageLinker.swift picks the objects: one platform, one service, nothing else)
+//   4. llvm-objcopy --strip-all: the boot image .build-kernel/images/<service>/toro-<platform>.elf
 // The link is skipped when the image is newer than its inputs. The do-nothing kernels
 // for `bench boot` are one assembly file each, assembled with clang and linked the same way.
 //
@@ -20,6 +22,9 @@ import Foundation
 
 public struct KernelBuilder: Sendable {
     public var paths: Paths
+    /// False builds even under TORO_NO_BUILD=1 (the boot test of `toro new` builds the
+    /// service it has just created).
+    public var honoursNoBuild = true
 
     public init(paths: Paths) { self.paths = paths }
 
@@ -36,35 +41,54 @@ public struct KernelBuilder: Sendable {
 
     public static var skipBuild: Bool { ProcessInfo.processInfo.environment["TORO_NO_BUILD"] == "1" }
 
-    /// Builds the kernel for `platform` and returns its image's path.
+    nonisolated(unsafe) static var compiled = false
+
+    /// Compiles every module an image can be made of (both platforms, every service) in one
+    /// incremental `swift build`; once per run of the tool.
+    public func compile() throws(ToolFailure) {
+        if KernelBuilder.compiled { return }
+        Console.progress("building the kernels and services…")
+        try step(["swift", "build", "-c", "release", "--triple", KernelBuilder.triple,
+                  "--toolset", "Kernel/toolset.json", "--product", "ToroImages",
+                  "--scratch-path", ".build-kernel",
+                  // Package.swift finds the services by listing folders: a new folder must be
+                  // seen although the manifest's text did not change.
+                  "--manifest-cache", "none", "--disable-build-manifest-caching"],
+                 what: "swift build of the kernel modules")
+        KernelBuilder.compiled = true
+    }
+
+    /// Builds the image of `service` on `platform` (the kernel linked with that service
+    /// alone) and returns its path.
     @discardableResult
-    public func build(_ platform: GuestPlatform) throws(ToolFailure) -> String {
-        let image = paths.image(platform)
-        if KernelBuilder.skipBuild {
+    public func build(_ platform: GuestPlatform, service: String) throws(ToolFailure) -> String {
+        let image = paths.image(platform, service: service)
+        if KernelBuilder.skipBuild && honoursNoBuild {
             guard FileManager.default.fileExists(atPath: image) else {
-                throw ToolFailure(.buildFailed, "TORO_NO_BUILD is set but \(image) does not exist; run ./toro build")
+                throw ToolFailure(.buildFailed, "TORO_NO_BUILD is set but \(image) does not exist; run ./toro build --service \(service)")
             }
             return image
         }
+        guard let info = Services.named(service) else {
+            throw ToolFailure(.badArgument, "unknown service '\(service)'; see ./toro services")
+        }
+        try compile()
         let usr = try KernelBuilder.toolchainUsr()
-        Console.progress("building the \(platform.rawValue) kernel…")
-        try step(["swift", "build", "-c", "release", "--triple", KernelBuilder.triple,
-                  "--toolset", "Kernel/toolset.json", "--product", platform.product,
-                  "--scratch-path", ".build-kernel"], what: "swift build of \(platform.product)")
+        try? FileManager.default.createDirectory(atPath: paths.imageFolder(service), withIntermediateDirectories: true)
         let script = try linkerScript(platform, name: "\(platform.rawValue).ld")
-        let archive = "\(paths.kernelBuild)/release/lib\(platform.product).a"
+        let objects = try ImageLinker(paths: paths).objects(platform: platform, service: info)
         let unicode = "\(usr)/lib/swift/embedded/\(KernelBuilder.triple)/libswiftUnicodeDataTables.a"
         // The boot image carries no symbols or debug info (it is what QEMU loads and what
         // `bench boot` sizes); the unstripped twin beside it symbolises backtraces
         // (`llvm-symbolizer -e toro-<platform>.debug.elf <address>`).
         let debugImage = image.replacingOccurrences(of: ".elf", with: ".debug.elf")
-        if isStale(debugImage, inputs: [archive, script, unicode]) {
-            try step(["\(usr)/bin/ld.lld", "--gc-sections", "-T", script, "-o", debugImage, archive, unicode],
-                     what: "linking \(platform.imageName)")
+        if isStale(debugImage, inputs: objects + [script, unicode]) {
+            try step(["\(usr)/bin/ld.lld", "--gc-sections", "-T", script, "-o", debugImage] + objects + [unicode],
+                     what: "linking \(service) for \(platform.rawValue)")
         }
         if isStale(image, inputs: [debugImage]) {
             try step(["\(usr)/bin/llvm-objcopy", "--strip-all", debugImage, image],
-                     what: "stripping \(platform.imageName)")
+                     what: "stripping \(service) for \(platform.rawValue)")
         }
         return image
     }

@@ -23,8 +23,16 @@ public struct Paths: Sendable {
 
     /// SwiftPM's scratch path for the kernel builds; the images are linked here too.
     public var kernelBuild: String { root + "/.build-kernel" }
-    public func image(_ platform: GuestPlatform) -> String { kernelBuild + "/" + platform.imageName }
+    /// Where `service`'s images are linked.
+    public func imageFolder(_ service: String) -> String { kernelBuild + "/images/" + service }
+    public func image(_ platform: GuestPlatform, service: String) -> String {
+        imageFolder(service) + "/" + platform.imageName
+    }
     public func nullImage(_ platform: GuestPlatform) -> String { kernelBuild + "/" + platform.nullImageName }
+    /// The folder holding `service`'s module (Sources/Services/<Kind>/<name>).
+    public func serviceFolder(_ service: ServiceInfo) -> String {
+        root + "/Sources/Services/" + service.kind.rawValue + "/" + service.name
+    }
     public var kernelSources: String { root + "/Kernel" }
     public var compat: String { root + "/Compat" }
 }

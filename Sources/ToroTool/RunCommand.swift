@@ -9,10 +9,10 @@ public enum RunCommand {
         do throws(ToolFailure) {
             let (options, _) = try RunOptions.parse(arguments, command: "run",
                                                     workingDirectory: Paths.userDirectory())
-            try options.checkMemory(minimumMiB: ELFImage.minimumMemoryMiB(path: paths.image(options.platform)))
+            try options.checkMemory(minimumMiB: ELFImage.minimumMemoryMiB(path: paths.image(options.platform, service: options.service)))
             let accelerator = try options.accel.resolve(on: HostFacts.probe())
             if !options.printCommand { try Installer.ensure(Installer.forBooting) }
-            let image = try KernelBuilder(paths: paths).build(options.platform)
+            let image = try KernelBuilder(paths: paths).build(options.platform, service: options.service)
             var command = QEMUCommand(options: options, accelerator: accelerator, kernelPath: image)
             let wantsSockets = !options.ports.isEmpty && options.platform == .microvm
             let share = options.platform == .microvm ? options.shares.first : nil
@@ -81,13 +81,23 @@ public enum RunCommand {
 }
 
 public enum BuildCommand {
-    /// `toro build [--platform microvm|legacy|all]`: progress on stderr, then each image's
-    /// path on stdout.
+    /// `toro build [--service NAME|all] [--platform microvm|legacy|all]`: progress on stderr,
+    /// then each image's path on stdout (default: hello on both platforms).
     public static func main(_ arguments: [String], paths: Paths) -> Int32 {
         do throws(ToolFailure) {
             var platforms = GuestPlatform.allCases
+            var services = ["hello"]
             var reader = ArgumentReader(arguments)
             while let flag = try reader.nextFlag() {
+                if flag == "--service" {
+                    let name = try reader.value(for: flag)
+                    if name == "all" { services = Services.all.map(\.name); continue }
+                    guard Services.named(name) != nil else {
+                        throw ToolFailure(.badArgument, "unknown service '\(name)' (known: \(Services.all.map(\.name).joined(separator: ", ")), all)")
+                    }
+                    services = [name]
+                    continue
+                }
                 guard flag == "--platform" else { throw ArgumentReader.unknown(flag, command: "build") }
                 let name = try reader.value(for: flag)
                 if name == "all" { platforms = GuestPlatform.allCases; continue }
@@ -100,7 +110,10 @@ public enum BuildCommand {
                 throw ToolFailure(.badArgument, "build takes no kernel arguments")
             }
             let builder = KernelBuilder(paths: paths)
-            let images = try platforms.map { platform throws(ToolFailure) in try builder.build(platform) }
+            var images: [String] = []
+            for service in services {
+                for platform in platforms { images.append(try builder.build(platform, service: service)) }
+            }
             for image in images { Console.line(image) }
             return 0
         } catch {

@@ -226,7 +226,8 @@ public enum SoakBench {
         do throws(ToolFailure) {
             options = try parse(arguments)
             try Installer.ensure(Installer.forBooting)
-            try KernelBuilder(paths: paths).build(.microvm)
+            let soakBuilder = KernelBuilder(paths: paths)
+            for service in ["kv", "static-web"] { try soakBuilder.build(.microvm, service: service) }
         } catch {
             Console.error(error.message)
             return error.status.rawValue

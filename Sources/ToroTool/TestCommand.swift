@@ -35,7 +35,7 @@ public enum TestCommand {
             try Installer.ensure(Installer.forTesting)
             let builder = KernelBuilder(paths: paths)
             for platform in GuestPlatform.allCases {
-                try builder.build(platform)
+                for service in Services.all { try builder.build(platform, service: service.name) }
                 try builder.buildNull(platform)
             }
             // The back-ends too, before `swift test` holds .build's lock (the boot tests

@@ -8,9 +8,10 @@ public enum Usage {
       ./toro run [--platform microvm|legacy] [--service NAME] [--cpus N] [--memory MIB]
                  [--share DIR[:ro]] [-p HOSTPORT:GUESTPORT ...] [--accel auto|tcg|kvm]
                  [--timeout SECONDS] [--print-command] [-- KERNEL-ARGS...]
-      ./toro build [--platform microvm|legacy|all]
+      ./toro build [--service NAME|all] [--platform microvm|legacy|all]
       ./toro compare [--service NAME] [run options] [--expect FILE]
       ./toro services
+      ./toro new NAME
       ./toro test
       ./toro bench boot [--runs N] [--cpus N]
       ./toro bench kv [--runs N] [--requests N]
@@ -19,10 +20,13 @@ public enum Usage {
 
     commands:
       run       build the kernel and boot one service; the guest's console is your terminal
-      build     build the kernel images; the last lines are their paths
+      build     link the kernel with one service (default hello; all: every service) for each platform;
+                the last lines are the images' paths
       compare   boot a service on both platforms and compare the service transcripts
-      services  list the services, one line each: hello, and services that exercise SMP, threads,
-                the clock and interrupts
+      services  list the services, one line each: the applications, then the kernel's probes
+                (SMP, threads, the clock, interrupts, faults)
+      new       create a service from the template: Sources/Services/Applications/NAME/NAME.swift
+                and its test (the expected transcript beside it); then run, compare and test it
       test      install what is missing and run every test tier (what CI runs)
       bench     boot benchmark: Toro next to a do-nothing kernel, image sizes, smallest memory;
                 `bench boot --cpus N` boots every kernel with N CPUs (default 1);

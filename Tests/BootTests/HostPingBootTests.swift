@@ -36,7 +36,7 @@ final class HostPingBootTests: XCTestCase {
         while !FileManager.default.fileExists(atPath: socket) && Date() < deadline { usleep(10_000) }
 
         var command = QEMUCommand(platform: .microvm, accelerator: .tcg, memoryMiB: 64, cpus: 1,
-                                  kernelPath: Harness.paths.image(.microvm), kernelCommandLine: "service=hostping port=1234")
+                                  kernelPath: Harness.paths.image(.microvm, service: "hostping"), kernelCommandLine: "service=hostping port=1234")
         command.vsockSocket = socket
         let outcome = Boot.run(command, timeout: 60, echo: false)
         let dump = outcome.output + outcome.errorOutput

@@ -19,6 +19,7 @@ import Glibc
 import Foundation
 import XCTest
 import Core
+import KVProtocol
 import ToroTool
 
 final class KVBudgetBootTests: XCTestCase {

@@ -8,6 +8,7 @@ import Glibc
 import Foundation
 import XCTest
 import Core
+import KVProtocol
 import ToroTool
 
 final class KVPersistenceBootTests: XCTestCase {

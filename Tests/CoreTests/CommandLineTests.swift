@@ -13,9 +13,9 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(line.values("virtio_mmio.device"), ["512@0xfeb00e00:12", "512@0xfeb00c00:11"])
     }
 
-    func testDefaultServiceIsHello() throws {
-        XCTAssertEqual(try parse("").service, "hello")
-        XCTAssertEqual(try parse("a=b").service, "hello")
+    func testNoServiceNamedIsNil() throws {
+        XCTAssertNil(try parse("").service)
+        XCTAssertNil(try parse("a=b").service)
     }
 
     func testValueMayContainEquals() throws {
@@ -35,11 +35,12 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
-    func testServicesAreFoundByName() {
-        XCTAssertNotNil(Services.named("hello"))
-        XCTAssertNotNil(Services.named("fault"))
-        XCTAssertNotNil(Services.named("memtest"))
-        XCTAssertNil(Services.named("nosuch"))
-        XCTAssertNil(Services.named("hell"))
+    func testAServiceKnowsItsName() {
+        let service = Service(name: "hello", summary: "greets") { _ in .success }
+        XCTAssertTrue(service.isNamed("hello"))
+        XCTAssertFalse(service.isNamed("hell"))
+        XCTAssertFalse(service.isNamed("hello2"))
+        XCTAssertNil(try parse("port=80").service)
+        XCTAssertEqual(try parse("service=kv port=80").service, "kv")
     }
 }

@@ -1,5 +1,6 @@
 // The per-CPU heaps and KernelMemory over host memory, checked against a model.
 import XCTest
+import VirtIOTestSupport
 @testable import Core
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 // RunQueue: FIFO order, identity removal, growth, and that it releases what it drops.
 import XCTest
+import VirtIOTestSupport
 @testable import Core
 
 /// A stand-in that reports its deinit (TestSupport.swift).

@@ -1,6 +1,7 @@
 // TimerQueue: deadline order against a sorted model, ties in insertion order, removal,
 // `popExpired(now:)` against the clock, and that it releases what it drops.
 import XCTest
+import VirtIOTestSupport
 @testable import Core
 
 /// A stand-in that reports its deinit (TestSupport.swift).

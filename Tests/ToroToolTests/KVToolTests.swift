@@ -11,6 +11,7 @@ import Foundation
 import XCTest
 @testable import ToroTool
 import Core
+import KVProtocol
 
 final class HostKVProtocolTests: XCTestCase {
     func reply(_ table: inout KVTable, _ line: String) -> String {

@@ -68,16 +68,56 @@ final class QEMUCommandTests: XCTestCase {
     func testPlatformFacts() {
         XCTAssertEqual(GuestPlatform.microvm.entrySymbol, "pvh_start")
         XCTAssertEqual(GuestPlatform.legacy.entrySymbol, "multiboot_start")
-        XCTAssertEqual(GuestPlatform.microvm.product, "MicroVMKernel")
         XCTAssertEqual(GuestPlatform.legacy.imageName, "toro-legacy.elf")
-        XCTAssertEqual(Paths(root: "/r").image(.microvm), "/r/.build-kernel/toro-microvm.elf")
+        XCTAssertEqual(Paths(root: "/r").image(.microvm, service: "kv"), "/r/.build-kernel/images/kv/toro-microvm.elf")
     }
 
-    func testServicesListing() {
-        let lines = Services.listing().split(separator: "\n")
-        XCTAssertEqual(lines.count, Services.all.count)
-        XCTAssertTrue(lines[0].hasPrefix("hello "))
-        XCTAssertNotNil(Services.named("memtest"))
+    func testServicesListingGroupsApplicationsAndProbes() {
+        let lines = Services.listing().split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, Services.all.count + 2)
+        XCTAssertEqual(lines.first, "applications:")
+        let probes = lines.firstIndex { $0.hasPrefix("probes") }!
+        XCTAssertTrue(lines[1..<probes].contains { $0.hasPrefix("  hello ") })
+        XCTAssertTrue(lines[probes...].contains { $0.hasPrefix("  fault ") })
+        XCTAssertEqual(Services.named("kv")?.kind, .application)
+        XCTAssertEqual(Services.named("memtest")?.kind, .probe)
+        XCTAssertEqual(Services.named("static-web")?.module, "static_web")
         XCTAssertNil(Services.named("nosuch"))
+    }
+
+    /// Every folder under Sources/Services/{Applications,Probes} declares a service the
+    /// tool can read, named like its folder, and the thirteen we ship are all there.
+    func testEveryServiceFolderDeclaresItsService() {
+        let root = Paths.fromEnvironment().root
+        for entry in Services.catalog(root: root) {
+            if case .failure(let failure) = entry { XCTFail(failure.message) }
+        }
+        let names = Set(Services.all.map(\.name))
+        for name in ["hello", "kv", "static-web", "fs-manifest", "hostping", "fault", "memtest", "intercore",
+                     "threads", "clock", "threadstress", "stackoverflow", "irqtest"] {
+            XCTAssertTrue(names.contains(name), name)
+        }
+        XCTAssertEqual(Services.named("kv")?.devices, ["sockets", "files"])
+        XCTAssertEqual(Services.named("hello")?.devices, [])
+    }
+
+    func testServiceDeclarationsAreParsedOrRefused() throws {
+        let good = """
+            @_silgen_name("toro_service")
+            public func service() -> Service {
+                Service(name: "greeter", summary: "says hello", devices: [.sockets]) { _ in .success }
+            }
+            """
+        let info = try Services.parse(good, kind: .application, file: "g.swift")
+        XCTAssertEqual(info, ServiceInfo(name: "greeter", summary: "says hello", kind: .application, devices: ["sockets"]))
+        XCTAssertThrowsError(try Services.parse(good.replacingOccurrences(of: ".sockets", with: ".disks"),
+                                                kind: .application, file: "g.swift"))
+        XCTAssertThrowsError(try Services.parse(good.replacingOccurrences(of: "\"greeter\"", with: "\"Greeter\""),
+                                                kind: .application, file: "g.swift"))
+        XCTAssertThrowsError(try Services.parse(good.replacingOccurrences(of: "summary: \"says hello\", ", with: ""),
+                                                kind: .application, file: "g.swift"))
+        XCTAssertTrue(Services.isValidName("static-web"))
+        XCTAssertFalse(Services.isValidName("9lives"))
+        XCTAssertFalse(Services.isValidName("a_b"))
     }
 }

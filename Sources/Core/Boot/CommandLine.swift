@@ -24,9 +24,10 @@ public struct KernelCommandLine: Equatable {
 
     public private(set) var entries: [Entry] = []
 
-    /// The service to run; `hello` when the command line names none.
-    public var service: String {
-        value("service") ?? "hello"
+    /// The service the command line names (`service=`), if any: an image runs one
+    /// service, and refuses a command line that names another.
+    public var service: String? {
+        value("service")
     }
 
     /// The first value for `key`.

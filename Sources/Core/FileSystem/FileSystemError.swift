@@ -38,3 +38,27 @@ public enum FileSystemError: Error, Equatable, Sendable {
     /// entries than a listing may hold, a tree deeper or larger than a walk may cover.
     case tooLarge
 }
+
+extension FileSystemError {
+    /// A few words for a log line or a protocol reply (`ERROR read-only file system`),
+    /// used by fs-manifest and kv's SAVE.
+    public var reason: StaticString {
+        switch self {
+        case .notFound: return "not found"
+        case .notADirectory: return "not a folder"
+        case .isADirectory: return "is a folder"
+        case .exists: return "exists"
+        case .notEmpty: return "folder not empty"
+        case .noSpace: return "no space left on device"
+        case .io: return "i/o error"
+        case .readOnly: return "read-only file system"
+        case .invalidPath: return "invalid path"
+        case .tooManyOpenFiles: return "too many open files"
+        case .badDescriptor: return "bad descriptor"
+        case .nameTooLong: return "name too long"
+        case .permissionDenied: return "permission denied"
+        case .outOfMemory: return "not enough memory"
+        case .tooLarge: return "too large"
+        }
+    }
+}

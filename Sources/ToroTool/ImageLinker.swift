@@ -1,0 +1,59 @@
+// Which object files make an image: the platform's kernel modules and one service with the
+// service libraries, out of the one `swift build` of every module (KernelBuilder.compile).
+// `ld.lld --gc-sections` then keeps only what the entry point reaches, so a library the
+// service does not call costs nothing; another service's module is never on the line.
+//
+// Swift modules: the objects SwiftPM's output-file-map.json lists (the build folder may
+// still hold objects of files since deleted). C and assembly targets: one object per
+// source file of Sources/<target>.
+
+import Foundation
+
+public struct ImageLinker: Sendable {
+    public var paths: Paths
+
+    public init(paths: Paths) { self.paths = paths }
+
+    /// The modules every image of `platform` links, bottom up.
+    public static func kernelModules(_ platform: GuestPlatform) -> [String] {
+        let shared = ["X86Asm", "Core", "PC"]
+        switch platform {
+        case .microvm: return shared + ["MicroVMBoot", "MicroVM"]
+        case .legacy: return shared + ["LegacyBoot", "Legacy"]
+        }
+    }
+
+    /// The service libraries (every folder of Sources/Services/Libraries).
+    public func libraryModules() -> [String] {
+        let folder = paths.root + "/Sources/Services/Libraries"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    public func objects(platform: GuestPlatform, service: ServiceInfo) throws(ToolFailure) -> [String] {
+        var result: [String] = []
+        for module in ImageLinker.kernelModules(platform) + libraryModules() + [service.module] {
+            result += try objects(module: module)
+        }
+        return result
+    }
+
+    func objects(module: String) throws(ToolFailure) -> [String] {
+        let build = "\(paths.kernelBuild)/release/\(module).build"
+        let map = build + "/output-file-map.json"
+        if let data = FileManager.default.contents(atPath: map) {
+            guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ToolFailure(.buildFailed, "cannot read \(map)")
+            }
+            return json.compactMap { source, entry in
+                source.isEmpty ? nil : (entry as? [String: Any])?["object"] as? String
+            }.sorted()
+        }
+        let sources = paths.root + "/Sources/" + module
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: sources)) ?? [])
+            .filter { $0.hasSuffix(".c") || $0.hasSuffix(".S") }.sorted()
+        guard !files.isEmpty else {
+            throw ToolFailure(.buildFailed, "no objects for module \(module) in \(build); run ./toro build again")
+        }
+        return files.map { "\(build)/\($0).o" }
+    }
+}

@@ -1,0 +1,20 @@
+// The seeded generator every randomised host test shares.
+
+/// SplitMix64 (Steele, Lea and Flood, 2014): deterministic and seeded, so a randomised test
+/// replays the same sequence on every run.
+public struct RNG {
+    public var state: UInt64
+    public init(state: UInt64) { self.state = state }
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
