@@ -1,9 +1,9 @@
 // swift-tools-version:6.0
 // Toro in Swift: one Core, two platform kernels (MicroVM, Legacy), and the host `toro` tool.
 //
-// Layers (an arrow is "may import"; see DESIGN.md, "Layout"): VirtIO and Wire import nothing;
-// Core -> Wire (only for the services it still holds); Drivers -> Core, VirtIO, Wire;
-// PC -> Core; MicroVM, Legacy -> PC, Drivers; the host back-ends and tool -> VirtIO, Wire.
+// Layers (an arrow is "may import"; see DESIGN.md, "Layout"): VirtIO, Wire and Core import
+// nothing; Drivers -> Core, VirtIO, Wire; PC -> Core; MicroVM -> PC, Drivers; Legacy -> PC;
+// services and their libraries -> Core, Wire; the host back-ends -> VirtIO, Wire.
 //
 // The same manifest builds two ways:
 //   * hosted (`swift build`, `swift test`): every module but the platforms' boot code, the
@@ -16,7 +16,7 @@ import PackageDescription
 
 // Services are found, not listed: every folder under Sources/Services/Applications and
 // Sources/Services/Probes is one service module (`./toro new NAME` adds a folder and nothing
-// else). Each imports Core and the service libraries; `./toro build --service NAME` links
+// else). Each imports Core, Wire and the service libraries; `./toro build --service NAME` links
 // the kernel with that one module (Sources/ToroTool/ImageLinker.swift).
 func serviceFolders(_ kind: String) -> [String] {
     let folder = Context.packageDirectory + "/Sources/Services/" + kind
@@ -73,8 +73,8 @@ let package = Package(
         // the one little-endian reader/writer.
         .target(name: "Wire"),
         // Platform-neutral kernel: memory, scheduler, clock, boot-info parsing, log, panic, VFS,
-        // socket API, services (Wire only for the services, until they leave Core).
-        .target(name: "Core", dependencies: ["Wire"]),
+        // socket API.
+        .target(name: "Core"),
         // Guest device drivers, generic over the transport and guest memory: virtio-vsock
         // (with the connection state and the socket provider) and virtio-fs (with the FUSE
         // client file system).
@@ -104,7 +104,7 @@ let package = Package(
         // The byte formats: vsock header and credit, FUSE codec, HTTP, CRC-32, little-endian.
         .testTarget(name: "WireTests", dependencies: ["Wire", "VirtIOTestSupport"]),
         // The drivers' pure parts: vsock connection state and credit, the FUSE client file system.
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "Wire"]),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "Wire", "VirtIOTestSupport"]),
         // Test doubles for VirtIO (fake guest memory, recording transport) and the seeded
         // generator, shared by the VirtIO tests and the host back-ends' tests.
         .target(name: "VirtIOTestSupport", dependencies: ["VirtIO", "Wire"]),

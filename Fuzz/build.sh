@@ -2,8 +2,9 @@
 # Builds one libFuzzer target: Fuzz/NAME/*.swift together with the project sources listed
 # in Fuzz/NAME/sources.txt (one glob per line, relative to the repository root; blank lines
 # and `#` comments ignored), compiled as a single module with the toolchain's libFuzzer and
-# AddressSanitizer. Core files compile into that module directly, so targets use Core's
-# types without `import Core`.
+# AddressSanitizer. Project files compile into that module directly, so targets use their
+# types without importing them; the `import Core`, `import Wire`, `import VirtIO` and
+# `import Drivers` lines of those files resolve to empty stand-in modules built here.
 #
 #   Fuzz/build.sh NAME                      -> .build-fuzz/NAME
 #   .build-fuzz/NAME -max_total_time=20     a short run (CI); longer by hand
@@ -48,10 +49,22 @@ shopt -u nullglob
 
 mkdir -p "$root/.build-fuzz"
 output="$root/.build-fuzz/$name"
+
+# Empty modules for the project modules the listed files import (they are all compiled
+# into this one module instead).
+stubs="$root/.build-fuzz/stubs"
+mkdir -p "$stubs"
+for module in $(sed -n -E 's/^(@testable )?import (Core|Wire|VirtIO|Drivers)$/\2/p' "${sources[@]}" | sort -u); do
+    if [[ ! -f "$stubs/$module.swiftmodule" ]]; then
+        : > "$stubs/empty.swift"
+        "${SWIFTC:-swiftc}" -emit-module -parse-as-library -module-name "$module" \
+            "$stubs/empty.swift" -emit-module-path "$stubs/$module.swiftmodule"
+    fi
+done
 echo "Fuzz/build.sh: compiling $name (${#sources[@]} files) -> .build-fuzz/$name" >&2
 # The module gets its own name so that a target named like a type (VsockHeader) cannot shadow it.
 # shellcheck disable=SC2086
 "${SWIFTC:-swiftc}" -sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld \
-    -module-name "Fuzz$name" ${FUZZ_FLAGS:-} \
+    -module-name "Fuzz$name" -I "$stubs" ${FUZZ_FLAGS:-} \
     "${sources[@]}" -o "$output"
 echo "$output"

@@ -1,5 +1,5 @@
 // One vsock stream connection bridged to a host socket (a Unix or TCP stream), with both
-// directions' buffers and the credit counters (virtio 1.2 §5.10.6.3, Core's VsockCredit).
+// directions' buffers and the credit counters (virtio 1.2 §5.10.6.3, Wire's VsockCredit).
 //
 // Guest → host: RW payloads are queued in `toHost` and written to the socket as it takes
 // them; `fwd_cnt` counts bytes written. We advertise `bufferSize` as buf_alloc, so `toHost`

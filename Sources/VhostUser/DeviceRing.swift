@@ -1,8 +1,8 @@
-// One running virtqueue as the back-end sees it: Core's DeviceQueue over guest memory,
+// One running virtqueue as the back-end sees it: VirtIO's DeviceQueue over guest memory,
 // plus the call eventfd that interrupts the guest (vhost-user.rst "Ring states": a ring
 // runs from SET_VRING_KICK until GET_VRING_BASE; SET_VRING_CALL names its interrupt).
 //
-// The guest is hostile (virtio 1.2 §2.7.5, Core's DeviceQueue header): the first ring
+// The guest is hostile (virtio 1.2 §2.7.5, VirtIO's DeviceQueue header): the first ring
 // violation is logged once and the ring is marked broken; a broken ring is never touched
 // again (the back-end keeps running; the guest must reset the device).
 import VirtIO

@@ -1,5 +1,5 @@
 // The guest's memory as the front-end shares it: SET_MEM_TABLE's regions, each mmapped from
-// the file descriptor that came with it, seen as Core's `GuestMemory`.
+// the file descriptor that came with it, seen as VirtIO's `GuestMemory`.
 //
 // QEMU docs/interop/vhost-user.rst "Memory region description" and SET_MEM_TABLE: a region
 // is guest_phys_addr, memory_size, userspace_addr (QEMU's own virtual address, the unit of

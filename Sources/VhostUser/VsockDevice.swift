@@ -9,7 +9,7 @@
 // are in VsockDeviceRings.swift, the host sockets in VsockDeviceHost.swift.
 //
 // The guest is hostile: a packet from another CID, to another CID, or breaking the credit
-// rules (Core's VsockCredit) is logged (at most a line a second per kind: BackendLog.limited)
+// rules (Wire's VsockCredit) is logged (at most a line a second per kind: BackendLog.limited)
 // and dropped or answered by an RST; never trusted. Bridged connections and hybrid
 // handshakes together are capped at `maxConnections` (`--max-connections`): a guest REQUEST
 // beyond it is answered by an RST, a host client beyond it is accepted and closed at once.

@@ -4,7 +4,7 @@
 // are no mergeable buffers: one packet per rx chain (§5.10.6.3.1), and a payload never
 // exceeds what the guest's credit allows (§5.10.6.3).
 //
-// Distrust (Core's DeviceQueue validates every descriptor): a tx chain too short for a
+// Distrust (VirtIO's DeviceQueue validates every descriptor): a tx chain too short for a
 // header, a header that does not decode, or a length beyond the chain is logged and the
 // chain returned unread; an rx chain too small for a header is returned empty.
 import VirtIO

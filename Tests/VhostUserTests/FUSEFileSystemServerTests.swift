@@ -1,4 +1,4 @@
-// The guest's FUSE client (Core's FUSEFileSystem, behind a VFS as services use it) against
+// The guest's FUSE client (the Drivers module's FUSEFileSystem, behind a VFS as services use it) against
 // the host's FUSE server (toro-fs's FUSEServer) over a real temporary folder, in-process:
 // the two halves of virtio-fs agree on every operation services use, the guest never
 // reaches outside the folder, a read-only share changes nothing, and long use leaks no

@@ -1,5 +1,5 @@
-// FUSEServer in-process against a temporary folder: requests built with Core's
-// FUSERequest encoder, replies checked with Core's FUSEReply (so both sides agree on
+// FUSEServer in-process against a temporary folder: requests built with Wire's
+// FUSERequest encoder, replies checked with Wire's FUSEReply (so both sides agree on
 // fuse.h 7.31), effects checked on the host. Confinement and lifetimes:
 // FUSEServerConfinementTests.swift.
 import Wire

@@ -1,4 +1,4 @@
-// A simulated guest driver for the vsock device: Core's driver-side SplitVirtqueue over
+// A simulated guest driver for the vsock device: VirtIO's driver-side SplitVirtqueue over
 // VirtIOTestSupport's fake guest memory, one queue for rx and one for tx, wired to a
 // VsockDevice through DeviceRings exactly as the vhost-user session wires real rings.
 // Plus small helpers for host sockets and captured log lines.

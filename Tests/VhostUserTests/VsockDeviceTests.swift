@@ -1,4 +1,4 @@
-// The vsock device against a simulated guest (Core's SplitVirtqueue over fake memory) and
+// The vsock device against a simulated guest (VirtIO's SplitVirtqueue over fake memory) and
 // real host sockets in a temporary directory (virtio 1.2 §5.10.6; Firecracker docs/vsock.md).
 import VirtIO
 import Wire

@@ -1,7 +1,7 @@
 import XCTest
 @testable import Wire
 
-/// The server-side request decoder (Sources/Core/FUSE/FUSERequestDecoder.swift): round trips
+/// The server-side request decoder (Sources/Wire/FUSE/FUSERequestDecoder.swift): round trips
 /// with FUSERequest.encode, and truncated or lying input refused with a typed error.
 final class FUSERequestDecoderTests: XCTestCase {
     let header = FUSERequestHeader(unique: 0xABCD, nodeID: 9, uid: 1, gid: 2, pid: 3)
@@ -83,7 +83,7 @@ final class FUSERequestDecoderTests: XCTestCase {
         XCTAssertEqual(ok, 21, "every request decoded to the fields it was encoded with")
     }
 
-    /// Builds a request by hand for opcodes Core's encoder does not have.
+    /// Builds a request by hand for opcodes the guest's encoder does not have.
     func raw(_ opcode: UInt32, _ body: [UInt8]) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: 40) + body
         bytes.withUnsafeMutableBytes { r in

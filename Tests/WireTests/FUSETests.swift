@@ -1,7 +1,7 @@
 import XCTest
 @testable import Wire
 
-/// FUSE request encoding and reply checking (Sources/Core/FUSE).
+/// FUSE request encoding and reply checking (Sources/Wire/FUSE).
 final class FUSETests: XCTestCase {
     let header = FUSERequestHeader(unique: 0x1122_3344_5566_7788, nodeID: 5, uid: 1000, gid: 100, pid: 42)
 

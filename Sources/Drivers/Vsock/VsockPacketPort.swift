@@ -7,7 +7,6 @@
 // well-formed packet addressed to `guestCID`; `onFailure` once, when the device fails;
 // `send` blocks the caller while every transmit buffer is in flight and returns false once
 // the device has failed.
-import Core
 import Wire
 
 protocol VsockPacketPort: AnyObject {

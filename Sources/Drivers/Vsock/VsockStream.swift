@@ -1,4 +1,4 @@
-// One connected vsock stream as services see it (Core's StreamSocket), over Core's
+// One connected vsock stream as services see it (Core's StreamSocket), over the
 // VsockConnection state machine.
 //
 // Every wait on the peer is bounded: a `read` waiting for bytes and a `write` waiting for

@@ -7,7 +7,7 @@
 // readable bytes are gathered, FUSEServer answers, the reply is scattered over the
 // writable segments and the chain returned with the reply's length (0 for no reply).
 //
-// The guest is hostile: Core's DeviceQueue refuses a chain that loops, leaves guest memory
+// The guest is hostile: VirtIO's DeviceQueue refuses a chain that loops, leaves guest memory
 // or puts readable after writable descriptors; DeviceRing then logs it once and stops
 // using the ring until reset. A request larger than the largest one accepted is logged
 // and returned unanswered.

@@ -4,7 +4,6 @@
 // reads `--socket`; this file the rest.
 //
 //   toro-fs --socket PATH --share DIR[:ro] [--read-only] [--max-nodes N] [--max-handles N] [--debug]
-import Wire
 import Glibc
 
 public struct FSOptions: CommandLineOptions, Equatable, Sendable {

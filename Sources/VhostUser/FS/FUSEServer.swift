@@ -2,9 +2,9 @@
 // guest's virtio-fs driver. In-process and transport-free: `handle` takes one request's
 // bytes and writes its reply; FSDevice moves the bytes to and from the rings.
 //
-// Replies follow fuse.h 7.31 (Core's FUSEStructures): the out header's `len` is the whole
+// Replies follow fuse.h 7.31 (Wire's FUSEStructures): the out header's `len` is the whole
 // reply, `unique` is the request's, `error` is 0 or -errno with no body. Requests are
-// decoded by Core's FUSEIncomingRequest; the guest is hostile (STYLE principle 7): a
+// decoded by Wire's FUSEIncomingRequest; the guest is hostile (STYLE principle 7): a
 // request that does not decode is logged and answered EINVAL (or not at all when no
 // header or no reply space is there); unknown node ids are ENOENT, unknown handles EBADF.
 //
