@@ -60,7 +60,7 @@ let package = Package(
         .library(name: "LegacyKernel", type: .static, targets: ["Legacy"]),
         // Every module an image can be linked from, built in one `swift build` for the kernel
         // triple; the tool links one platform and one service out of it.
-        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "Legacy"] + services.map(\.name)),
+        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "MicroVMDrivers", "Legacy"] + services.map(\.name)),
         .executable(name: "toro-cli", targets: ["ToroCLI"]),
         .executable(name: "toro-vsock", targets: ["ToroVsock"]),
         .executable(name: "toro-fs", targets: ["ToroFS"]),
@@ -92,6 +92,9 @@ let package = Package(
         // access), the early boot sequence.
         .target(name: "PC", dependencies: ["Core", "X86Asm"], swiftSettings: volatile),
         .target(name: "MicroVM", dependencies: ["Core", "VirtIO", "Drivers", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
+        // The attach functions of microvm's drivers, reached only through an image's driver
+        // table, so an image links a driver only when its service uses that kind of device.
+        .target(name: "MicroVMDrivers", dependencies: ["Core", "VirtIO", "Drivers", "X86Asm", "PC", "MicroVM"], swiftSettings: volatile),
         .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
         .target(name: "ToroTool", dependencies: ["KVProtocol", "Wire"]),

@@ -20,7 +20,8 @@ final class MicroVMPlatform: Platform {
     private var kvmClock: KVMClock? = nil
     private(set) var wallClockAtBoot: (seconds: Int64, monotonic: UInt64)? = nil
     let ioapic = IOAPIC(base: MicroVMAddresses.ioAPIC.start)
-    let devices = MicroVMDevices()
+    private(set) var sockets: (any SocketProvider)? = nil
+    private(set) var fileSystem: (any FileSystem)? = nil
 
     init(machine: PCMachine) { self.machine = machine }
 
@@ -65,15 +66,17 @@ final class MicroVMPlatform: Platform {
         return cpuCount
     }
 
+    /// The virtio-mmio scan and the drivers run only in images whose service uses a device
+    /// (the driver table's `toro_driver_scan`; DeviceAttach.swift): hello's image has none.
     func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange], wanted: ServiceDevices) {
-        devices.start(commandLine: commandLine, ram: ram, wanted: wanted, ioapic: ioapic, bootstrapAPIC: lapic.id,
-                      badCommandLine: { Kernel.finish(self, .badCommandLine) }) { [self] in
-            self.monotonicNanoseconds()
-        }
+        guard !wanted.isEmpty, let hook = DriverHooks.scan else { return }
+        let scan = DeviceScan(commandLine: commandLine, ram: ram, wanted: wanted, ioapic: ioapic,
+                              bootstrapAPIC: lapic.id, badCommandLine: { Kernel.finish(self, .badCommandLine) },
+                              now: { [self] in self.monotonicNanoseconds() })
+        withExtendedLifetime(scan) { _ = hook(Unmanaged.passUnretained(scan).toOpaque()) }
+        sockets = scan.sockets
+        fileSystem = scan.fileSystem
     }
-
-    var sockets: (any SocketProvider)? { devices.sockets }
-    var fileSystem: (any FileSystem)? { devices.fileSystem }
 
     func logBootDetails() {
         if kvmClock != nil {

@@ -9,7 +9,7 @@ import Core
 import PC
 import VirtIO
 
-struct VirtioMMIO {
+package struct VirtioMMIO {
     enum Register: UInt {
         case magic = 0x000              // "virt" (0x74726976)
         case version = 0x004
@@ -43,7 +43,7 @@ struct VirtioMMIO {
     let registers: MMIOWindow
     let irq: Int
 
-    init(hint: VirtioMMIOHint) {
+    package init(hint: VirtioMMIOHint) {
         registers = MMIOWindow(base: hint.base)
         irq = hint.irq
     }
@@ -54,41 +54,41 @@ struct VirtioMMIO {
 
     /// The device ID of a modern transport with a device behind it, or nil (no device:
     /// ID 0; wrong magic; legacy version 1).
-    var deviceID: UInt32? {
+    package var deviceID: UInt32? {
         guard read(.magic) == VirtioMMIO.magicValue, read(.version) == 2 else { return nil }
         let id = read(.deviceID)
         return id == 0 ? nil : id
     }
 
-    var isLegacy: Bool { read(.magic) == VirtioMMIO.magicValue && read(.version) == 1 }
+    package var isLegacy: Bool { read(.magic) == VirtioMMIO.magicValue && read(.version) == 1 }
 
     /// A byte of the device configuration space (§4.2.2: byte reads are allowed there).
     func configByte(_ offset: Int) -> UInt8 { registers.load8(Register.config.rawValue + UInt(offset)) }
 }
 
 extension VirtioMMIO: VirtioTransport {
-    func deviceFeatures(select: UInt32) -> UInt32 {
+    package func deviceFeatures(select: UInt32) -> UInt32 {
         write(.deviceFeaturesSelect, select)
         return read(.deviceFeatures)
     }
 
-    func setDriverFeatures(select: UInt32, value: UInt32) {
+    package func setDriverFeatures(select: UInt32, value: UInt32) {
         write(.driverFeaturesSelect, select)
         write(.driverFeatures, value)
     }
 
-    var status: DeviceStatus {
+    package var status: DeviceStatus {
         get { DeviceStatus(rawValue: UInt8(truncatingIfNeeded: read(.status))) }
         nonmutating set { write(.status, UInt32(newValue.rawValue)) }
     }
 
-    func queueMax(_ index: UInt16) -> UInt16 {
+    package func queueMax(_ index: UInt16) -> UInt16 {
         write(.queueSelect, UInt32(index))
         guard read(.queueReady) == 0 else { return 0 }
         return UInt16(truncatingIfNeeded: min(read(.queueSizeMax), 32768))
     }
 
-    func setUpQueue(_ index: UInt16, size: UInt16, descriptor: UInt64, avail: UInt64, used: UInt64) {
+    package func setUpQueue(_ index: UInt16, size: UInt16, descriptor: UInt64, avail: UInt64, used: UInt64) {
         write(.queueSelect, UInt32(index))
         write(.queueSize, UInt32(size))
         write(.queueDescriptorLow, UInt32(truncatingIfNeeded: descriptor))
@@ -99,21 +99,21 @@ extension VirtioMMIO: VirtioTransport {
         write(.queueDeviceHigh, UInt32(truncatingIfNeeded: used >> 32))
     }
 
-    func enableQueue(_ index: UInt16) {
+    package func enableQueue(_ index: UInt16) {
         write(.queueSelect, UInt32(index))
         write(.queueReady, 1)
     }
 
-    func notify(_ index: UInt16) { write(.queueNotify, UInt32(index)) }
-    func interruptStatus() -> UInt32 { read(.interruptStatus) }
-    func acknowledge(_ bits: UInt32) { write(.interruptAcknowledge, bits) }
-    func configGeneration() -> UInt32 { read(.configGeneration) }
-    func configRead(_ offset: Int) -> UInt8 { configByte(offset) }
+    package func notify(_ index: UInt16) { write(.queueNotify, UInt32(index)) }
+    package func interruptStatus() -> UInt32 { read(.interruptStatus) }
+    package func acknowledge(_ bits: UInt32) { write(.interruptAcknowledge, bits) }
+    package func configGeneration() -> UInt32 { read(.configGeneration) }
+    package func configRead(_ offset: Int) -> UInt8 { configByte(offset) }
 }
 
 extension VirtioMMIO {
     /// Marks the device FAILED (virtio 1.2 §2.1.2) and logs why its driver left it unused.
-    func giveUp(_ message: StaticString) {
+    package func giveUp(_ message: StaticString) {
         VirtioDevice.fail(transport: self)
         Log.timestamp()
         Log.write(message)

@@ -35,6 +35,20 @@ public enum GuestPlatform: String, CaseIterable, Sendable {
         }
     }
 
+    /// The platform's attach function for a device kind a service uses (`sockets`,
+    /// `files`), as the image's driver table names it; nil when the platform has no driver
+    /// for that kind yet (MicroVM/DeviceAttach.swift).
+    public func attachSymbol(_ device: String) -> String? {
+        switch (self, device) {
+        case (.microvm, "sockets"): "toro_attach_sockets_mmio"
+        case (.microvm, "files"): "toro_attach_files_mmio"
+        default: nil
+        }
+    }
+
+    /// The platform's device scan, linked when the service uses any device.
+    public var scanSymbol: String? { self == .microvm ? "toro_scan_mmio" : nil }
+
     /// The names accepted by `--platform`, for error messages.
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }

@@ -18,7 +18,7 @@ public struct ImageLinker: Sendable {
     public static func kernelModules(_ platform: GuestPlatform) -> [String] {
         let shared = ["X86Asm", "VirtIO", "Wire", "Core", "PC"]
         switch platform {
-        case .microvm: return shared + ["Drivers", "MicroVMBoot", "MicroVM"]
+        case .microvm: return shared + ["Drivers", "MicroVMBoot", "MicroVM", "MicroVMDrivers"]
         case .legacy: return shared + ["LegacyBoot", "Legacy"]
         }
     }
@@ -35,6 +35,26 @@ public struct ImageLinker: Sendable {
             result += try objects(module: module)
         }
         return result
+    }
+
+    /// The C source of the image's driver table: each hook the kernel's devices code reads
+    /// (X86Asm/include/arch.h) points at the platform's attach function when the service
+    /// uses that kind of device, and is null otherwise, so unused drivers are never linked.
+    public static func driverTable(platform: GuestPlatform, service: ServiceInfo) -> String {
+        var text = "// The driver table of \(service.name) on \(platform.rawValue), written by ./toro build.\n#include <stdbool.h>\n"
+        if !service.devices.isEmpty, let scan = platform.scanSymbol {
+            text += "bool \(scan)(void *);\nbool (*const toro_driver_scan)(void *) = \(scan);\n"
+        } else {
+            text += "bool (*const toro_driver_scan)(void *) = 0;\n"
+        }
+        for device in Services.deviceKinds {
+            if service.devices.contains(device), let symbol = platform.attachSymbol(device) {
+                text += "bool \(symbol)(void *);\nbool (*const toro_driver_\(device))(void *) = \(symbol);\n"
+            } else {
+                text += "bool (*const toro_driver_\(device))(void *) = 0;\n"
+            }
+        }
+        return text
     }
 
     func objects(module: String) throws(ToolFailure) -> [String] {

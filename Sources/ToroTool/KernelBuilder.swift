@@ -77,6 +77,7 @@ public struct KernelBuilder: Sendable {
         try? FileManager.default.createDirectory(atPath: paths.imageFolder(service), withIntermediateDirectories: true)
         let script = try linkerScript(platform, name: "\(platform.rawValue).ld")
         let objects = try ImageLinker(paths: paths).objects(platform: platform, service: info)
+            + [try driverTable(platform, service: info, usr: usr)]
         let unicode = "\(usr)/lib/swift/embedded/\(KernelBuilder.triple)/libswiftUnicodeDataTables.a"
         // The boot image carries no symbols or debug info (it is what QEMU loads and what
         // `bench boot` sizes); the unstripped twin beside it symbolises backtraces
@@ -91,6 +92,23 @@ public struct KernelBuilder: Sendable {
                      what: "stripping \(service) for \(platform.rawValue)")
         }
         return image
+    }
+
+    /// Writes (when changed) and compiles the image's driver table; returns its object.
+    func driverTable(_ platform: GuestPlatform, service: ServiceInfo, usr: String) throws(ToolFailure) -> String {
+        let source = "\(paths.imageFolder(service.name))/drivers-\(platform.rawValue).c"
+        let object = source.replacingOccurrences(of: ".c", with: ".o")
+        let text = ImageLinker.driverTable(platform: platform, service: service)
+        if (try? String(contentsOfFile: source, encoding: .utf8)) != text {
+            do { try text.write(toFile: source, atomically: true, encoding: .utf8) } catch {
+                throw ToolFailure(.buildFailed, "cannot write \(source): \(error)")
+            }
+        }
+        if isStale(object, inputs: [source]) {
+            try step(["\(usr)/bin/clang", "-c", "--target=\(KernelBuilder.triple)", "-ffreestanding", "-fno-builtin",
+                      "-mno-red-zone", "-fdata-sections", source, "-o", object], what: "compiling \(service.name)'s driver table")
+        }
+        return object
     }
 
     /// Builds the do-nothing kernel for `platform` and returns its image's path.

@@ -168,6 +168,15 @@ static inline uint32_t arch_ap_offset_stack(void) { return arch_ap_stack_offset;
 static inline uint32_t arch_ap_offset_gdt(void) { return arch_ap_gdt_offset; }
 static inline uint32_t arch_ap_offset_protected(void) { return arch_ap_protected_offset; }
 
+// The image's driver table (MicroVM/DeviceAttach.swift): one C object per image, written by
+// `./toro build` from the service's `devices:`, sets each hook to the platform's attach
+// function or to null. Nothing else references the drivers, so an image whose service uses
+// no sockets or files carries no driver for them.
+#include <stdbool.h>
+extern bool (*const toro_driver_scan)(void *);
+extern bool (*const toro_driver_sockets)(void *);
+extern bool (*const toro_driver_files)(void *);
+
 // Hosted builds. `swift test` links PC (and so X86Asm) into a host test binary, where
 // the kernel-only definitions are absent: the assembly files, idt.c and libc.c compile
 // to nothing there (`#if !__STDC_HOSTED__`; the kernel's toolset passes -ffreestanding),

@@ -7,23 +7,41 @@
 import Core
 import Drivers
 import PC
+import MicroVM
 import VirtIO
 import X86Asm
 
 final class MicroVMDevices {
-    var sockets: VsockSockets? = nil
-    var fileSystem: (any FileSystem)? = nil
+    package var sockets: (any SocketProvider)? = nil
+    package var fileSystem: (any FileSystem)? = nil
     var ioapic: IOAPIC? = nil
     var bootstrapAPIC: UInt8 = 0
+    /// Set by an attach function that found a malformed kernel argument (status 2).
+    package var badArgument = false
+
+    /// Starts the driver `hook` for a device of `kind`, when the service uses that kind
+    /// and the image links its driver (DeviceAttach.swift); otherwise logs why not.
+    func attach(_ kind: ServiceDevices, _ name: StaticString, _ hook: DriverHooks.Attach?, wanted: ServiceDevices,
+                _ attachment: DeviceAttachment) {
+        guard wanted.contains(kind), let hook else {
+            logFound(name, attachment.hint)
+            Log.write(wanted.contains(kind) ? ": this image has no driver for it, left alone\n"
+                                            : ": the service does not use it, left alone\n")
+            return
+        }
+        withExtendedLifetime(attachment) {
+            _ = hook(Unmanaged.passUnretained(attachment).toOpaque())
+        }
+    }
 
     /// Sends device interrupt `irq` (an IOAPIC pin) to CPU 0, level-triggered, to `handler`.
-    func route(_ irq: Int, _ handler: @escaping () -> Void) {
+    package func route(_ irq: Int, _ handler: @escaping () -> Void) {
         Interrupts.deviceHandlers[irq] = handler
         ioapic?.route(pin: irq, vector: InterruptVector.deviceBase + UInt8(irq), apicID: bootstrapAPIC, levelTriggered: true)
     }
 
     /// Starts a device's boot line: `devices: <name> at 0x…, IRQ n` (the caller ends it).
-    func logFound(_ name: StaticString, _ hint: VirtioMMIOHint) {
+    package func logFound(_ name: StaticString, _ hint: VirtioMMIOHint) {
         Log.timestamp()
         Log.write("devices: ")
         Log.write(name)
@@ -64,54 +82,15 @@ final class MicroVMDevices {
             }
             guard let id = transport.deviceID else { continue }
             switch id {
-            case VirtioDeviceID.socket where sockets == nil && wanted.contains(.sockets):
-                guard let driver = VsockDriver(transport: transport, memory: memory) else { continue }
-                route(hint.irq) { driver.handleInterrupt() }
-                if Scheduler.spawn(on: 0, { driver.serve() }) == nil {
-                    Log.write("devices: no memory for the vsock driver thread\n")
-                    continue
-                }
-                let provider = VsockSockets(driver: driver)
-                if Scheduler.spawn(on: 0, { provider.sweepSilent() }) == nil {
-                    Log.write("devices: no memory for the vsock idle sweeper thread\n")
-                    continue
-                }
-                sockets = provider
-                logFound("virtio-vsock", hint)
-                Log.write(", guest CID ")
-                Log.decimal(driver.guestCID)
-                Log.put(10)
-            case VirtioDeviceID.fileSystem where fileSystem == nil && wanted.contains(.files):
-                let timeout: Int
-                do throws(KernelArgumentError) {
-                    timeout = try FUSEStallGuard.timeoutSeconds(commandLine)
-                } catch {
-                    // A typo must not silently mean 30 s: refused like every bad argument.
-                    Log.write("devices: ")
-                    error.describe()
-                    Log.put(10)
-                    badCommandLine()
-                }
-                guard let driver = VirtioFSDriver(transport: transport, memory: memory, now: now,
-                                                  pause: { arch_pause() }, timeoutSeconds: timeout) else { continue }
-                route(hint.irq) { driver.handleInterrupt() }
-                // INIT runs now, before the scheduler: the driver polls the used ring.
-                let mounted: FUSEFileSystem
-                do {
-                    mounted = try FUSEFileSystem.mount(channel: driver)
-                } catch {
-                    logFound("virtio-fs", hint)
-                    Log.write(": FUSE INIT failed; no shared folder\n")
-                    continue
-                }
-                driver.polling = false
-                fileSystem = mounted
-                logFound("virtio-fs", hint)
-                Log.write(", tag ")
-                for byte in driver.tag { Log.put(byte) }
-                Log.write(", FUSE 7.31, max write ")
-                Log.decimal(UInt64(mounted.maximumWrite))
-                Log.put(10)
+            case VirtioDeviceID.socket where sockets == nil:
+                attach(.sockets, "virtio-vsock", DriverHooks.sockets, wanted: wanted,
+                       DeviceAttachment(devices: self, transport: transport, hint: hint, memory: memory,
+                                        commandLine: commandLine, now: now))
+            case VirtioDeviceID.fileSystem where fileSystem == nil:
+                attach(.files, "virtio-fs", DriverHooks.files, wanted: wanted,
+                       DeviceAttachment(devices: self, transport: transport, hint: hint, memory: memory,
+                                        commandLine: commandLine, now: now))
+                if badArgument { badCommandLine() }
             default:
                 Log.timestamp()
                 Log.write("devices: virtio device ")
@@ -121,3 +100,19 @@ final class MicroVMDevices {
         }
     }
 }
+
+#if hasFeature(Embedded)
+/// The driver table's scan hook: finds the virtio-mmio devices and attaches those the
+/// service uses (MicroVM/DeviceAttach.swift).
+@_cdecl("toro_scan_mmio")
+func scanMMIO(_ raw: UnsafeMutableRawPointer?) -> Bool {
+    guard let raw else { return false }
+    let scan = Unmanaged<DeviceScan>.fromOpaque(raw).takeUnretainedValue()
+    let devices = MicroVMDevices()
+    devices.start(commandLine: scan.commandLine, ram: scan.ram, wanted: scan.wanted, ioapic: scan.ioapic,
+                  bootstrapAPIC: scan.bootstrapAPIC, badCommandLine: scan.badCommandLine, now: scan.now)
+    scan.sockets = devices.sockets
+    scan.fileSystem = devices.fileSystem
+    return true
+}
+#endif

@@ -1,0 +1,53 @@
+// The device scan and the drivers an image links are reached only through the hooks of the
+// image's driver table (`toro_driver_scan`, `toro_driver_sockets`, `toro_driver_files`: a C object `./toro build` writes per
+// image from the service's `devices:`; ImageLinker.swift), which point at the attach
+// functions in Sources/MicroVMDrivers or are null (the scan is linked when the service
+// uses any device). That module is separate so that the
+// drivers' specialised class metadata lives in its object, not in MicroVM's `.data`
+// (which every image keeps): a service that uses no sockets has a null hook, nothing
+// references the vsock driver, and `ld --gc-sections` leaves it out of the image.
+//
+// Rules for callers: `MicroVMDevices.attach` passes a `DeviceAttachment` it keeps alive for
+// the call; an attach function returns whether the device is in use.
+import Core
+import PC
+import VirtIO
+import X86Asm
+
+/// What the device scan (MicroVMDrivers/Devices.swift) is given, and what it found.
+package final class DeviceScan {
+    package let commandLine: KernelCommandLine
+    package let ram: [PhysicalRange]
+    package let wanted: ServiceDevices
+    package let ioapic: IOAPIC
+    package let bootstrapAPIC: UInt8
+    package let badCommandLine: () -> Never
+    package let now: () -> UInt64
+    package var sockets: (any SocketProvider)? = nil
+    package var fileSystem: (any FileSystem)? = nil
+
+    package init(commandLine: KernelCommandLine, ram: [PhysicalRange], wanted: ServiceDevices, ioapic: IOAPIC,
+                 bootstrapAPIC: UInt8, badCommandLine: @escaping () -> Never, now: @escaping () -> UInt64) {
+        self.commandLine = commandLine
+        self.ram = ram
+        self.wanted = wanted
+        self.ioapic = ioapic
+        self.bootstrapAPIC = bootstrapAPIC
+        self.badCommandLine = badCommandLine
+        self.now = now
+    }
+}
+
+/// The image's driver table.
+package enum DriverHooks {
+    package typealias Attach = @convention(c) (UnsafeMutableRawPointer?) -> Bool
+#if hasFeature(Embedded)
+    package static var scan: Attach? { toro_driver_scan }
+    package static var sockets: Attach? { toro_driver_sockets }
+    package static var files: Attach? { toro_driver_files }
+#else
+    package static var scan: Attach? { nil }
+    package static var sockets: Attach? { nil }
+    package static var files: Attach? { nil }
+#endif
+}
