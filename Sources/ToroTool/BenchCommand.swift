@@ -87,6 +87,7 @@ public enum BenchCommand {
                 if round % 5 == 0 || round == runs { Console.progress("round \(round)/\(runs) done") }
             }
             for line in table(subjects) { Console.line(line) }
+            for line in try imageSizes(builder: builder) { Console.line(line) }
             var minimums: [String] = []
             for platform in GuestPlatform.allCases {
                 Console.progress("searching the smallest --memory that boots hello on \(platform.rawValue) with \(cpuCount(cpus))…")
@@ -119,6 +120,26 @@ public enum BenchCommand {
 
     /// Boots hello directly through QEMU (no CLI minimum) with 1, 2, 3… MiB until it
     /// exits 0; nil when nothing up to the benchmark's memory works.
+    /// The size of every service's image on each platform (stripped, as QEMU loads it), in
+    /// KiB, with the device kinds whose drivers it links.
+    static func imageSizes(builder: KernelBuilder) throws(ToolFailure) -> [String] {
+        func column(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+        }
+        var lines = ["image sizes (KiB, stripped; each image is the kernel and one service):",
+                     column("service", 16) + GuestPlatform.allCases.map { column($0.rawValue, 10) }.joined() + "devices"]
+        for service in Services.all {
+            var line = column(service.name, 16)
+            for platform in GuestPlatform.allCases {
+                let image = try builder.build(platform, service: service.name)
+                let size = (try? FileManager.default.attributesOfItem(atPath: image)[.size] as? Int) ?? 0
+                line += column(String(format: "%.1f", Double(size) / 1024), 10)
+            }
+            lines.append(line + (service.devices.isEmpty ? "none" : service.devices.joined(separator: ", ")))
+        }
+        return lines
+    }
+
     static func smallestMemory(image: String, platform: GuestPlatform, cpus: Int) -> Int? {
         let subject = Subject(label: "", platform: platform, image: image, isNull: false)
         for memory in 1...memoryMiB where boot(subject, memoryMiB: memory, cpus: cpus, timeout: 10).0 { return memory }
