@@ -60,7 +60,7 @@ let package = Package(
         .library(name: "LegacyKernel", type: .static, targets: ["Legacy"]),
         // Every module an image can be linked from, built in one `swift build` for the kernel
         // triple; the tool links one platform and one service out of it.
-        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "MicroVMDrivers", "Legacy"] + services.map(\.name)),
+        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "MicroVMScan", "MicroVMVsock", "MicroVMFS", "Legacy"] + services.map(\.name)),
         .executable(name: "toro-cli", targets: ["ToroCLI"]),
         .executable(name: "toro-vsock", targets: ["ToroVsock"]),
         .executable(name: "toro-fs", targets: ["ToroFS"]),
@@ -78,7 +78,11 @@ let package = Package(
         // Guest device drivers, generic over the transport and guest memory: virtio-vsock
         // (with the connection state and the socket provider) and virtio-fs (with the FUSE
         // client file system).
-        .target(name: "Drivers", dependencies: ["Core", "VirtIO", "Wire"]),
+        .target(name: "Drivers", dependencies: ["Core", "VirtIO", "Wire"], path: "Sources/Drivers/Shared"),
+        // One target per driver, so an image that links one keeps none of the other (a
+        // module's class metadata shares one .data section, which keeps every method).
+        .target(name: "VsockDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/Vsock"),
+        .target(name: "FSDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/FS"),
         // x86-64 primitives shared by both platforms: the 32-bit to long-mode trampoline,
         // exception stubs, port I/O and control registers, and the few libc symbols the
         // Swift runtime links against.
@@ -91,10 +95,12 @@ let package = Package(
         // the TSC clock, the LAPIC, IOAPIC, 8259 and 8254 (each generic over its register
         // access), the early boot sequence.
         .target(name: "PC", dependencies: ["Core", "X86Asm"], swiftSettings: volatile),
-        .target(name: "MicroVM", dependencies: ["Core", "VirtIO", "Drivers", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
-        // The attach functions of microvm's drivers, reached only through an image's driver
+        .target(name: "MicroVM", dependencies: ["Core", "VirtIO", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
+        // microvm's device scan and each driver's attach function, reached only through an image's driver
         // table, so an image links a driver only when its service uses that kind of device.
-        .target(name: "MicroVMDrivers", dependencies: ["Core", "VirtIO", "Drivers", "X86Asm", "PC", "MicroVM"], swiftSettings: volatile),
+        .target(name: "MicroVMScan", dependencies: ["Core", "VirtIO", "X86Asm", "PC", "MicroVM"], swiftSettings: volatile),
+        .target(name: "MicroVMVsock", dependencies: ["Core", "VirtIO", "Drivers", "VsockDriver", "PC", "MicroVM"], swiftSettings: volatile),
+        .target(name: "MicroVMFS", dependencies: ["Core", "VirtIO", "Drivers", "FSDriver", "X86Asm", "PC", "MicroVM"], swiftSettings: volatile),
         .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
         .target(name: "ToroTool", dependencies: ["KVProtocol", "Wire"]),
@@ -107,7 +113,7 @@ let package = Package(
         // The byte formats: vsock header and credit, FUSE codec, HTTP, CRC-32, little-endian.
         .testTarget(name: "WireTests", dependencies: ["Wire", "VirtIOTestSupport"]),
         // The drivers' pure parts: vsock connection state and credit, the FUSE client file system.
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "Wire", "VirtIOTestSupport"]),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "VsockDriver", "FSDriver", "Core", "Wire", "VirtIOTestSupport"]),
         // Test doubles for VirtIO (fake guest memory, recording transport) and the seeded
         // generator, shared by the VirtIO tests and the host back-ends' tests.
         .target(name: "VirtIOTestSupport", dependencies: ["VirtIO", "Wire"]),
@@ -121,7 +127,7 @@ let package = Package(
         .executableTarget(name: "ToroFS", dependencies: ["VhostUser"]),
         // Drivers and Core only for the end-to-end tests that mount the guest's FUSE client on
         // the server in-process (FUSEFileSystemServerTests and a few host-safety checks).
-        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "VirtIOTestSupport", "Drivers", "Core"]),
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "VirtIOTestSupport", "Drivers", "VsockDriver", "FSDriver", "Core"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool", "KVProtocol", "Wire"]),
         // A recording register bus (memory-mapped and port I/O) with scripted reads, so the
         // PC chips' start-up sequences run on the host; and the tests that assert them.

@@ -38,6 +38,36 @@ package final class DeviceScan {
     }
 }
 
+/// What an attach function needs: the device found and where to record the result.
+package final class DeviceAttachment {
+    package let devices: DeviceRecorder
+    package let transport: VirtioMMIO
+    package let hint: VirtioMMIOHint
+    package let memory: IdentityMemory
+    package let commandLine: KernelCommandLine
+    package let now: () -> UInt64
+
+    package init(devices: DeviceRecorder, transport: VirtioMMIO, hint: VirtioMMIOHint, memory: IdentityMemory,
+         commandLine: KernelCommandLine, now: @escaping () -> UInt64) {
+        self.devices = devices
+        self.transport = transport
+        self.hint = hint
+        self.memory = memory
+        self.commandLine = commandLine
+        self.now = now
+    }
+}
+
+/// Where an attach function records what it started and routes the device's interrupt
+/// (MicroVMScan/Devices.swift implements it).
+package protocol DeviceRecorder: AnyObject {
+    var sockets: (any SocketProvider)? { get set }
+    var fileSystem: (any FileSystem)? { get set }
+    var badArgument: Bool { get set }
+    func route(_ irq: Int, _ handler: @escaping () -> Void)
+    func logFound(_ name: StaticString, _ hint: VirtioMMIOHint)
+}
+
 /// The image's driver table.
 package enum DriverHooks {
     package typealias Attach = @convention(c) (UnsafeMutableRawPointer?) -> Bool

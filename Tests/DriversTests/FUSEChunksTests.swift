@@ -1,5 +1,7 @@
 import XCTest
 @testable import Drivers
+@testable import VsockDriver
+@testable import FSDriver
 
 /// Splitting a large READ or WRITE into requests (FUSEChunks.swift).
 final class FUSEChunksTests: XCTestCase {

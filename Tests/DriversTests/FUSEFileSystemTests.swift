@@ -7,6 +7,8 @@
 import XCTest
 @testable import Core
 @testable import Drivers
+@testable import VsockDriver
+@testable import FSDriver
 @testable import Wire
 
 /// A FUSE "server" whose every answer the test chooses.

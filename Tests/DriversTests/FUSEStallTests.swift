@@ -7,6 +7,8 @@
 import XCTest
 @testable import Core
 @testable import Drivers
+@testable import VsockDriver
+@testable import FSDriver
 @testable import Wire
 
 private func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }

@@ -1,6 +1,8 @@
 import XCTest
 @testable import Core
 @testable import Drivers
+@testable import VsockDriver
+@testable import FSDriver
 @testable import Wire
 
 /// Handshake, data, credit exchange and teardown between two well-behaved connections.

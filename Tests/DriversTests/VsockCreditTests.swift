@@ -1,6 +1,8 @@
 import XCTest
 @testable import Core
 @testable import Drivers
+@testable import VsockDriver
+@testable import FSDriver
 @testable import Wire
 
 /// A hostile peer: lies about credit, overruns our buffer; and 32-bit counters that wrap.

@@ -2,6 +2,8 @@
 // through the real codec.
 import Core
 @testable import Drivers
+@testable import VsockDriver
+@testable import FSDriver
 import Wire
 
 let guestAddress = VsockAddress(cid: 3, port: 1234)

@@ -7,6 +7,8 @@ import XCTest
 import Foundation
 import Core
 import Drivers
+import VsockDriver
+import FSDriver
 import Wire
 @testable import VhostUser
 

@@ -6,6 +6,8 @@
 // another user every assertion still holds, with less at stake.
 import Core
 import Drivers
+import VsockDriver
+import FSDriver
 import Wire
 import XCTest
 import Foundation

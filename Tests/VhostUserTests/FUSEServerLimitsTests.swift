@@ -4,6 +4,8 @@
 // descriptors (a low `ulimit -n`) answers EMFILE and serves again once descriptors return.
 import Core
 import Drivers
+import VsockDriver
+import FSDriver
 import Wire
 import XCTest
 import Glibc

@@ -14,6 +14,7 @@
 //     request's buffers back, `prepare` throws `.io`, so the caller neither writes nor
 //     reuses buffers the device may still read or write.
 import Core
+import Drivers
 
 public protocol FUSEChannel: AnyObject {
     /// Sends one request (device-readable) and waits for its reply, written into `reply`

@@ -1,6 +1,7 @@
 // Conversions between FUSE's Linux-flavoured values (errno, st_mode, dirent types) and the
 // VFS's (`FileSystemError`, `FileKind`, `FileAttributes`).
 import Core
+import Drivers
 import Wire
 
 extension FUSEFileSystem {

@@ -23,6 +23,7 @@
 //   * Reads and writes are split to the negotiated maximum; a short READ ends the read
 //     (end of file), a short WRITE ends the write (the count is returned).
 import Core
+import Drivers
 import Wire
 
 public final class FUSEFileSystem: FileSystem {

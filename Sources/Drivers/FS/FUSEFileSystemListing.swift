@@ -19,6 +19,7 @@
 //
 // Rules: called with the file system's lock held (from `readDirectory`).
 import Core
+import Drivers
 import Wire
 
 extension FUSEFileSystem {

@@ -5,6 +5,7 @@
 // MKDIR takes is either kept by an open file (until `closeLocked`) or forgotten before the
 // operation returns, whether it succeeds or throws.
 import Core
+import Drivers
 import Wire
 
 extension FUSEFileSystem {

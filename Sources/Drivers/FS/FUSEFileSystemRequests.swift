@@ -2,6 +2,7 @@
 // by `FUSEReply` and decoded, errors mapped. Called with the file system's lock held, so
 // the shared request and reply buffers are used by one request at a time.
 import Core
+import Drivers
 import Wire
 
 extension FUSEFileSystem {

@@ -22,6 +22,7 @@
 // The queue's `takeUsed` arms the wake-up (resets the interrupt event) before it looks, so
 // a completion after the look ends `waitForDevice` at once.
 import Core
+import Drivers
 
 /// The driver's side of one request queue, as the guard needs it.
 public protocol FUSERequestQueue: AnyObject {

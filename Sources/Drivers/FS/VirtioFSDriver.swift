@@ -30,6 +30,7 @@
 //     (logged once; a lost FORGET costs the host one cached descriptor). While the device
 //     returns none, further FORGETs are dropped at once.
 import Core
+import Drivers
 import VirtIO
 
 public final class VirtioFSDriver<Transport: VirtioTransport, Memory: GuestMemory>: FUSEChannel, FUSERequestQueue {

@@ -42,6 +42,7 @@
 //   * One thread at a time per connection (the driver's lock); the object never blocks.
 //   * Drop the connection once `.closed` and drained; `handle` keeps answering RSTs till then.
 import Core
+import Drivers
 import Wire
 
 /// Where a connection is in its life (see the primer above).

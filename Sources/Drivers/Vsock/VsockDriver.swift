@@ -12,6 +12,7 @@
 // fail with `deviceFailed`, the kernel keeps running. Buffers are kernel pages, written
 // and read through the kernel's identity mapping; `memory` must cover them.
 import Core
+import Drivers
 import VirtIO
 import Wire
 

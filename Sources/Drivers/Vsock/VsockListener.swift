@@ -6,6 +6,7 @@
 // Rules: CPU 0 only, with the driver. `admit` runs on the driver thread for each REQUEST;
 // `accept` on the service's thread.
 import Core
+import Drivers
 
 final class VsockListener: Listener {
     let port: UInt32

@@ -9,6 +9,7 @@
 // may use the upper half of the reserve): when even that is short, `write` refuses and the
 // connection is reset instead of the allocation trapping.
 import Core
+import Drivers
 
 struct VsockReceiveRing {
     /// The first allocation: one page.

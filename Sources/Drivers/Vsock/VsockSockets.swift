@@ -9,6 +9,7 @@
 // `deviceFailed` and waiting threads are woken. A connection a listener refuses is
 // answered with RST at once: the host's client sees it closed, never a hang.
 import Core
+import Drivers
 import Wire
 
 public final class VsockSockets: SocketProvider {

@@ -10,6 +10,7 @@
 //
 // Rules: CPU 0 only, with the driver (VsockSockets.swift); one service thread per stream.
 import Core
+import Drivers
 
 final class VsockStream: StreamSocket, IdleTracked {
     let connection: VsockConnection

@@ -8,14 +8,14 @@
 import Core
 import VirtIO
 
-struct DriverQueue<Memory: GuestMemory> {
-    let index: UInt16
-    var ring: SplitVirtqueue
-    let memory: Memory
+public struct DriverQueue<Memory: GuestMemory> {
+    public let index: UInt16
+    public var ring: SplitVirtqueue
+    public let memory: Memory
 
     /// Sets up queue `index` with at most `wanted` entries (the device's maximum wins if
     /// smaller). Nil when the device has no such queue or memory runs out.
-    init?(transport: some VirtioTransport, index: UInt16, wanted: UInt16, memory: Memory) {
+    public init?(transport: some VirtioTransport, index: UInt16, wanted: UInt16, memory: Memory) {
         guard let size = try? VirtioDevice.queueSize(transport: transport, index: index, preferred: wanted) else {
             return nil
         }
@@ -39,7 +39,7 @@ struct DriverQueue<Memory: GuestMemory> {
     }
 
     /// Publishes what was added and kicks the device if it wants to be told (§2.7.13.4).
-    mutating func publishAndNotify(_ transport: some VirtioTransport) throws(VirtqueueError) {
+    public mutating func publishAndNotify(_ transport: some VirtioTransport) throws(VirtqueueError) {
         try ring.publish(memory)
         // needsNotification fences before it reads the device's flags (§2.7.13.4).
         if ring.needsNotification(memory) { transport.notify(index) }

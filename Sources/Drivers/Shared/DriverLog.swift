@@ -5,17 +5,17 @@ import VirtIO
 
 extension VirtioTransport {
     /// Marks the device FAILED (virtio 1.2 §2.1.2) and logs why its driver left it unused.
-    func giveUp(_ message: StaticString) {
+    public func giveUp(_ message: StaticString) {
         VirtioDevice.fail(transport: self)
         Log.timestamp()
         Log.write(message)
     }
 }
 
-enum DriverLog {
+public enum DriverLog {
     /// The one log line a driver writes when its device breaks the protocol:
     /// `<device>: device failed: <reason>`.
-    static func failure(_ device: StaticString, _ reason: StaticString) {
+    public static func failure(_ device: StaticString, _ reason: StaticString) {
         Log.timestamp()
         Log.write(device)
         Log.write(": device failed: ")

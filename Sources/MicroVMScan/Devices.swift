@@ -5,13 +5,12 @@
 // The drivers (Sources/Drivers) are generic over the transport and memory: here they get
 // `VirtioMMIO` and `IdentityMemory`, with the interrupt routing, clock and spin hint.
 import Core
-import Drivers
 import PC
 import MicroVM
 import VirtIO
 import X86Asm
 
-final class MicroVMDevices {
+final class MicroVMDevices: DeviceRecorder {
     package var sockets: (any SocketProvider)? = nil
     package var fileSystem: (any FileSystem)? = nil
     var ioapic: IOAPIC? = nil
