@@ -1,5 +1,5 @@
 // The real thing: QEMU 7.2's vhost-user-vsock-device against the `toro-vsock` binary,
-// booting the do-nothing PVH kernel (.build-kernel/null-pvh.elf, from `./toro build`),
+// booting the do-nothing PVH kernel (.build-kernel/null-pvh.elf, which ./toro test builds before this tier),
 // which exits through isa-debug-exit at once. QEMU must get through its start-up
 // handshake (GET_FEATURES ... GET_CONFIG, DESIGN.md) without "expecting
 // VHOST_USER_PROTOCOL_F_CONFIG" or any other vhost error, and toro-vsock must exit 0 when
@@ -66,7 +66,7 @@ final class QEMUHandshakeTests: XCTestCase {
         guard let vsock = binary() else { return XCTFail("toro-vsock is not built: swift build --product toro-vsock") }
         let kernel = QEMUHandshakeTests.root + "/.build-kernel/null-pvh.elf"
         guard FileManager.default.fileExists(atPath: kernel) else {
-            return XCTFail("\(kernel) is missing: run ./toro build")
+            return XCTFail("\(kernel) is missing: run ./toro test (it builds the do-nothing kernels)")
         }
         let directory = temporaryDirectory()
         defer { removeDirectory(directory) }
