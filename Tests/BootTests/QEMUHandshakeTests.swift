@@ -68,8 +68,9 @@ final class QEMUHandshakeTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: kernel) else {
             return XCTFail("\(kernel) is missing: run ./toro test (it builds the do-nothing kernels)")
         }
-        let directory = temporaryDirectory()
-        defer { removeDirectory(directory) }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vhostuser-qemu-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let socket = directory + "/vhost.sock"
         let (backend, backendErrors) = try start(vsock, ["--socket", socket, "--uds", directory + "/v.sock", "--verbose"])
         let ready = Date().addingTimeInterval(10)
