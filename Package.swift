@@ -7,7 +7,8 @@
 //
 // The same manifest builds two ways:
 //   * hosted (`swift build`, `swift test`): every module but the platforms' boot code, the
-//     host tool and back-ends, with unit tests;
+//     host tool and back-ends, with unit tests, and the fuzz targets (which, built without
+//     libFuzzer, replay input files; Fuzz/build.sh builds them for fuzzing);
 //   * embedded (`swift build --triple x86_64-unknown-none-elf --toolset Kernel/toolset.json
 //     --product MicroVMKernel|LegacyKernel`): a static archive per platform, which
 //     `ld.lld -T Kernel/<platform>.ld` links into a bootable ELF. `./toro build` does both steps.
@@ -48,6 +49,27 @@ let serviceTargets: [Target] = services.map { service in
             path: "Sources/Services/\(service.kind)/\(service.name)", exclude: ["expected", "scenario"].filter {
                 FileManager.default.fileExists(atPath: Context.packageDirectory + "/Sources/Services/\(service.kind)/\(service.name)/\($0)")
             })
+}
+
+// Tier 4: the libFuzzer targets. Fuzz/NAME is the executable target FuzzNAME, importing the
+// modules it fuzzes (nothing is compiled twice and nothing is stood in for); Fuzz/Support is
+// FuzzSupport (the input cursor, the descriptor count, `fuzzMain`). Built plainly, as here,
+// each replays the files it is given; Fuzz/build.sh NAME builds it with libFuzzer and
+// AddressSanitizer (`-sanitize=fuzzer,address -D FUZZING`, scratch path .build-fuzz).
+let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+    ("FUSEClient", ["Core", "Drivers", "FSDriver", "Wire"]),
+    ("FUSEReply", ["Drivers", "FSDriver", "Wire"]),
+    ("FUSERequest", ["Wire"]),
+    ("FUSEServer", ["VhostUser", "Wire"]),
+    ("HTTPRequest", ["Wire"]),
+    ("KVFile", ["KVProtocol", "Wire"]),
+    ("UsedRing", ["VirtIO", "VirtIOTestSupport", "Wire"]),
+    ("VsockDevice", ["VhostUser", "VirtIO", "VirtIOTestSupport", "Wire"]),
+    ("VsockHeader", ["Drivers", "VsockDriver", "Wire"]),
+]
+let fuzzing: [Target] = [.target(name: "FuzzSupport", path: "Fuzz/Support")] + fuzzTargets.map { fuzz in
+    .executableTarget(name: "Fuzz" + fuzz.name, dependencies: ["FuzzSupport"] + fuzz.dependencies,
+                      path: "Fuzz/" + fuzz.name)
 }
 
 // Register blocks use `_Volatile`, which the hosted compiler only imports with this feature.
@@ -135,5 +157,5 @@ let package = Package(
         .testTarget(name: "PCTests", dependencies: ["PC", "RegisterTestSupport"], swiftSettings: volatile),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
         .testTarget(name: "BootTests", dependencies: ["ToroTool", "Wire", "KVProtocol"]),
-    ] + serviceLibraries + serviceTargets
+    ] + serviceLibraries + serviceTargets + fuzzing
 )

@@ -50,8 +50,14 @@
 //   * nothing is posted while a timed-out request is with the device, and that request's
 //     buffer is exactly as it was sent when its late reply comes;
 //   * `maximumWrite` is within 4096...transfer; `malformedReplies` never decreases.
-// Core's FUSE sources and what FUSEFileSystem needs are compiled into this module
-// (sources.txt); SchedulerStandIns.swift stands in for the scheduler behind SleepLock.
+// Imports the real modules: Drivers (the client), Core (the file-system layer, SleepLock and
+// the memory budget; libFuzzer runs one thread, so SleepLock is never contended and never
+// reaches the scheduler) and Wire (the FUSE format).
+@testable import Core
+@testable import Drivers
+@testable import FSDriver
+import FuzzSupport
+@testable import Wire
 
 private func load32(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt32 {
     UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
@@ -479,7 +485,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard size >= 1 else { return 0 }
     let input = UnsafeRawBufferPointer(start: data, count: size)
     let transfer: UInt32 = input[0] & 1 == 0 ? 4096 : 8192
-    MemoryBudget.refuses = input[0] & 2 != 0
+    // Bit 1: the budget is enforced with nothing free, so every admission is refused.
+    MemoryBudget.isEnforced = input[0] & 2 != 0
+    MemoryBudget.availableOverride = 0
+    MemoryBudget.reserveOverride = 1 << 20
     let server = FuzzServer(Cursor(bytes: UnsafeRawBufferPointer(rebasing: input[1...])))
     let fileSystem: FUSEFileSystem
     do throws(FileSystemError) {
@@ -507,3 +516,5 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     return 0
 }
+
+fuzzMain(fuzz)

@@ -13,7 +13,11 @@
 //   * every record of an accepted directory stream lies inside it, has a valid name, and
 //     the records tile the stream; re-encoding them yields a stream that decodes the same;
 //   * chunk plans cover the range exactly, in order, each 1...maximum bytes.
-// Core's FUSE sources are compiled into this module (sources.txt).
+// Imports the real modules: Wire (the FUSE format) and Drivers (the chunk plan).
+@testable import Drivers
+@testable import FSDriver
+import FuzzSupport
+@testable import Wire
 
 private let unique: UInt64 = 0x0123_4567_89AB_CDEF
 
@@ -162,3 +166,5 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     return 0
 }
+
+fuzzMain(fuzz)

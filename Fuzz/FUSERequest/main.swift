@@ -23,7 +23,9 @@
 //     data) and the decoder gives back the same header and operation (FLUSH's lock owner,
 //     which the decoder does not report, aside), with or without trailing bytes; a WRITE
 //     encoded without its data is refused as `.truncated` unless its size is 0.
-// Core's FUSE request codec is compiled into this module (sources.txt).
+// Imports the real module: Wire (the FUSE request codec).
+import FuzzSupport
+@testable import Wire
 
 /// An operation as plain values (names and WRITE data copied out), to compare decodes.
 private struct Canon: Equatable {
@@ -410,3 +412,5 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     bytes.withUnsafeBytes { checkDecode($0) }
     return 0
 }
+
+fuzzMain(fuzz)

@@ -1,7 +1,10 @@
 // The FUSEServer fuzz target's guest: builds each request from the input (main.swift's
 // header gives the format) and checks each reply against what was sent, remembering the
 // node ids and handles the server handed out so later requests can use them.
+import FuzzSupport
 import Glibc
+@testable import VhostUser
+@testable import Wire
 
 /// One request as sent: its bytes' length, and what the check needs.
 struct Sent {

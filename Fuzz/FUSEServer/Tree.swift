@@ -3,7 +3,10 @@
 // `share`: files, a folder, a FIFO, and symlinks inside, absolute-out and climbing-out.
 // `checkAndRemoveShare` checks what the session left (main.swift's invariants) while it
 // removes the share iteratively (a guest can nest folders as deep as its input allows).
+import FuzzSupport
 import Glibc
+@testable import VhostUser
+@testable import Wire
 
 enum Tree {
     nonisolated(unsafe) static var top = ""

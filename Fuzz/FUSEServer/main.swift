@@ -25,9 +25,12 @@
 //     mode, the top folder exactly `share` and `outside`; inside the share nothing has a
 //     set-ID or sticky bit, another owner, or a type the guest may not make (no new FIFO,
 //     device, socket or symlink).
-// The server, its Linux calls, the log and Core's FUSE wire format are compiled into this
-// module (sources.txt). Log lines are discarded.
+// Imports the real modules: VhostUser (the server, its Linux calls, the log) and Wire (the
+// FUSE format). Log lines are discarded.
+import FuzzSupport
 import Glibc
+@testable import VhostUser
+@testable import Wire
 
 private let replyCapacity = FUSE.outHeaderSize + 256 * 1024
 nonisolated(unsafe) private var replyBuffer = [UInt8](repeating: 0, count: replyCapacity)
@@ -84,3 +87,5 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     Tree.checkAndRemoveShare()
     return 0
 }
+
+fuzzMain(fuzz)

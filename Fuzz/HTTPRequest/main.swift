@@ -8,7 +8,9 @@
 //   * after `.failure` it keeps answering the same failure;
 //   * a parsed target has no empty, ".", ".." component, and none holds "/" or a byte < 0x20;
 //   * feeding the same stream in one read gives the same requests and outcome.
-// Core's HTTP sources are compiled into this module (Fuzz/HTTPRequest/sources.txt).
+// Imports the real module: Wire (the HTTP request parser).
+import FuzzSupport
+@testable import Wire
 
 private func checkTarget(_ target: [UInt8]) -> HTTPStatus {
     let parsed: HTTPTarget
@@ -86,3 +88,5 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     _ = checkTarget(Array(stream))
     return 0
 }
+
+fuzzMain(fuzz)

@@ -19,6 +19,9 @@
 //   * a table the fuzzer built (valid keys, values without `\n`) encodes, through any
 //     buffer size, to bytes that decode to exactly that table (or are refused only when
 //     the table is over the limits).
+import FuzzSupport
+@testable import KVProtocol
+@testable import Wire
 
 private func decode(_ file: UnsafeRawBufferPointer, chunks: [Int], limits: KVLimits, fileSize: Int?) -> KVFileDecoder.Outcome {
     var decoder = KVFileDecoder(limits: limits, fileSize: fileSize)
@@ -114,3 +117,5 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     return 0
 }
+
+fuzzMain(fuzz)

@@ -2,7 +2,7 @@
 // talks to real files and sockets must end each input with as many as it began with).
 import Glibc
 
-func openDescriptors() -> Int {
+public func openDescriptors() -> Int {
     guard let dir = opendir("/proc/self/fd") else { return -1 }
     var count = 0
     while readdir(dir) != nil { count += 1 }

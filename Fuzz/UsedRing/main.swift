@@ -16,7 +16,11 @@
 //   * after an error the queue is failed and every later call throws `deviceFailed`;
 //   * free descriptors + descriptors of chains out == queue size (nothing lost or freed
 //     twice), and a new chain never reuses a descriptor of a chain that is out.
-// Core's sources and FakeGuestMemory are compiled into this module (sources.txt).
+// Imports the real modules: VirtIO (the driver's queue) and VirtIOTestSupport (FakeGuestMemory).
+import FuzzSupport
+@testable import VirtIO
+import VirtIOTestSupport
+@testable import Wire
 
 private struct Script {
     let bytes: UnsafeBufferPointer<UInt8>
@@ -173,3 +177,5 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     return 0
 }
+
+fuzzMain(fuzz)

@@ -3,7 +3,12 @@
 // real ones. It posts rx buffers from a fixed set of slots, sends tx chains (split over up
 // to three descriptors), and reads back what the device put in rx buffers, checking each
 // packet (main.swift's invariants). A ring the fuzzer broke makes every call a no-op.
+import FuzzSupport
 import Glibc
+@testable import VhostUser
+@testable import VirtIO
+import VirtIOTestSupport
+@testable import Wire
 
 final class FuzzGuest {
     static let slots = 16

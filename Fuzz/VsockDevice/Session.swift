@@ -1,7 +1,12 @@
 // The VsockDevice fuzz target's steps (main.swift's header gives the format): what the
 // guest sends, what the host clients and the service do, and the event-loop turns, on a
 // clock the input moves forward.
+import FuzzSupport
 import Glibc
+@testable import VhostUser
+@testable import VirtIO
+import VirtIOTestSupport
+@testable import Wire
 
 struct Session {
     let device: VsockDevice

@@ -29,9 +29,14 @@
 //     host or more than its read limit for the guest; the fd and ready tables agree with
 //     the connection table;
 //   * after the session every descriptor the device, clients and service opened is closed.
-// The VhostUser sources, Core's rings and vsock packet code and the shared fake guest are
-// compiled into this module (sources.txt). Log lines are discarded.
+// Imports the real modules: VhostUser (the device), VirtIO (the rings), Wire (the vsock
+// packet code) and VirtIOTestSupport (the fake guest). Log lines are discarded.
+import FuzzSupport
 import Glibc
+@testable import VhostUser
+@testable import VirtIO
+import VirtIOTestSupport
+@testable import Wire
 
 nonisolated(unsafe) private var top = ""
 nonisolated(unsafe) private var setUp = false
@@ -86,3 +91,5 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     precondition(openDescriptors() == descriptorsBefore, "a descriptor leaked")
     return 0
 }
+
+fuzzMain(fuzz)

@@ -13,7 +13,12 @@
 //   op 6    shutdown with the next byte's low bits, or close.
 //   op 7    accept or transportReset.
 // After every step the invariants below must hold; a violation traps, which libFuzzer reports.
-// Core's sources are compiled into this module (Fuzz/VsockHeader/sources.txt).
+// Imports the real modules: Wire (the header codec) and Drivers (the connection state and its
+// receive ring, with Core's memory budget, which admits everything as it is not enforced).
+@testable import Drivers
+@testable import VsockDriver
+import FuzzSupport
+@testable import Wire
 
 private struct Script {
     let bytes: UnsafeRawBufferPointer
@@ -159,3 +164,5 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     return 0
 }
+
+fuzzMain(fuzz)

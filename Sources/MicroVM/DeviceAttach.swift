@@ -1,7 +1,7 @@
 // The device scan and the drivers an image links are reached only through the hooks of the
 // image's driver table (`toro_driver_scan`, `toro_driver_sockets`, `toro_driver_files`: a C object `./toro build` writes per
 // image from the service's `devices:`; ImageLinker.swift), which point at the attach
-// functions in Sources/MicroVMDrivers or are null (the scan is linked when the service
+// functions in Sources/MicroVMVsock and MicroVMFS or are null (the scan is linked when the service
 // uses any device). That module is separate so that the
 // drivers' specialised class metadata lives in its object, not in MicroVM's `.data`
 // (which every image keeps): a service that uses no sockets has a null hook, nothing
@@ -14,7 +14,7 @@ import PC
 import VirtIO
 import X86Asm
 
-/// What the device scan (MicroVMDrivers/Devices.swift) is given, and what it found.
+/// What the device scan (MicroVMScan/Devices.swift) is given, and what it found.
 package final class DeviceScan {
     package let commandLine: KernelCommandLine
     package let ram: [PhysicalRange]

@@ -6,11 +6,15 @@
 //   tier 2-3 boot and differential tests: `swift test --filter BootTests`, which boot the
 //            prebuilt images under QEMU (TCG) through this same tool
 //            (TORO_CLI=<this binary>, TORO_ROOT, TORO_NO_BUILD=1)
-//   tier 4   fuzz targets: for each Fuzz/NAME/ folder holding a main.swift, `Fuzz/build.sh NAME`
-//            (-> .build-fuzz/NAME, libFuzzer + AddressSanitizer), then
+//   tier 4   fuzz targets: for each Fuzz/NAME/ folder holding a main.swift (the package's
+//            executable target FuzzNAME, which imports the modules it fuzzes), `Fuzz/build.sh
+//            NAME` (`swift build --product FuzzNAME` with libFuzzer + AddressSanitizer in the
+//            shared scratch path .build-fuzz, so the imported modules compile once for all
+//            targets; -> .build-fuzz/NAME), then
 //            `.build-fuzz/NAME -max_total_time=30 -rss_limit_mb=2048`; each target is one
 //            unit (passed: built and exited 0). A crash's input is kept as
-//            .build-fuzz/NAME-artifacts/crash-<sha> (replay: .build-fuzz/NAME <that file>).
+//            .build-fuzz/NAME-artifacts/crash-<sha> (replay: .build-fuzz/NAME <that file>,
+//            or without the sanitizers .build/debug/FuzzNAME <that file>).
 //
 // Output streams live; the last line is `N passed, M failed` (tests counted from XCTest
 // and Swift Testing's own result lines; a tier whose runner fails without a failing test,
@@ -105,14 +109,17 @@ public enum FuzzTier {
     public static let seconds = 30
     public static let name = "tier 4 (fuzz targets)"
 
-    /// The fuzz targets: folders directly under `root`/Fuzz that hold a main.swift, sorted.
+    /// The fuzz targets: folders directly under `root`/Fuzz that hold a main.swift, sorted
+    /// (Fuzz/NAME is Package.swift's target FuzzNAME; Fuzz/Support, the shared FuzzSupport,
+    /// has no main.swift).
     public static func targets(root: String) -> [String] {
         let folder = root + "/Fuzz"
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
         return entries.filter { FileManager.default.fileExists(atPath: "\(folder)/\($0)/main.swift") }.sorted()
     }
 
-    /// What the tier runs for `target`: the build, then the fuzzer.
+    /// What the tier runs for `target`: the build, then the fuzzer (.build-fuzz/NAME, the
+    /// link Fuzz/build.sh makes to the product it built).
     public static func commands(root: String, target: String) -> (build: [String], fuzz: [String]) {
         (["bash", root + "/Fuzz/build.sh", target],
          [root + "/.build-fuzz/" + target, "-max_total_time=\(seconds)", "-rss_limit_mb=2048",

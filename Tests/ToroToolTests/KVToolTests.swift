@@ -326,6 +326,22 @@ final class FuzzTierTests: XCTestCase {
         XCTAssertEqual(FuzzTier.run(root: root + "/nowhere"), TestCommand.Tally())
     }
 
+    /// Every Fuzz/NAME the tier runs is a target of the package (FuzzNAME, which Fuzz/build.sh
+    /// builds), and Fuzz/Support, which every target imports, is not run.
+    func testTheRepositorysTargetsArePackageTargets() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().path
+        let targets = FuzzTier.targets(root: root)
+        XCTAssertFalse(targets.isEmpty)
+        XCTAssertFalse(targets.contains("Support"))
+        let manifest = try String(contentsOfFile: root + "/Package.swift", encoding: .utf8)
+        for target in targets {
+            XCTAssertTrue(manifest.contains("(\"\(target)\", ["), "Fuzz/\(target) is not in Package.swift's fuzzTargets")
+        }
+        let script = try String(contentsOfFile: root + "/Fuzz/build.sh", encoding: .utf8)
+        XCTAssertTrue(script.contains("--product \"Fuzz$name\""))
+    }
+
     func testABuildScriptThatFailsFailsItsTarget() throws {
         let root = NSTemporaryDirectory() + "toro-fuzz-build-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: root) }
