@@ -5,6 +5,7 @@
 // VHOST_USER_PROTOCOL_F_CONFIG" or any other vhost error, and toro-vsock must exit 0 when
 // QEMU goes away. Missing QEMU, kernel or binary fail the test with the reason.
 import XCTest
+import VhostUserTestSupport
 import Foundation
 
 final class QEMUHandshakeTests: XCTestCase {
