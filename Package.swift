@@ -149,7 +149,13 @@ let package = Package(
         .executableTarget(name: "ToroFS", dependencies: ["VhostUser"]),
         // Drivers and Core only for the end-to-end tests that mount the guest's FUSE client on
         // the server in-process (FUSEFileSystemServerTests and a few host-safety checks).
-        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "VirtIOTestSupport", "Drivers", "VsockDriver", "FSDriver", "Core"]),
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "VirtIOTestSupport", "VhostUserTestSupport", "Drivers", "VsockDriver", "FSDriver", "Core"]),
+        // Host-socket helpers (pump a device's sockets, temporary folders, blocking clients)
+        // shared by the back-ends' tests and the driver-against-device tests.
+        .target(name: "VhostUserTestSupport", dependencies: ["VhostUser"]),
+        // The real guest drivers (virtio-fs, vsock) against the real host devices, in one process.
+        .testTarget(name: "DriverDeviceTests", dependencies: ["Drivers", "VsockDriver", "FSDriver", "Core", "VirtIO", "Wire", "VhostUser",
+                                                             "VirtIOTestSupport", "VhostUserTestSupport"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool", "KVProtocol", "Wire"]),
         // A recording register bus (memory-mapped and port I/O) with scripted reads, so the
         // PC chips' start-up sequences run on the host; and the tests that assert them.

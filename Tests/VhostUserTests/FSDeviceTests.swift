@@ -4,6 +4,7 @@
 import VirtIO
 import Wire
 import XCTest
+import VhostUserTestSupport
 import Glibc
 import Foundation
 import VirtIOTestSupport

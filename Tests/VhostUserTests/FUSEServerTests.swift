@@ -4,6 +4,7 @@
 // FUSEServerConfinementTests.swift.
 import Wire
 import XCTest
+import VhostUserTestSupport
 import Glibc
 @testable import VhostUser
 

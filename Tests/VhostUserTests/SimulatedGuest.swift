@@ -1,9 +1,10 @@
 // A simulated guest driver for the vsock device: VirtIO's driver-side SplitVirtqueue over
 // VirtIOTestSupport's fake guest memory, one queue for rx and one for tx, wired to a
 // VsockDevice through DeviceRings exactly as the vhost-user session wires real rings.
-// Plus small helpers for host sockets and captured log lines.
+// Plus captured log lines; the host-socket helpers are in VhostUserTestSupport.
 import Wire
 import XCTest
+import VhostUserTestSupport
 import Glibc
 import VirtIOTestSupport
 @testable import VhostUser
@@ -98,80 +99,6 @@ func encode(_ header: VsockHeader) -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: VsockHeader.size)
     bytes.withUnsafeMutableBytes { header.encode(into: $0) }
     return bytes
-}
-
-/// Runs the device's host-socket events until nothing is ready for `quiet` seconds, through
-/// HostSidePoller as VhostUserServer does (so VsockDevice's methods, not the protocol's
-/// "nothing" defaults, must answer).
-func pump<Host: HostSidePoller>(_ device: Host, quiet: Double = 0.05, limit: Double = 3) {
-    let end = VsockDevice.now() + limit
-    var idleSince = VsockDevice.now()
-    while VsockDevice.now() < end {
-        var entries = device.pollEntries()
-        let n = poll(&entries, nfds_t(entries.count), 10)
-        if n > 0 {
-            for entry in entries where entry.revents != 0 {
-                device.handleEvent(fd: entry.fd, revents: entry.revents, now: VsockDevice.now())
-            }
-            idleSince = VsockDevice.now()
-        } else if VsockDevice.now() - idleSince > quiet {
-            break
-        }
-        device.expire(now: VsockDevice.now())
-    }
-}
-
-/// A temporary directory, removed by the returned closure.
-func temporaryDirectory() -> String {
-    var template = Array("/tmp/vhostuser-test.XXXXXX".utf8CString)
-    let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    return path
-}
-
-func removeDirectory(_ path: String) {
-    if let dir = opendir(path) {
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name != "." && name != ".." { unlink(path + "/" + name) }
-        }
-        closedir(dir)
-    }
-    rmdir(path)
-}
-
-/// Connects a blocking client to the Unix socket at `path`.
-func unixClient(_ path: String) throws -> Int32 {
-    let fd = try XCTUnwrap(Posix.connectUnix(path: path), "connect \(path)")
-    let flags = fcntl(fd, F_GETFL)
-    _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
-    return fd
-}
-
-/// Writes all of `bytes` to a blocking socket.
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-    var sent = 0
-    while sent < bytes.count {
-        let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if n <= 0 { XCTFail("write failed: errno \(errno)"); return }
-        sent += n
-    }
-}
-
-/// Reads what arrives within `timeout` seconds (until EOF, `count` bytes, or silence).
-func readAvailable(_ fd: Int32, count: Int = 1 << 20, timeout: Double = 1) -> (bytes: [UInt8], eof: Bool) {
-    var bytes: [UInt8] = []
-    let end = VsockDevice.now() + timeout
-    while bytes.count < count && VsockDevice.now() < end {
-        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&entry, 1, 20) > 0 else { continue }
-        switch Posix.readSome(fd, limit: count - bytes.count) {
-        case .data(let data): bytes += data
-        case .endOfStream: return (bytes, true)
-        case .failed: return (bytes, true)
-        case .wouldBlock: continue
-        }
-    }
-    return (bytes, false)
 }
 
 /// Captures BackendLog lines for the duration of a test (with a fresh rate limiter, so a

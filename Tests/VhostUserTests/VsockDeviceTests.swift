@@ -3,6 +3,7 @@
 import VirtIO
 import Wire
 import XCTest
+import VhostUserTestSupport
 import Glibc
 @testable import VhostUser
 
