@@ -81,7 +81,7 @@ public struct KernelBuilder: Sendable {
         let unicode = "\(usr)/lib/swift/embedded/\(KernelBuilder.triple)/libswiftUnicodeDataTables.a"
         // The boot image carries no symbols or debug info (it is what QEMU loads and what
         // `bench boot` sizes); the unstripped twin beside it symbolises backtraces
-        // (`llvm-symbolizer -e toro-<platform>.debug.elf <address>`).
+        // (`llvm-symbolizer -e .build-kernel/images/<service>/toro-<platform>.debug.elf <address>`).
         let debugImage = image.replacingOccurrences(of: ".elf", with: ".debug.elf")
         if isStale(debugImage, inputs: objects + [script, unicode]) {
             try step(["\(usr)/bin/ld.lld", "--gc-sections", "-T", script, "-o", debugImage] + objects + [unicode],
