@@ -2,7 +2,7 @@
 //
 // Registers are declared once (`Register`) and reached only through this type, as 32-bit
 // accesses at their offsets in the transport's `MMIOWindow` (config bytes as 8-bit); device
-// drivers see the `VirtioTransport` protocol from Core, never an offset. QEMU's microvm
+// drivers see the `VirtioTransport` protocol from VirtIO, never an offset. QEMU's microvm
 // offers version 2 only with `-global virtio-mmio.force-legacy=false` (`toro run` passes
 // it); a version-1 (legacy) transport is refused with a log line.
 import Core
@@ -109,23 +109,4 @@ extension VirtioMMIO: VirtioTransport {
     package func acknowledge(_ bits: UInt32) { write(.interruptAcknowledge, bits) }
     package func configGeneration() -> UInt32 { read(.configGeneration) }
     package func configRead(_ offset: Int) -> UInt8 { configByte(offset) }
-}
-
-extension VirtioMMIO {
-    /// Marks the device FAILED (virtio 1.2 §2.1.2) and logs why its driver left it unused.
-    package func giveUp(_ message: StaticString) {
-        VirtioDevice.fail(transport: self)
-        Log.timestamp()
-        Log.write(message)
-    }
-
-    /// The one log line a driver writes when its device breaks the protocol:
-    /// `<device>: device failed: <reason>`.
-    static func logFailure(_ device: StaticString, _ reason: StaticString) {
-        Log.timestamp()
-        Log.write(device)
-        Log.write(": device failed: ")
-        Log.write(reason)
-        Log.put(10)
-    }
 }

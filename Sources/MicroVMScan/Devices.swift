@@ -80,15 +80,13 @@ final class MicroVMDevices: DeviceRecorder {
                 continue
             }
             guard let id = transport.deviceID else { continue }
+            let found = DeviceAttachment(devices: self, transport: transport, hint: hint, memory: memory,
+                                         commandLine: commandLine, now: now)
             switch id {
             case VirtioDeviceID.socket where sockets == nil:
-                attach(.sockets, "virtio-vsock", DriverHooks.sockets, wanted: wanted,
-                       DeviceAttachment(devices: self, transport: transport, hint: hint, memory: memory,
-                                        commandLine: commandLine, now: now))
+                attach(.sockets, "virtio-vsock", DriverHooks.sockets, wanted: wanted, found)
             case VirtioDeviceID.fileSystem where fileSystem == nil:
-                attach(.files, "virtio-fs", DriverHooks.files, wanted: wanted,
-                       DeviceAttachment(devices: self, transport: transport, hint: hint, memory: memory,
-                                        commandLine: commandLine, now: now))
+                attach(.files, "virtio-fs", DriverHooks.files, wanted: wanted, found)
                 if badArgument { badCommandLine() }
             default:
                 Log.timestamp()
