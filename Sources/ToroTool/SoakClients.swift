@@ -172,24 +172,53 @@ enum SoakClients {
     /// Fills the table with pipelined SETs of `size`-byte values until `ERROR full`, then
     /// keeps trying, 100 at a time; at the end deletes every key it stored. Returns the
     /// keys it stored (nil when its own connection failed, with the failure tallied).
+    /// A connection the guest closes before any reply (refused at its connection limit
+    /// while the idle flood churns: the host back-end accepts first) is opened again, as a
+    /// good client's is; SET and DEL are idempotent, so the batch is simply sent again. A
+    /// connection that answered and then broke is a failure.
     @discardableResult
     static func keyFlood(port: Int, tag: String, size: Int, stop: StopFlag?, tally: SoakTally?) -> Int? {
         let value = String(repeating: "x", count: size)
         var stored: [Int] = []
         var next = 0
+        var client: KVClient? = nil
+        var answered = 0
+        defer { client?.close() }
+        /// Sends `requests` and reads one line per request, reconnecting when the connection
+        /// was refused (closed before its first reply).
+        func exchange(_ requests: [UInt8], count: Int) throws(KVClientError) -> [String] {
+            let deadline = Date().addingTimeInterval(30)
+            while true {
+                if client == nil {
+                    client = try KVClient.connect(port: port, within: 30, timeout: 120)
+                    answered = 0
+                }
+                do throws(KVClientError) {
+                    try client!.send(requests)
+                    var replies: [String] = []
+                    for _ in 0..<count {
+                        guard let reply = try client!.readLine() else { throw .closed }
+                        replies.append(reply)
+                        answered += 1
+                    }
+                    return replies
+                } catch {
+                    client?.close()
+                    client = nil
+                    guard answered == 0, error != .timedOut, Date() < deadline else { throw error }
+                    tally?.retried()
+                    usleep(200_000)
+                }
+            }
+        }
         do throws(KVClientError) {
-            let client = try KVClient.connect(port: port, within: 30, timeout: 120)
-            defer { client.close() }
             var full = false
             while !(stop?.isSet ?? full) {
                 let batch = next..<(next + 100)
                 next += 100
-                var requests: [UInt8] = []
-                for key in batch { requests += Array("SET \(tag)\(key) \(value)\n".utf8) }
-                try client.send(requests)
+                let requests = Array(batch.map { "SET \(tag)\($0) \(value)\n" }.joined().utf8)
                 var fullReplies = 0
-                for key in batch {
-                    guard let reply = try client.readLine() else { throw .closed }
+                for (key, reply) in zip(batch, try exchange(requests, count: batch.count)) {
                     if reply == "OK" { stored.append(key) } else if reply == "ERROR full" { fullReplies += 1; full = true } else {
                         throw .io("SET \(tag)\(key): '\(reply)'")
                     }
@@ -199,13 +228,12 @@ enum SoakClients {
             }
             for chunk in stride(from: 0, to: stored.count, by: 100) {
                 let keys = stored[chunk..<min(chunk + 100, stored.count)]
-                try client.send(Array(keys.map { "DEL \(tag)\($0)\n" }.joined().utf8))
-                for key in keys {
-                    guard let reply = try client.readLine() else { throw .closed }
-                    guard reply == "DELETED" else { throw .io("DEL \(tag)\(key): '\(reply)'") }
+                let replies = try exchange(Array(keys.map { "DEL \(tag)\($0)\n" }.joined().utf8), count: keys.count)
+                for (key, reply) in zip(keys, replies) where reply != "DELETED" {
+                    throw .io("DEL \(tag)\(key): '\(reply)'")
                 }
             }
-            _ = try? client.request("QUIT")
+            _ = try? client?.request("QUIT")
             return stored.count
         } catch {
             tally?.fail("key flood: \(error)")
