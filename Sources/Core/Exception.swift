@@ -65,14 +65,14 @@ public enum ExceptionReport {
             Log.write("\nexception: vector ")
             Log.decimal(frame.vector)
             Log.write(" while reporting an exception\n")
-            currentPlatform?.exit(.panic)
+            Kernel.cpu?.exit(.panic)
             while true {}
         }
         reporting = true
         report(frame)
         Log.timestamp()
         Log.write("exit: 3\n")
-        currentPlatform?.exit(.panic)
+        Kernel.cpu?.exit(.panic)
         while true {}
     }
 

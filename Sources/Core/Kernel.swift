@@ -18,9 +18,16 @@ public enum Kernel {
     /// Identity-mapped by the boot trampoline: the page-table pages must come from here.
     static let bootMappedLimit: UInt64 = 1 << 30
 
-    /// Called by a platform once its console works and the early heap is installed.
-    public static func start(_ platform: some Platform, boot: BootInfo, image: KernelImage, service: Service) -> Never {
-        currentPlatform = platform
+    /// The processor: how a panic or the service's end leaves the machine. Set by `start`.
+    nonisolated(unsafe) static var cpu: (any CPUControl)?
+
+    /// Called by a platform once its console works and the early heap is installed. Each
+    /// capability goes to the part of the kernel that uses it; none is kept whole.
+    public static func start(_ platform: Platform, boot: BootInfo, image: KernelImage, service: Service) -> Never {
+        Log.console = platform.console
+        Clock.source = platform.clocks
+        cpu = platform.cpu
+        Scheduler.attach(cpu: platform.cpu, interrupts: platform.interrupts)
         ExceptionReport.stack = image.stack
         Log.milestone("boot: console and early heap ready")
 
@@ -32,7 +39,7 @@ public enum Kernel {
             Log.write("boot: malformed kernel command line (")
             describe(error)
             Log.write(")\n")
-            finish(platform, .badCommandLine)
+            finish(.badCommandLine)
         }
 
         if let named = commandLine.service, !service.isNamed(named) {
@@ -42,49 +49,51 @@ public enum Kernel {
             Log.write("', not '")
             Log.write(named)
             Log.write("' (build that one with ./toro build --service NAME)\n")
-            finish(platform, .badCommandLine)
+            finish(.badCommandLine)
         }
-        let usable = setUpMemory(platform, boot: boot, image: image)
+        let usable = setUpMemory(platform.cpu, windows: platform.devices.mmioWindows, boot: boot, image: image)
         MemoryBudget.isEnforced = true
         Log.milestone("boot: memory ready")
-        let cpus = platform.startCPUs()
-        platform.logBootDetails()
+        let cpus = platform.interrupts.startCPUs()
+        platform.interrupts.logBootDetails()
         Log.timestamp()
         Log.write("boot: ")
         Log.decimal(cpus)
         Log.write(cpus == 1 ? " CPU running\n" : " CPUs running\n")
 
-        platform.startDevices(commandLine: commandLine, ram: boot.memoryMap.ramRanges, wanted: service.devices)
+        platform.devices.startDevices(commandLine: commandLine, ram: boot.memoryMap.ramRanges, wanted: service.devices)
 
         Log.timestamp()
         Log.write("boot: starting service ")
         Log.write(service.name)
         Log.put(10)
-        let context = ServiceContext(platform: platform, commandLine: commandLine, memoryMap: boot.memoryMap,
+        let context = ServiceContext(platformName: platform.name, devices: platform.devices,
+                                     interrupts: platform.interrupts, commandLine: commandLine, memoryMap: boot.memoryMap,
                                      usableRanges: usable, kernelImage: image.range, name: service.name)
         // The service runs as a thread on CPU 0; this boot context becomes CPU 0's idle loop.
         let started = Scheduler.spawn(on: 0) {
             let status = service.run(context)
-            finish(platform, status)
+            finish(status)
         }
         if started == nil { panic("no memory for the service's thread") }
         Scheduler.runIdleLoop()
     }
 
     /// Logs the exit status and leaves the VM.
-    public static func finish(_ platform: some Platform, _ status: ExitStatus) -> Never {
+    public static func finish(_ status: ExitStatus) -> Never {
         logHeapStatistics()
         MemoryBudget.logRefusals()
         Log.timestamp()
         Log.write("exit: ")
         Log.decimal(UInt64(status.rawValue))
         Log.put(10)
-        platform.exit(status)
+        guard let cpu else { while true {} }
+        cpu.exit(status)
     }
 
     /// Builds page tables for all RAM and the platform's MMIO, switches to them, then
     /// gives every usable page to the page-frame allocator. Returns the usable ranges.
-    static func setUpMemory(_ platform: some Platform, boot: BootInfo, image: KernelImage) -> [PhysicalRange] {
+    static func setUpMemory(_ cpu: any CPUControl, windows: [PhysicalRange], boot: BootInfo, image: KernelImage) -> [PhysicalRange] {
         let ram = boot.memoryMap.ramRanges
         guard !ram.isEmpty else { panic("the memory map has no RAM") }
         // Page 0 stays unused and unmapped (null pointer dereferences fault).
@@ -99,7 +108,7 @@ public enum Kernel {
         }
         var mappings = ram.map { IdentityMapping(range: $0, uncached: false) }
         mappings.append(IdentityMapping(range: image.range, uncached: false))
-        for window in platform.mmioWindows { mappings.append(IdentityMapping(range: window, uncached: true)) }
+        for window in windows { mappings.append(IdentityMapping(range: window, uncached: true)) }
         do {
             var tables = try PageTables(allocatePage: {
                 guard let page = KernelMemory.allocatePages(1, below: bootMappedLimit) else { return nil }
@@ -107,7 +116,7 @@ public enum Kernel {
                 return page
             })
             try tables.map(mappings)
-            platform.loadPageTables(root: tables.root)
+            cpu.loadPageTables(root: tables.root)
             KernelPageTables.install(tables)
             Log.timestamp()
             Log.write("boot: page tables map ")

@@ -38,7 +38,10 @@ public struct ServiceDevices: OptionSet, Sendable {
 }
 
 public struct ServiceContext {
-    public let platform: any Platform
+    /// The platform's name as services print it: "microvm" or "legacy".
+    public let platformName: StaticString
+    let devices: any DeviceSet
+    let interrupts: any InterruptController
     public let commandLine: KernelCommandLine
     public let memoryMap: MemoryMap
     /// The ranges handed to the page-frame allocator at boot.
@@ -47,14 +50,16 @@ public struct ServiceContext {
     public let kernelImage: PhysicalRange
     public let name: StaticString
 
-    /// The platform's name as services print it: "microvm" or "legacy".
-    public var platformName: StaticString { platform.name }
     /// The CPUs running.
-    public var cpuCount: Int { platform.cpuCount }
+    public var cpuCount: Int { Scheduler.cpuCount }
     /// Stream sockets, when the service declared `.sockets` and the platform has a device.
-    public var sockets: (any SocketProvider)? { platform.sockets }
+    public var sockets: (any SocketProvider)? { devices.sockets }
     /// The shared folder, when the service declared `.files` and one was attached.
-    public var fileSystem: (any FileSystem)? { platform.fileSystem }
+    public var fileSystem: (any FileSystem)? { devices.fileSystem }
+
+    /// Sends this CPU an interrupt on a vector with no handler: the kernel must log it,
+    /// acknowledge it and carry on (the `irqtest` probe).
+    public func raiseUnhandledInterrupt() { interrupts.raiseUnhandledInterrupt() }
 
     public func ready() {
         Log.write("ready: ")

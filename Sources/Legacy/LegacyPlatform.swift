@@ -12,12 +12,12 @@ import X86Asm
 import Core
 import PC
 
-final class LegacyPlatform: Platform {
+/// The clocks, the interrupt controller and the devices of the pc machine; the CPU
+/// control and the console are the PC machine's.
+final class LegacyPlatform: Clocks, LocalAPICInterrupts, DeviceSet {
     static let tickHz: UInt32 = 1000
 
     let machine: PCMachine
-    let name: StaticString = "legacy"
-    var console: any Console { machine.console }
     private(set) var cpuCount = 1
     let mmioWindows: [PhysicalRange] = LegacyAddresses.mmioWindows
     let lapic = LocalAPIC(base: LegacyAddresses.localAPIC.start)
@@ -34,15 +34,7 @@ final class LegacyPlatform: Platform {
         deadlines.initialize(repeating: 0, count: KernelHeap.maxCPUs)
     }
 
-    func currentCPU() -> Int { machine.currentCPU() }
     func monotonicNanoseconds() -> UInt64 { machine.clock.nanoseconds() }
-    func loadPageTables(root: UInt64) { machine.loadPageTables(root: root) }
-    func exit(_ status: ExitStatus) -> Never { machine.exit(status) }
-    func switchContext(save: UnsafeMutablePointer<UInt64>, next: UInt64) { machine.switchContext(save: save, next: next) }
-    func prepareStack(top: UInt64) -> UInt64 { machine.prepareStack(top: top) }
-    func waitForInterrupt() { machine.waitForInterrupt() }
-    func wake(cpu: Int) { SMP.wake(cpu, lapic: lapic) }
-    func raiseUnhandledInterrupt() { lapic.sendIPI(to: 0, vector: InterruptVector.unhandledTest, toSelf: true) }
 
     func deadline(_ cpu: Int) -> VolatileMappedRegister<UInt64> {
         VolatileMappedRegister<UInt64>(unsafeBitPattern: UInt(bitPattern: deadlines + cpu))
@@ -51,7 +43,7 @@ final class LegacyPlatform: Platform {
     /// The BSP wakes at the next PIT tick anyway; another CPU records its deadline for
     /// the BSP's tick handler.
     func armWakeup(deadline: UInt64) {
-        let cpu = currentCPU()
+        let cpu = Int(arch_cpu_index())
         if cpu != 0 { self.deadline(cpu).store(deadline) }
     }
 
@@ -70,8 +62,7 @@ final class LegacyPlatform: Platform {
 
     func startCPUs() -> Int {
         lapic.enable(virtualWire: true)
-        Interrupts.lapic = lapic
-        Interrupts.install()
+        installInterrupts()
         pic.remap(masterBase: InterruptVector.deviceBase, slaveBase: InterruptVector.deviceBase + 8)
         Interrupts.acknowledgeDevice = { [pic] irq in
             if !pic.isSpurious(irq: UInt8(irq)) { pic.endOfInterrupt(irq: UInt8(irq)) }
@@ -82,10 +73,7 @@ final class LegacyPlatform: Platform {
         if let date = CMOSClock().read() {
             wallClockAtBoot = (date.unixSeconds, machine.clock.nanoseconds())
         }
-        let lapic = self.lapic
-        cpuCount = SMP.startCPUs(lapic: lapic, tscHz: machine.clock.hz, limit: KernelHeap.maxCPUs) { _ in
-            lapic.enable(virtualWire: false)
-        }
+        cpuCount = startOtherCPUs(tscHz: machine.clock.hz)
         return cpuCount
     }
 
@@ -122,6 +110,8 @@ func toroKernelEntry() -> Never {
     } catch {
         machine.bootFailed(error)
     }
-    Kernel.start(LegacyPlatform(machine: machine), boot: boot, image: machine.image, service: imageService())
+    let platform = LegacyPlatform(machine: machine)
+    Kernel.start(machine.capabilities(name: "legacy", clocks: platform, interrupts: platform, devices: platform),
+                 boot: boot, image: machine.image, service: imageService())
 }
 #endif

@@ -9,11 +9,10 @@ import X86Asm
 import Core
 import PC
 
-final class MicroVMPlatform: Platform {
+/// The clocks, the interrupt controller and the devices of microvm; the CPU control and
+/// the console are the PC machine's.
+final class MicroVMPlatform: Clocks, LocalAPICInterrupts, DeviceSet {
     let machine: PCMachine
-    let name: StaticString = "microvm"
-    var console: any Console { machine.console }
-    private(set) var cpuCount = 1
     let mmioWindows: [PhysicalRange] = MicroVMAddresses.mmioWindows
     let lapic = LocalAPIC(base: MicroVMAddresses.localAPIC.start)
     private var timer: APICTimer? = nil
@@ -25,20 +24,10 @@ final class MicroVMPlatform: Platform {
 
     init(machine: PCMachine) { self.machine = machine }
 
-    func currentCPU() -> Int { machine.currentCPU() }
-
     func monotonicNanoseconds() -> UInt64 {
         if let kvmClock { return kvmClock.nanoseconds() }
         return machine.clock.nanoseconds()
     }
-
-    func loadPageTables(root: UInt64) { machine.loadPageTables(root: root) }
-    func exit(_ status: ExitStatus) -> Never { machine.exit(status) }
-    func switchContext(save: UnsafeMutablePointer<UInt64>, next: UInt64) { machine.switchContext(save: save, next: next) }
-    func prepareStack(top: UInt64) -> UInt64 { machine.prepareStack(top: top) }
-    func waitForInterrupt() { machine.waitForInterrupt() }
-    func wake(cpu: Int) { SMP.wake(cpu, lapic: lapic) }
-    func raiseUnhandledInterrupt() { lapic.sendIPI(to: 0, vector: InterruptVector.unhandledTest, toSelf: true) }
 
     func armWakeup(deadline: UInt64) {
         timer?.arm(deadline: deadline, now: monotonicNanoseconds())
@@ -48,8 +37,7 @@ final class MicroVMPlatform: Platform {
     /// LAPIC and IOAPIC windows.
     func startCPUs() -> Int {
         lapic.enable(virtualWire: false)
-        Interrupts.lapic = lapic
-        Interrupts.install()
+        installInterrupts()
         ioapic.maskAll()
         Interrupts.acknowledgeDevice = { [lapic] _ in lapic.endOfInterrupt() }
         timer = APICTimer(lapic: lapic, tscHz: machine.clock.hz)
@@ -59,11 +47,7 @@ final class MicroVMPlatform: Platform {
         } else if let date = CMOSClock().read() {
             wallClockAtBoot = (date.unixSeconds, machine.clock.nanoseconds())
         }
-        let lapic = self.lapic
-        cpuCount = SMP.startCPUs(lapic: lapic, tscHz: machine.clock.hz, limit: KernelHeap.maxCPUs) { _ in
-            lapic.enable(virtualWire: false)
-        }
-        return cpuCount
+        return startOtherCPUs(tscHz: machine.clock.hz)
     }
 
     /// The virtio-mmio scan and the drivers run only in images whose service uses a device
@@ -71,7 +55,7 @@ final class MicroVMPlatform: Platform {
     func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange], wanted: ServiceDevices) {
         guard !wanted.isEmpty, let hook = DriverHooks.scan else { return }
         let scan = DeviceScan(commandLine: commandLine, ram: ram, wanted: wanted, ioapic: ioapic,
-                              bootstrapAPIC: lapic.id, badCommandLine: { Kernel.finish(self, .badCommandLine) },
+                              bootstrapAPIC: lapic.id, badCommandLine: { Kernel.finish(.badCommandLine) },
                               now: { [self] in self.monotonicNanoseconds() })
         withExtendedLifetime(scan) { _ = hook(Unmanaged.passUnretained(scan).toOpaque()) }
         sockets = scan.sockets
@@ -107,6 +91,8 @@ func toroKernelEntry() -> Never {
     } catch {
         machine.bootFailed(error)
     }
-    Kernel.start(MicroVMPlatform(machine: machine), boot: boot, image: machine.image, service: imageService())
+    let platform = MicroVMPlatform(machine: machine)
+    Kernel.start(machine.capabilities(name: "microvm", clocks: platform, interrupts: platform, devices: platform),
+                 boot: boot, image: machine.image, service: imageService())
 }
 #endif

@@ -1,7 +1,9 @@
 // What MicroVM and Legacy share because both are PC-compatible QEMU machines running
 // the kernel identity-mapped: the COM1 console (UART16550.swift), the isa-debug-exit port
-// (DebugExit.swift), the TSC clock calibrated against the 8254 PIT (PIT8254.swift), CR3,
-// and the early boot sequence.
+// (DebugExit.swift), the TSC clock calibrated against the 8254 PIT (PIT8254.swift), the
+// early boot sequence, and the processor capability (`PCProcessor`: the CPU index, context
+// switches, halt, CR3, exit), which both platforms hand to the kernel as it is. The
+// LAPIC-based half of the interrupt controller both share is `LocalAPICInterrupts`.
 import X86Asm
 import Core
 
@@ -34,6 +36,32 @@ public struct TSCClock {
     }
 }
 
+/// The CPU control of both machines: the same x86-64 instructions on each (Arch's
+/// assembly: context switch, first stack frame, HLT, CR3; isa-debug-exit to leave).
+public final class PCProcessor: CPUControl {
+    public init() {}
+
+    public func currentCPU() -> Int { Int(arch_cpu_index()) }
+
+    public func switchContext(save: UnsafeMutablePointer<UInt64>, next: UInt64) {
+        arch_context_switch(save, next)
+    }
+
+    public func prepareStack(top: UInt64) -> UInt64 { arch_prepare_stack(top) }
+
+    public func waitForInterrupt() { arch_wait_for_interrupt() }
+
+    public func loadPageTables(root: UInt64) { arch_load_page_tables(root) }
+
+    public func exit(_ status: ExitStatus) -> Never { PCProcessor.leave(status) }
+
+    /// Writes `status` to isa-debug-exit and halts (if the port is absent).
+    static func leave(_ status: ExitStatus) -> Never {
+        DebugExit.write(status.rawValue, ports: X86Ports())
+        arch_halt_forever()
+    }
+}
+
 /// Reads boot structures through the trampoline's identity map of the first GiB.
 public struct BootMemoryReader: PhysicalReader {
     public init() {}
@@ -44,7 +72,8 @@ public struct BootMemoryReader: PhysicalReader {
     }
 }
 
-/// The shared parts of a platform; MicroVM and Legacy each hold one.
+/// The shared parts of a platform; MicroVM and Legacy each hold one. A value: it exists
+/// before the early heap does (its initializer installs that heap).
 public struct PCMachine {
     public let console: SerialConsole
     public let clock: TSCClock
@@ -81,21 +110,14 @@ public struct PCMachine {
 
     public func loadPageTables(root: UInt64) { arch_load_page_tables(root) }
 
-    // MARK: Scheduler primitives (the same on both machines)
+    public func exit(_ status: ExitStatus) -> Never { PCProcessor.leave(status) }
 
-    public func currentCPU() -> Int { Int(arch_cpu_index()) }
-
-    public func switchContext(save: UnsafeMutablePointer<UInt64>, next: UInt64) {
-        arch_context_switch(save, next)
-    }
-
-    public func prepareStack(top: UInt64) -> UInt64 { arch_prepare_stack(top) }
-
-    public func waitForInterrupt() { arch_wait_for_interrupt() }
-
-    public func exit(_ status: ExitStatus) -> Never {
-        DebugExit.write(status.rawValue, ports: X86Ports())
-        arch_halt_forever()
+    /// The kernel's view of this machine: its name, this machine's console, the shared CPU
+    /// control, and the platform's clocks, interrupt controller and devices.
+    public func capabilities(name: StaticString, clocks: any Clocks, interrupts: any InterruptController,
+                             devices: any DeviceSet) -> Platform {
+        Platform(name: name, console: console, clocks: clocks, cpu: PCProcessor(), interrupts: interrupts,
+                 devices: devices)
     }
 
     /// Logs the clock source; called once the platform is current.

@@ -5,14 +5,17 @@
 // the monotonic time elapsed since; nil when the platform has no wall clock.
 
 public enum Clock {
+    /// The platform's clocks, handed over by `Kernel.start` before anything logs.
+    nonisolated(unsafe) static var source: (any Clocks)?
+
     public static func monotonicNanoseconds() -> UInt64 {
-        currentPlatform?.monotonicNanoseconds() ?? 0
+        source?.monotonicNanoseconds() ?? 0
     }
 
     /// Unix time in nanoseconds, or nil without a wall clock.
     public static func wallClockNanoseconds() -> Int64? {
-        guard let platform = currentPlatform, let boot = platform.wallClockAtBoot else { return nil }
-        let elapsed = platform.monotonicNanoseconds() &- boot.monotonic
+        guard let source, let boot = source.wallClockAtBoot else { return nil }
+        let elapsed = source.monotonicNanoseconds() &- boot.monotonic
         return boot.seconds &* 1_000_000_000 &+ Int64(truncatingIfNeeded: elapsed)
     }
 }

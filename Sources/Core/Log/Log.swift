@@ -5,9 +5,6 @@
 // before the heap exists and inside the exception handler. `panic` never returns and
 // prints its message even in -O builds, where a Swift trap would print nothing.
 
-/// The platform the kernel runs on. Set once by `Kernel.start` before anything logs.
-nonisolated(unsafe) var currentPlatform: (any Platform)?
-
 // The writers are @inline(never): they are called from hundreds of places, and inlining
 // them multiplies the image size for no gain on a serial console.
 public enum Log {
@@ -71,7 +68,7 @@ public enum Log {
     /// `[seconds.micros] ` from the platform's monotonic clock.
     @inline(never)
     public static func timestamp() {
-        let ns = currentPlatform?.monotonicNanoseconds() ?? 0
+        let ns = Clock.monotonicNanoseconds()
         let micros = ns / 1000
         put(91)
         let seconds = micros / 1_000_000
@@ -100,8 +97,8 @@ public func panic(_ message: StaticString) -> Never {
     Log.write("\npanic: ")
     Log.write(message)
     Log.put(10)
-    guard let platform = currentPlatform else {
+    guard let cpu = Kernel.cpu else {
         while true {}
     }
-    platform.exit(.panic)
+    cpu.exit(.panic)
 }

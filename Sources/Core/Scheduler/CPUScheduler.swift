@@ -41,7 +41,7 @@ final class CPUScheduler {
         let thread = KThread(id: nextThreadNumber * KernelHeap.maxCPUs + cpu, cpu: cpu, stack: stack,
                              body: body, finished: handle.finished)
         nextThreadNumber += 1
-        thread.rspSlot.pointee = currentPlatformForScheduler.prepareStack(top: stack.top)
+        thread.rspSlot.pointee = Scheduler.processor.prepareStack(top: stack.top)
         runQueue.push(thread)
         return true
     }
@@ -70,7 +70,7 @@ final class CPUScheduler {
 
     func timerExpired() -> Bool {
         guard let deadline = timers.nextDeadline else { return false }
-        return deadline <= currentPlatformForScheduler.monotonicNanoseconds()
+        return deadline <= Clock.monotonicNanoseconds()
     }
 
     /// Serves the mailboxes and the expired timers.
@@ -79,7 +79,7 @@ final class CPUScheduler {
             while let message = mailboxes.receive(at: cpu) { handle(message) }
         }
         if !timers.isEmpty {
-            let now = currentPlatformForScheduler.monotonicNanoseconds()
+            let now = Clock.monotonicNanoseconds()
             while let thread = timers.popExpired(now: now) {
                 thread.state = .ready
                 runQueue.push(thread)
@@ -117,7 +117,7 @@ final class CPUScheduler {
     func switchToNext() {
         let save = current.rspSlot
         guard let next = makeNextCurrent() else { return }
-        currentPlatformForScheduler.switchContext(save: save, next: next)
+        Scheduler.processor.switchContext(save: save, next: next)
         finishSwitch()
     }
 
@@ -142,5 +142,3 @@ final class CPUScheduler {
         }
     }
 }
-
-var currentPlatformForScheduler: any Platform { currentPlatform! }

@@ -33,19 +33,30 @@ public enum Scheduler {
     /// CPUs that run a scheduler.
     public static var cpuCount: Int { cpus.count }
 
-    static var platform: any Platform { currentPlatform! }
+    /// The processor and the interrupt controller, handed over by `Kernel.start` (through
+    /// `attach`) before any thread exists.
+    nonisolated(unsafe) static var attachedProcessor: (any CPUControl)?
+    nonisolated(unsafe) static var attachedInterrupts: (any InterruptController)?
+    static var processor: any CPUControl { attachedProcessor! }
+    static var interrupts: any InterruptController { attachedInterrupts! }
 
-    static var here: CPUScheduler { cpus[platform.currentCPU()] }
+    /// Gives the scheduler the capabilities it runs on. Once, before `prepare`.
+    static func attach(cpu: any CPUControl, interrupts: any InterruptController) {
+        attachedProcessor = cpu
+        attachedInterrupts = interrupts
+    }
 
-    public static var currentCPU: Int { platform.currentCPU() }
+    static var here: CPUScheduler { cpus[processor.currentCPU()] }
+
+    public static var currentCPU: Int { processor.currentCPU() }
 
     static var currentThread: KThread { here.current }
 
     /// The running thread, or nil before the scheduler exists (the exception report).
     static var runningThreadIfAny: KThread? {
-        guard let platform = currentPlatform else { return nil }
-        let cpu = platform.currentCPU()
-        return cpu < cpus.count ? cpus[cpu].current : nil
+        guard let attachedProcessor else { return nil }
+        let index = attachedProcessor.currentCPU()
+        return index < cpus.count ? cpus[index].current : nil
     }
 
     /// Creates the per-CPU schedulers and the mailbox matrix for `count` CPUs. Called
@@ -66,7 +77,7 @@ public enum Scheduler {
     /// when the CPU does not exist or, for the calling CPU, when memory ran out.
     @discardableResult
     public static func spawn(on cpu: Int? = nil, _ body: @escaping () -> Void) -> ThreadHandle? {
-        let source = platform.currentCPU()
+        let source = processor.currentCPU()
         let target = cpu ?? source
         guard target >= 0, target < cpus.count else { return nil }
         let handle = ThreadHandle(cpu: target)
@@ -93,7 +104,7 @@ public enum Scheduler {
         let s = here
         let thread = s.current
         thread.state = .sleeping
-        s.timers.insert(thread, deadline: platform.monotonicNanoseconds() &+ nanoseconds)
+        s.timers.insert(thread, deadline: Clock.monotonicNanoseconds() &+ nanoseconds)
         block()
     }
 
@@ -110,7 +121,7 @@ public enum Scheduler {
 
     /// Makes `thread` runnable; from another CPU this is a wake-up message.
     static func makeReady(_ thread: KThread) {
-        let source = platform.currentCPU()
+        let source = processor.currentCPU()
         if thread.cpu == source {
             cpus[source].ready(thread)
         } else {
@@ -124,7 +135,7 @@ public enum Scheduler {
     /// Sends `payload` to `cpu`'s inbox (a thread there takes it with `receive`).
     public static func send(to cpu: Int, _ payload: UInt64) {
         guard cpu >= 0, cpu < cpus.count else { return }
-        let source = platform.currentCPU()
+        let source = processor.currentCPU()
         if cpu == source {
             cpus[cpu].deliver(from: source, payload)
         } else {
@@ -150,13 +161,13 @@ public enum Scheduler {
         guard let mailboxes else { return }
         while !mailboxes.send(from: message.source, to: target, message) {
             cpus[message.source].poll()
-            platform.wake(cpu: target)
+            interrupts.wake(cpu: target)
         }
         // The ring's publication (a release store) must be ordered before reading the
         // idle flag; x86 reorders a store with a later load, so a full fence.
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         if cpus[target].idleFlag.load(ordering: .sequentiallyConsistent) {
-            platform.wake(cpu: target)
+            interrupts.wake(cpu: target)
         }
     }
 
@@ -176,8 +187,8 @@ public enum Scheduler {
                 s.idleFlag.store(false, ordering: .sequentiallyConsistent)
                 continue
             }
-            if let deadline = s.timers.nextDeadline { platform.armWakeup(deadline: deadline) }
-            platform.waitForInterrupt()
+            if let deadline = s.timers.nextDeadline { interrupts.armWakeup(deadline: deadline) }
+            processor.waitForInterrupt()
             s.idleFlag.store(false, ordering: .sequentiallyConsistent)
         }
     }
@@ -191,7 +202,7 @@ public enum Scheduler {
     static func threadStart() -> Never {
         runCurrentBody()
         let (save, next) = leaveFinishedThread()
-        currentPlatformForScheduler.switchContext(save: save, next: next)
+        processor.switchContext(save: save, next: next)
         panic("a finished thread was resumed")
     }
 

@@ -14,7 +14,7 @@ enum IRQTest {
     static func run(_ context: ServiceContext) -> ExitStatus {
         context.ready()
         Log.write("irqtest: raising an interrupt with no handler\n")
-        context.platform.raiseUnhandledInterrupt()
+        context.raiseUnhandledInterrupt()
         Scheduler.sleep(milliseconds: 20)
         Scheduler.sleep(milliseconds: 20)
         Log.write("irqtest: ok, still running\n")
