@@ -3,7 +3,8 @@
 //
 // Layers (an arrow is "may import"; see DESIGN.md, "Layout"): VirtIO, Wire and Core import
 // nothing; Drivers -> Core, VirtIO, Wire; PC -> Core; MicroVM -> PC, Drivers; Legacy -> PC;
-// services and their libraries -> Core, Wire; the host back-ends -> VirtIO, Wire.
+// services and their libraries -> Core, Wire; the host back-ends -> VirtIO, Wire; TestSupport
+// (tests and fuzz targets only) -> VirtIO, Wire, Core, PC, VhostUser.
 //
 // The same manifest builds two ways:
 //   * hosted (`swift build`, `swift test`): every module but the platforms' boot code, the
@@ -63,8 +64,8 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("FUSEServer", ["VhostUser", "Wire"]),
     ("HTTPRequest", ["Wire"]),
     ("KVFile", ["KVProtocol", "Wire"]),
-    ("UsedRing", ["VirtIO", "VirtIOTestSupport", "Wire"]),
-    ("VsockDevice", ["VhostUser", "VirtIO", "VirtIOTestSupport", "Wire"]),
+    ("UsedRing", ["VirtIO", "TestSupport", "Wire"]),
+    ("VsockDevice", ["VhostUser", "VirtIO", "TestSupport", "Wire"]),
     ("VsockHeader", ["Drivers", "VsockDriver", "Wire"]),
 ]
 let fuzzing: [Target] = [.target(name: "FuzzSupport", path: "Fuzz/Support")] + fuzzTargets.map { fuzz in
@@ -127,19 +128,23 @@ let package = Package(
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
         .target(name: "ToroTool", dependencies: ["KVProtocol", "Wire"]),
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),
+        // The test doubles every test target and fuzz target shares (one target, never in an
+        // image: ImageLinker links only kernel modules, service libraries and one service):
+        // fake guest memory, the recording transport and the loopback queue (VirtIO), the
+        // seeded generator, a recording register bus with scripted reads (PC), a scripted
+        // stream socket (Core's socket API), and host-socket helpers for running a host
+        // back-end in-process (VhostUser).
+        .target(name: "TestSupport", dependencies: ["VirtIO", "Wire", "Core", "PC", "VhostUser"]),
         // The kernel's own tests.
-        .testTarget(name: "CoreTests", dependencies: ["Core", "Wire", "VirtIOTestSupport"]),
+        .testTarget(name: "CoreTests", dependencies: ["Core", "Wire", "TestSupport"]),
         // The service libraries: kv's protocol, file and store, static-web's handler, fs-manifest.
         .testTarget(name: "ServiceLibraryTests",
-                    dependencies: ["Core", "Wire", "KVProtocol", "KVStore", "StaticFiles", "FileManifest", "SocketServer", "VirtIOTestSupport"]),
+                    dependencies: ["Core", "Wire", "KVProtocol", "KVStore", "StaticFiles", "FileManifest", "SocketServer", "TestSupport"]),
         // The byte formats: vsock header and credit, FUSE codec, HTTP, CRC-32, little-endian.
-        .testTarget(name: "WireTests", dependencies: ["Wire", "VirtIOTestSupport"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "TestSupport"]),
         // The drivers' pure parts: vsock connection state and credit, the FUSE client file system.
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "VsockDriver", "FSDriver", "Core", "Wire", "VirtIOTestSupport"]),
-        // Test doubles for VirtIO (fake guest memory, recording transport) and the seeded
-        // generator, shared by the VirtIO tests and the host back-ends' tests.
-        .target(name: "VirtIOTestSupport", dependencies: ["VirtIO", "Wire"]),
-        .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "VirtIOTestSupport"]),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "VsockDriver", "FSDriver", "Core", "Wire", "TestSupport"]),
+        .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "TestSupport"]),
         // Host side of virtio-vsock: a vhost-user back-end for QEMU's vhost-user-vsock-device,
         // Firecracker-style hybrid Unix sockets and TCP port forwarding (`toro-vsock`).
         .target(name: "VhostUser", dependencies: ["VirtIO", "Wire"]),
@@ -147,20 +152,17 @@ let package = Package(
         // Host side of virtio-fs: a vhost-user back-end for QEMU's vhost-user-fs-device with a
         // FUSE server confined to one host folder (`toro-fs`).
         .executableTarget(name: "ToroFS", dependencies: ["VhostUser"]),
-        // Drivers and Core only for the end-to-end tests that mount the guest's FUSE client on
-        // the server in-process (FUSEFileSystemServerTests and a few host-safety checks).
-        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "VirtIOTestSupport", "VhostUserTestSupport", "Drivers", "VsockDriver", "FSDriver", "Core"]),
-        // Host-socket helpers (pump a device's sockets, temporary folders, blocking clients)
-        // shared by the back-ends' tests and the driver-against-device tests.
-        .target(name: "VhostUserTestSupport", dependencies: ["VhostUser"]),
-        // The real guest drivers (virtio-fs, vsock) against the real host devices, in one process.
+        // The host back-ends against a simulated guest; they import host modules only (a test
+        // that needs a guest driver belongs in DriverDeviceTests).
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "TestSupport"]),
+        // The real guest drivers (virtio-fs, vsock) against the real host devices, and the
+        // guest's FUSE client against the host's FUSE server, in one process.
         .testTarget(name: "DriverDeviceTests", dependencies: ["Drivers", "VsockDriver", "FSDriver", "Core", "VirtIO", "Wire", "VhostUser",
-                                                             "VirtIOTestSupport", "VhostUserTestSupport"]),
+                                                             "TestSupport"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool", "KVProtocol", "Wire"]),
-        // A recording register bus (memory-mapped and port I/O) with scripted reads, so the
-        // PC chips' start-up sequences run on the host; and the tests that assert them.
-        .target(name: "RegisterTestSupport", dependencies: ["PC"]),
-        .testTarget(name: "PCTests", dependencies: ["PC", "RegisterTestSupport"], swiftSettings: volatile),
+        // The PC chips' start-up sequences, run on the host over TestSupport's recording
+        // register bus and asserted access by access.
+        .testTarget(name: "PCTests", dependencies: ["PC", "TestSupport"], swiftSettings: volatile),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
         .testTarget(name: "BootTests", dependencies: ["ToroTool", "Wire", "KVProtocol"]),
     ] + serviceLibraries + serviceTargets + fuzzing

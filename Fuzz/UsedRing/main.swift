@@ -16,10 +16,10 @@
 //   * after an error the queue is failed and every later call throws `deviceFailed`;
 //   * free descriptors + descriptors of chains out == queue size (nothing lost or freed
 //     twice), and a new chain never reuses a descriptor of a chain that is out.
-// Imports the real modules: VirtIO (the driver's queue) and VirtIOTestSupport (FakeGuestMemory).
+// Imports the real modules: VirtIO (the driver's queue) and TestSupport (FakeGuestMemory).
 import FuzzSupport
 @testable import VirtIO
-import VirtIOTestSupport
+import TestSupport
 @testable import Wire
 
 private struct Script {

@@ -7,7 +7,7 @@ import FuzzSupport
 import Glibc
 @testable import VhostUser
 @testable import VirtIO
-import VirtIOTestSupport
+import TestSupport
 @testable import Wire
 
 final class FuzzGuest {

@@ -5,7 +5,7 @@ import FuzzSupport
 import Glibc
 @testable import VhostUser
 @testable import VirtIO
-import VirtIOTestSupport
+import TestSupport
 @testable import Wire
 
 struct Session {

@@ -30,12 +30,12 @@
 //     the connection table;
 //   * after the session every descriptor the device, clients and service opened is closed.
 // Imports the real modules: VhostUser (the device), VirtIO (the rings), Wire (the vsock
-// packet code) and VirtIOTestSupport (the fake guest). Log lines are discarded.
+// packet code) and TestSupport (the fake guest). Log lines are discarded.
 import FuzzSupport
 import Glibc
 @testable import VhostUser
 @testable import VirtIO
-import VirtIOTestSupport
+import TestSupport
 @testable import Wire
 
 nonisolated(unsafe) private var top = ""

@@ -3,7 +3,7 @@
 // x86 port I/O (`PortAccess`: IN and OUT of 8, 16 and 32 bits). The kernel's
 // implementations are here (`MMIOWindow` over `_Volatile`, `X86Ports` over arch.h's
 // inline IN/OUT); the recording one that host tests run the chips against is
-// `RegisterRecorder` in Sources/RegisterTestSupport.
+// `RegisterRecorder` in Sources/TestSupport.
 //
 // Rules for callers:
 //   * A chip is generic over its access (`LocalAPICChip<MMIOWindow>`), never `any`: the

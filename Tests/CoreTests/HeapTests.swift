@@ -1,6 +1,6 @@
 // The per-CPU heaps and KernelMemory over host memory, checked against a model.
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 @testable import Core
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 // The page-frame allocator over host memory: the real code, with host pages as "RAM".
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 @testable import Core
 
 /// Page-aligned host memory that stands in for physical RAM; freed with the test.

@@ -1,9 +1,9 @@
 // RunQueue: FIFO order, identity removal, growth, and that it releases what it drops.
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 @testable import Core
 
-/// A stand-in that reports its deinit (TestSupport.swift).
+/// A stand-in that reports its deinit (Tracker.swift).
 private typealias Token = Tracked
 
 final class RunQueueTests: XCTestCase {

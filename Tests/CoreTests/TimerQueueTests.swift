@@ -1,10 +1,10 @@
 // TimerQueue: deadline order against a sorted model, ties in insertion order, removal,
 // `popExpired(now:)` against the clock, and that it releases what it drops.
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 @testable import Core
 
-/// A stand-in that reports its deinit (TestSupport.swift).
+/// A stand-in that reports its deinit (Tracker.swift).
 private typealias Sleeper = Tracked
 
 /// The reference: entries sorted by (deadline, insertion number).

@@ -2,7 +2,7 @@
 // (a `VhostUserDevice`: FSDevice, VsockDevice) in one process, the way a vhost-user
 // session wires QEMU's rings to a back-end, with no sockets in between.
 //
-// The registers are VirtIOTestSupport's `FakeTransport` (feature negotiation, status,
+// The registers are TestSupport's `FakeTransport` (feature negotiation, status,
 // queue programming, the trace); this class adds what the device side does with them:
 //   * DRIVER_OK: every enabled queue becomes a `DeviceRing` (VirtIO's DeviceQueue at the
 //     addresses the driver programmed) over `memory`, attached to the device (vhost-user:
@@ -20,7 +20,7 @@
 // latches interrupts, it never calls the driver).
 import VhostUser
 import VirtIO
-import VirtIOTestSupport
+import TestSupport
 
 final class DeviceTransport<Device: VhostUserDevice>: VirtioTransport {
     /// The register file: features, status, queue addresses, notifications, the trace.

@@ -85,16 +85,7 @@ final class VirtioFSDriverDeviceTests: XCTestCase {
         return (vfs, fs)
     }
 
-    func read(_ vfs: VFS, _ path: String) throws -> [UInt8] {
-        let fd = try vfs.open(bytes(path), flags: .read)
-        defer { try? vfs.close(fd) }
-        var all: [UInt8] = []
-        while true {
-            let chunk = try vfs.read(fd, count: 100_000)
-            if chunk.isEmpty { return all }
-            all += chunk
-        }
-    }
+    func read(_ vfs: VFS, _ path: String) throws -> [UInt8] { try readWhole(vfs, path, chunk: 100_000) }
 
     func testBringUpNegotiatesAndAttachesBothQueues() throws {
         let (driver, transport, _) = try bringUp()

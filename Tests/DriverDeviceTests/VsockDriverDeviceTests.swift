@@ -17,7 +17,7 @@ import Core
 import Foundation
 import Glibc
 import VirtIO
-import VhostUserTestSupport
+import TestSupport
 import Wire
 import XCTest
 @testable import Drivers

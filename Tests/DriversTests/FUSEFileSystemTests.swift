@@ -3,7 +3,7 @@
 // READ longer than asked, a byte count larger than the buffer, READDIR cookies that do not
 // advance. Each must become `.io` (or the mapped errno) without a trap, and the file system
 // must stay usable. The honest round trips run against the host back-end's FUSEServer in
-// VhostUserTests (FUSEFileSystemServerTests).
+// DriverDeviceTests (FUSEFileSystemServerTests).
 import XCTest
 @testable import Core
 @testable import Drivers

@@ -4,7 +4,7 @@
 // one touch pins the chip does not have.
 import XCTest
 import PC
-import RegisterTestSupport
+import TestSupport
 
 final class IOAPICTests: XCTestCase {
     let bus = RegisterRecorder()

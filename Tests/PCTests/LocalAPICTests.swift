@@ -3,7 +3,7 @@
 // chapter 11), and an APIC whose delivery status never clears.
 import XCTest
 import PC
-import RegisterTestSupport
+import TestSupport
 
 final class LocalAPICTests: XCTestCase {
     let bus = RegisterRecorder()

@@ -3,7 +3,7 @@
 // (Intel 8259A datasheet, "Programming the 8259A").
 import XCTest
 import PC
-import RegisterTestSupport
+import TestSupport
 
 final class PIC8259Tests: XCTestCase {
     let bus = RegisterRecorder()

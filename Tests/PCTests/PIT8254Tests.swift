@@ -3,7 +3,7 @@
 // datasheet), the count wrapping through 0, and a counter that never moves.
 import XCTest
 import PC
-import RegisterTestSupport
+import TestSupport
 
 final class PIT8254Tests: XCTestCase {
     let bus = RegisterRecorder()

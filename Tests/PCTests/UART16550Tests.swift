@@ -3,7 +3,7 @@
 // drains, and the isa-debug-exit write.
 import XCTest
 import PC
-import RegisterTestSupport
+import TestSupport
 
 final class UART16550Tests: XCTestCase {
     let bus = RegisterRecorder()

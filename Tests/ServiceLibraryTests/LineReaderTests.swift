@@ -1,12 +1,19 @@
+// LineReader (SocketServer) over a scripted socket (TestSupport's ScriptedSocket): lines split
+// across reads, the length cap, end of stream and socket errors; and the socket API's writeAll.
 import XCTest
 @testable import Core
 import Wire
 import SocketServer
+import TestSupport
+
+func bytes(_ text: StaticString) -> [UInt8] {
+    text.withUTF8Buffer { Array($0) }
+}
 
 final class LineReaderTests: XCTestCase {
     private func events(_ chunks: [[UInt8]], maximumLength: Int = 16, chunkSize: Int = 512,
                         failure: SocketError? = nil) -> (events: [LineEvent], error: SocketError?) {
-        let socket = ScriptedStream(chunks, failure: failure)
+        let socket = ScriptedSocket(chunks, failure: failure)
         var reader = LineReader(maximumLength: maximumLength, chunkSize: chunkSize)
         var result: [LineEvent] = []
         while result.count < 100 {
@@ -51,7 +58,7 @@ final class LineReaderTests: XCTestCase {
     }
 
     func testAnEndlessLineKeepsMemoryBounded() {
-        let socket = ScriptedStream(Array(repeating: [UInt8](repeating: 0x41, count: 100), count: 1000))
+        let socket = ScriptedSocket(Array(repeating: [UInt8](repeating: 0x41, count: 100), count: 1000))
         var reader = LineReader(maximumLength: 64, chunkSize: 100)
         XCTAssertEqual(try reader.next(from: socket), .tooLong)
         XCTAssertEqual(try reader.next(from: socket), .end)   // the rest was dropped as it came
@@ -64,7 +71,7 @@ final class LineReaderTests: XCTestCase {
     }
 
     func testEndRepeats() throws {
-        let socket = ScriptedStream([])
+        let socket = ScriptedSocket([])
         var reader = LineReader()
         XCTAssertEqual(try reader.next(from: socket), .end)
         XCTAssertEqual(try reader.next(from: socket), .end)
@@ -90,7 +97,7 @@ final class LineReaderTests: XCTestCase {
     }
 
     func testWriteAllLoopsOverPartialWrites() throws {
-        let socket = ScriptedStream([], writeLimit: 3)
+        let socket = ScriptedSocket([], writeLimit: 3)
         try socket.writeAll(bytes("hello, world"))
         try socket.writeAll("!" as StaticString)
         try socket.writeAll(" bye\n" as StaticString)
@@ -100,7 +107,7 @@ final class LineReaderTests: XCTestCase {
     }
 
     func testWriteAllRefusesAWriteThatTakesNothing() {
-        let socket = ScriptedStream([], writeLimit: 0)
+        let socket = ScriptedSocket([], writeLimit: 0)
         XCTAssertThrowsError(try socket.writeAll(bytes("x"))) { XCTAssertEqual($0 as? SocketError, .closed) }
     }
 }

@@ -1,45 +1,12 @@
-// static-web's request handling (StaticFileHandler) over a MemoryFileSystem and a fake
-// socket: exact response bytes, methods, errors, keep-alive, pipelining, index files,
-// percent-encoded names and traversal attempts.
+// static-web's request handling (StaticFileHandler) over a MemoryFileSystem and a scripted
+// socket (TestSupport's ScriptedSocket, whose writes take 7,000 bytes at a time, so the
+// handler's partial-write loop runs): exact response bytes, methods, errors, keep-alive,
+// pipelining, index files, percent-encoded names and traversal attempts.
 
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 @testable import Core
 @testable import StaticFiles
-
-/// A socket fed from a script of reads; writes are collected, taken at most `writeLimit`
-/// bytes at a time (so the handler's partial-write loop runs).
-final class ScriptedSocket: StreamSocket {
-    var reads: [[UInt8]]
-    var written: [UInt8] = []
-    var closed = false
-    let writeLimit: Int
-    init(_ reads: [[UInt8]], writeLimit: Int = 7000) {
-        self.reads = reads
-        self.writeLimit = writeLimit
-    }
-    convenience init(_ text: String, writeLimit: Int = 7000) { self.init([Array(text.utf8)], writeLimit: writeLimit) }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(SocketError) -> Int {
-        guard !closed else { throw .closed }
-        guard !reads.isEmpty else { return 0 }
-        var next = reads.removeFirst()
-        let count = min(next.count, buffer.count)
-        for i in 0..<count { buffer[i] = next[i] }
-        if count < next.count { next.removeFirst(count); reads.insert(next, at: 0) }
-        return count
-    }
-
-    func write(_ bytes: UnsafeRawBufferPointer) throws(SocketError) -> Int {
-        guard !closed else { throw .closed }
-        let count = min(bytes.count, writeLimit)
-        written += bytes[0..<count]
-        return count
-    }
-
-    func close() { closed = true }
-    var text: String { String(decoding: written, as: UTF8.self) }
-}
 
 final class StaticWebTests: XCTestCase {
     var fs: MemoryFileSystem!

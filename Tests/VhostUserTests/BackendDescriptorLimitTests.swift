@@ -5,7 +5,7 @@
 // gives the descriptors back and checks the back-end serves again without a restart: it
 // accepts what was queued and answers QEMU's first vhost-user message (GET_FEATURES).
 import XCTest
-import VhostUserTestSupport
+import TestSupport
 import Foundation
 import Glibc
 @testable import VhostUser

@@ -1,13 +1,12 @@
-// The virtio-fs device over a simulated guest ring (VirtIOTestSupport's LoopbackQueue):
+// The virtio-fs device over a simulated guest ring (TestSupport's LoopbackQueue):
 // FUSE requests in device-readable segments, replies scattered over device-writable ones,
 // used lengths, hostile chains; plus the real `toro-fs` binary's command line.
 import VirtIO
 import Wire
 import XCTest
-import VhostUserTestSupport
+import TestSupport
 import Glibc
 import Foundation
-import VirtIOTestSupport
 @testable import VhostUser
 
 final class FSDeviceTests: XCTestCase {

@@ -4,7 +4,7 @@
 // FUSEServerConfinementTests.swift.
 import Wire
 import XCTest
-import VhostUserTestSupport
+import TestSupport
 import Glibc
 @testable import VhostUser
 

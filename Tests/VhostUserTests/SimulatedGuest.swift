@@ -1,12 +1,11 @@
 // A simulated guest driver for the vsock device: VirtIO's driver-side SplitVirtqueue over
-// VirtIOTestSupport's fake guest memory, one queue for rx and one for tx, wired to a
+// TestSupport's fake guest memory, one queue for rx and one for tx, wired to a
 // VsockDevice through DeviceRings exactly as the vhost-user session wires real rings.
-// Plus captured log lines; the host-socket helpers are in VhostUserTestSupport.
+// Plus captured log lines; the host-socket helpers are in TestSupport.
 import Wire
 import XCTest
-import VhostUserTestSupport
+import TestSupport
 import Glibc
-import VirtIOTestSupport
 @testable import VhostUser
 
 let guestCID: UInt64 = 3

@@ -3,7 +3,7 @@
 import VirtIO
 import Wire
 import XCTest
-import VhostUserTestSupport
+import TestSupport
 import Glibc
 @testable import VhostUser
 

@@ -4,7 +4,7 @@
 // pauses the listeners instead of polling them in a busy loop, and lines about bad guest
 // packets are logged at most once a second per kind.
 import XCTest
-import VhostUserTestSupport
+import TestSupport
 import Glibc
 @testable import VhostUser
 

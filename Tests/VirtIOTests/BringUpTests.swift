@@ -2,7 +2,7 @@
 // §3.1.1 sequence, and each misbehaving device ends in its own error with FAILED set.
 import VirtIO
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 
 final class BringUpTests: XCTestCase {
     let bit0: UInt64 = 1 << 0

@@ -2,7 +2,7 @@
 // identity memory over a real allocation, and the virtqueue layout arithmetic.
 import VirtIO
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 
 final class GuestMemoryTests: XCTestCase {
     func testFakeMemoryIsLittleEndianAndBounded() {

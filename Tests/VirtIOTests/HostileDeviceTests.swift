@@ -3,7 +3,7 @@
 // freed (so nothing is freed twice), and no buffer's memory is touched.
 import VirtIO
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 
 final class HostileDeviceTests: XCTestCase {
     /// Three published chains: A (64 writable bytes), B (16 readable + 16 writable),

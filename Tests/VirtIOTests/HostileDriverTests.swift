@@ -3,7 +3,7 @@
 // with its own error, the queue fails, and later calls throw `driverFailed`.
 import VirtIO
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 
 final class HostileDriverTests: XCTestCase {
     /// A device queue over rings the test writes by hand, as a hostile driver.

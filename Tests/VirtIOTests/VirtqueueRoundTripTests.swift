@@ -3,7 +3,7 @@
 // a full queue refuses and recovers, notification flags are honoured.
 import VirtIO
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 
 final class VirtqueueRoundTripTests: XCTestCase {
     func testSingleRequestAndReply() throws {
@@ -122,7 +122,7 @@ final class VirtqueueRoundTripTests: XCTestCase {
 
     func testWraparoundOverManyOperations() throws {
         var loop = try LoopbackQueue(size: 8)
-        var rng = SplitMix(seed: 42)
+        var rng = RNG(seed: 42)
         var expected: [(id: UInt16, tag: UInt8, length: UInt32)] = []    // FIFO device order
         var chainCount = 0
         var totalPops = 0
@@ -282,18 +282,5 @@ final class VirtqueueRoundTripTests: XCTestCase {
             var queue = try SplitVirtqueue(size: 4, descriptorTable: 0x1000, availRing: 0x1040, usedRing: 0x1FFC)
             try queue.setUp(memory)
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so failures reproduce.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

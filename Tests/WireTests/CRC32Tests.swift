@@ -2,7 +2,7 @@
 // computed with Python's zlib.crc32, and the slicing-by-8 path against the bytewise one.
 
 import XCTest
-import VirtIOTestSupport
+import TestSupport
 @testable import Wire
 
 final class CRC32Tests: XCTestCase {

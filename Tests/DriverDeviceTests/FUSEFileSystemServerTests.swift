@@ -1,15 +1,20 @@
-// The guest's FUSE client (the Drivers module's FUSEFileSystem, behind a VFS as services use it) against
-// the host's FUSE server (toro-fs's FUSEServer) over a real temporary folder, in-process:
-// the two halves of virtio-fs agree on every operation services use, the guest never
-// reaches outside the folder, a read-only share changes nothing, and long use leaks no
-// host descriptor, node or guest handle.
+// The guest's FUSE client (FSDriver's FUSEFileSystem, behind a VFS as services use it)
+// against the host's FUSE server (toro-fs's FUSEServer) over a real temporary folder,
+// in-process: the two halves of virtio-fs agree on every operation services use, the guest
+// never reaches outside the folder, a read-only share changes nothing, and long use leaks
+// no host descriptor, node or guest handle. No virtqueue lies between them (that path is
+// VirtioFSDriverDeviceTests): `InProcessChannel` hands each request straight to the server.
+// And what the guest sees of the server's host-safety rules and limits, whose host side
+// VhostUserTests checks (FUSEServerHostSafetyTests, FUSEServerLimitsTests): set-ID bits
+// dropped, a host FIFO refused at once, too many open files past the handle cap.
 import XCTest
 import Foundation
+import Glibc
 import Core
 import Drivers
-import VsockDriver
 import FSDriver
 import Wire
+import TestSupport
 @testable import VhostUser
 
 /// Hands each request straight to a FUSEServer, as the virtqueues would.
@@ -69,18 +74,16 @@ final class FUSEFileSystemServerTests: XCTestCase {
 
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-    func read(_ vfs: VFS, _ path: String) throws -> [UInt8] {
-        let fd = try vfs.open(bytes(path), flags: .read)
-        defer { try? vfs.close(fd) }
-        var all: [UInt8] = []
-        while true {
-            let chunk = try vfs.read(fd, count: 200_000)
-            if chunk.isEmpty { return all }
-            all += chunk
-        }
-    }
+    func read(_ vfs: VFS, _ path: String) throws -> [UInt8] { try readWhole(vfs, path, chunk: 200_000) }
 
     func host(_ path: String) -> [UInt8] { Array(manager.contents(atPath: root + "/" + path) ?? Data()) }
+
+    /// The permission bits of `path` in the share, as the host has them.
+    func hostMode(_ path: String) -> UInt32 {
+        var status = stat()
+        XCTAssertEqual(lstat(root + "/" + path, &status), 0, path)
+        return UInt32(status.st_mode) & 0o7777
+    }
 
     func testEveryFileReadsAsTheHostHasIt() throws {
         let (vfs, _, _, _) = try mount()
@@ -199,5 +202,48 @@ final class FUSEFileSystemServerTests: XCTestCase {
         let folder = try fs.open(try VFSPath(parsing: bytes("/nested")), flags: .read, mode: 0)
         XCTAssertEqual(try fs.attributes(folder).kind, .directory)
         try fs.close(folder)
+    }
+
+    /// The guest's client asking for set-user-ID and set-group-ID bits through
+    /// open(.create, mode:) gets a plain file (the server's side of the rule: FUSEServerHostSafetyTests).
+    func testGuestCreateWithSetIDBitsMakesAPlainFile() throws {
+        let (_, fs, _, _) = try mount()
+        let handle = try fs.open(try VFSPath(parsing: bytes("/guest-made")), flags: [.write, .create], mode: 0o6755)
+        try fs.close(handle)
+        XCTAssertEqual(hostMode("guest-made"), 0o755)
+    }
+
+    /// The guest's client creating a name that is a FIFO on the host sees a refusal at once,
+    /// not a hang (the server's side: FUSEServerHostSafetyTests). A watchdog opens the FIFO
+    /// after 3 s, so a regression fails on time instead of hanging the suite.
+    func testGuestCreateOfAHostFIFOIsRefusedAtOnce() throws {
+        let fifo = root + "/fifo"
+        XCTAssertEqual(mkfifo(fifo, 0o666), 0)
+        let watchdog = fifoWatchdog(fifo)
+        defer { watchdog.cancel() }
+        let (_, fs, server, _) = try mount()
+        let start = Posix.monotonicNow()
+        XCTAssertThrowsError(try fs.open(try VFSPath(parsing: bytes("/fifo")), flags: [.write, .create], mode: 0o644)) {
+            XCTAssertEqual($0 as? FileSystemError, .permissionDenied)
+        }
+        XCTAssertLessThan(Posix.monotonicNow() - start, 1, "CREATE of a FIFO must not block")
+        XCTAssertEqual(server.handleCount, 0)
+    }
+
+    /// A server holding its `--max-handles` answers EMFILE, which the guest's client reports
+    /// as too many open files; closing one makes room (the server's side: FUSEServerLimitsTests).
+    func testTheGuestSeesTooManyOpenFilesPastTheHandleCap() throws {
+        for name in ["f1", "f2", "f3"] { try Data(name.utf8).write(to: URL(fileURLWithPath: root + "/" + name)) }
+        let server = try FUSEServer(root: root, readOnly: false, limits: FUSEServerLimits(maxNodes: 100, maxHandles: 2))
+        let fs = try FUSEFileSystem.mount(channel: InProcessChannel(server: server))
+        let a = try fs.open(try VFSPath(parsing: Array("/f1".utf8)), flags: .read, mode: 0)
+        let b = try fs.open(try VFSPath(parsing: Array("/f2".utf8)), flags: .read, mode: 0)
+        XCTAssertThrowsError(try fs.open(try VFSPath(parsing: Array("/f3".utf8)), flags: .read, mode: 0)) {
+            XCTAssertEqual($0 as? FileSystemError, .tooManyOpenFiles)
+        }
+        try fs.close(a)
+        try fs.close(try fs.open(try VFSPath(parsing: Array("/f3".utf8)), flags: .read, mode: 0))
+        try fs.close(b)
+        XCTAssertEqual(server.handleCount, 0)
     }
 }

@@ -1,10 +1,12 @@
 // Host-socket helpers for every test that runs a host back-end in-process: pumping a
 // device's host-socket events as VhostUserServer's loop does, temporary folders for Unix
-// sockets, and blocking clients. Shared by VhostUserTests (against a simulated guest) and
-// DriverDeviceTests (against the real guest drivers).
+// sockets, blocking clients, and a watchdog for a FIFO a back-end must never block on.
+// Shared by VhostUserTests (against a simulated guest) and DriverDeviceTests (against the
+// real guest drivers).
 //
 // Rules for callers: one test thread drives the device; a client may be read or written
 // from another thread (a large transfer would otherwise fill the socket and stall the test).
+import Dispatch
 import Glibc
 import VhostUser
 import XCTest
@@ -46,6 +48,18 @@ public func removeDirectory(_ path: String) {
         closedir(dir)
     }
     rmdir(path)
+}
+
+/// Opens the FIFO at `path` (read and write, for 0.2 s) after `seconds`, from another
+/// thread, so a back-end that wrongly blocked opening it is let go and its test fails on
+/// time instead of hanging the suite. Cancel the returned item when the test is done.
+public func fifoWatchdog(_ path: String, after seconds: Double = 3) -> DispatchWorkItem {
+    let watchdog = DispatchWorkItem {
+        let fd = open(path, O_RDWR | O_NONBLOCK)
+        if fd >= 0 { usleep(200_000); close(fd) }
+    }
+    DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: watchdog)
+    return watchdog
 }
 
 /// Connects a blocking client to the Unix socket at `path`.
