@@ -118,12 +118,14 @@ let package = Package(
         // the TSC clock, the LAPIC, IOAPIC, 8259 and 8254 (each generic over its register
         // access), the early boot sequence.
         .target(name: "PC", dependencies: ["Core", "X86Asm"], swiftSettings: volatile),
-        .target(name: "MicroVM", dependencies: ["Core", "VirtIO", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
+        .target(name: "VirtIOMMIO", dependencies: ["Core", "VirtIO", "PC"]),
+        .testTarget(name: "VirtIOMMIOTests", dependencies: ["VirtIOMMIO", "VirtIO", "PC", "Core", "TestSupport"]),
+        .target(name: "MicroVM", dependencies: ["Core", "VirtIO", "VirtIOMMIO", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
         // microvm's device scan and each driver's attach function, reached only through an image's driver
         // table, so an image links a driver only when its service uses that kind of device.
-        .target(name: "MicroVMScan", dependencies: ["Core", "VirtIO", "X86Asm", "PC", "MicroVM"], swiftSettings: volatile),
-        .target(name: "MicroVMVsock", dependencies: ["Core", "VirtIO", "Drivers", "VsockDriver", "PC", "MicroVM"], swiftSettings: volatile),
-        .target(name: "MicroVMFS", dependencies: ["Core", "VirtIO", "Drivers", "FSDriver", "X86Asm", "PC", "MicroVM"], swiftSettings: volatile),
+        .target(name: "MicroVMScan", dependencies: ["Core", "VirtIO", "VirtIOMMIO", "X86Asm", "PC", "MicroVM"], swiftSettings: volatile),
+        .target(name: "MicroVMVsock", dependencies: ["Core", "VirtIO", "VirtIOMMIO", "Drivers", "VsockDriver", "PC", "MicroVM"], swiftSettings: volatile),
+        .target(name: "MicroVMFS", dependencies: ["Core", "VirtIO", "VirtIOMMIO", "Drivers", "FSDriver", "X86Asm", "PC", "MicroVM"], swiftSettings: volatile),
         .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
         .target(name: "ToroTool", dependencies: ["KVProtocol", "Wire"]),

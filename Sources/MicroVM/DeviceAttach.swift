@@ -12,6 +12,7 @@
 import Core
 import PC
 import VirtIO
+import VirtIOMMIO
 import X86Asm
 
 /// What the device scan (MicroVMScan/Devices.swift) is given, and what it found.

@@ -7,6 +7,7 @@ import FSDriver
 import MicroVM
 import PC
 import VirtIO
+import VirtIOMMIO
 import X86Asm
 
 #if hasFeature(Embedded)

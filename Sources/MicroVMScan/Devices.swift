@@ -8,6 +8,7 @@ import Core
 import PC
 import MicroVM
 import VirtIO
+import VirtIOMMIO
 import X86Asm
 
 final class MicroVMDevices: DeviceRecorder {

@@ -6,6 +6,7 @@ import Drivers
 import MicroVM
 import PC
 import VirtIO
+import VirtIOMMIO
 import VsockDriver
 
 #if hasFeature(Embedded)

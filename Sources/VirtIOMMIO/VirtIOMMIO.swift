@@ -1,15 +1,27 @@
-// The virtio-mmio transport, modern interface (virtio 1.2 §4.2.2, version 2).
+// The virtio-mmio transport, modern interface (virtio 1.2 §4.2.2, version 2): a target of
+// its own so that the host tests run it over a recording register bus (Tests/
+// VirtIOMMIOTests: the exact register sequence of a device's bring-up).
 //
 // Registers are declared once (`Register`) and reached only through this type, as 32-bit
-// accesses at their offsets in the transport's `MMIOWindow` (config bytes as 8-bit); device
-// drivers see the `VirtioTransport` protocol from VirtIO, never an offset. QEMU's microvm
+// accesses at their offsets in the transport's register block (config bytes as 8-bit):
+// `MMIOWindow` in the kernel (`VirtioMMIO`), any `MMIOAccess` in tests. Device drivers see
+// the `VirtioTransport` protocol from VirtIO, never an offset. QEMU's microvm
 // offers version 2 only with `-global virtio-mmio.force-legacy=false` (`toro run` passes
 // it); a version-1 (legacy) transport is refused with a log line.
 import Core
 import PC
 import VirtIO
 
-package struct VirtioMMIO {
+/// The transport the kernel uses: registers at the physical address the command line gave.
+package typealias VirtioMMIO = VirtioMMIOTransport<MMIOWindow>
+
+extension VirtioMMIOTransport where Registers == MMIOWindow {
+    package init(hint: VirtioMMIOHint) {
+        self.init(registers: MMIOWindow(base: hint.base), irq: hint.irq)
+    }
+}
+
+package struct VirtioMMIOTransport<Registers: MMIOAccess> {
     enum Register: UInt {
         case magic = 0x000              // "virt" (0x74726976)
         case version = 0x004
@@ -37,15 +49,15 @@ package struct VirtioMMIO {
         case config = 0x100
     }
 
-    static let magicValue: UInt32 = 0x7472_6976
+    static var magicValue: UInt32 { 0x7472_6976 }
 
     /// The transport's register page (PC/RegisterAccess.swift).
-    let registers: MMIOWindow
-    let irq: Int
+    let registers: Registers
+    package let irq: Int
 
-    package init(hint: VirtioMMIOHint) {
-        registers = MMIOWindow(base: hint.base)
-        irq = hint.irq
+    package init(registers: Registers, irq: Int) {
+        self.registers = registers
+        self.irq = irq
     }
 
     func read(_ register: Register) -> UInt32 { registers.load32(register.rawValue) }
@@ -55,18 +67,18 @@ package struct VirtioMMIO {
     /// The device ID of a modern transport with a device behind it, or nil (no device:
     /// ID 0; wrong magic; legacy version 1).
     package var deviceID: UInt32? {
-        guard read(.magic) == VirtioMMIO.magicValue, read(.version) == 2 else { return nil }
+        guard read(.magic) == Self.magicValue, read(.version) == 2 else { return nil }
         let id = read(.deviceID)
         return id == 0 ? nil : id
     }
 
-    package var isLegacy: Bool { read(.magic) == VirtioMMIO.magicValue && read(.version) == 1 }
+    package var isLegacy: Bool { read(.magic) == Self.magicValue && read(.version) == 1 }
 
     /// A byte of the device configuration space (§4.2.2: byte reads are allowed there).
     func configByte(_ offset: Int) -> UInt8 { registers.load8(Register.config.rawValue + UInt(offset)) }
 }
 
-extension VirtioMMIO: VirtioTransport {
+extension VirtioMMIOTransport: VirtioTransport {
     package func deviceFeatures(select: UInt32) -> UInt32 {
         write(.deviceFeaturesSelect, select)
         return read(.deviceFeatures)
