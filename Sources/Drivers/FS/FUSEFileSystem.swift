@@ -205,10 +205,12 @@ public final class FUSEFileSystem: FileSystem {
             var total = 0
             for chunk in chunks {
                 let data = UnsafeRawBufferPointer(rebasing: buffer[chunk.bufferOffset..<(chunk.bufferOffset + Int(chunk.size))])
-                let written = try exchange(node: file.node, encode: { (buffer, header) throws(FUSEError) -> Int in
+                let answer = try exchange(node: file.node) { (buffer, header) throws(FUSEError) -> Int in
                     try FUSERequest.encodeWrite(into: buffer, header: header, fileHandle: file.fileHandle,
                                                 offset: chunk.fileOffset, data: data)
-                }, decode: { (reply: FUSEReply) throws(FUSEError) -> UInt32 in try reply.write(requested: chunk.size) })
+                }
+                let written: UInt32
+                do throws(FUSEError) { written = try answer.write(requested: chunk.size) } catch { throw failure(error) }
                 total += Int(written)
                 if written < chunk.size { break }
             }
