@@ -2,15 +2,16 @@ import XCTest
 @testable import Core
 
 final class CommandLineTests: XCTestCase {
-    func parse(_ text: String) throws -> KernelCommandLine { try KernelCommandLine(parsing: Array(text.utf8)) }
+    func parse(_ text: String) throws -> KernelCommandLine { try KernelCommandLine(parsing: bytes(text)) }
+    func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     func testServiceAndEntries() throws {
         let line = try parse("  service=fault  debug x=  virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11\n")
-        XCTAssertEqual(line.service, "fault")
+        XCTAssertEqual(line.service, bytes("fault"))
         XCTAssertEqual(line.value("debug"), nil)
-        XCTAssertTrue(line.entries.contains(KernelCommandLine.Entry(key: "debug", value: nil)))
-        XCTAssertEqual(line.value("x"), "")
-        XCTAssertEqual(line.values("virtio_mmio.device"), ["512@0xfeb00e00:12", "512@0xfeb00c00:11"])
+        XCTAssertTrue(line.entries.contains(KernelCommandLine.Entry(key: bytes("debug"), value: nil)))
+        XCTAssertEqual(line.value("x"), [])
+        XCTAssertEqual(line.values("virtio_mmio.device"), [bytes("512@0xfeb00e00:12"), bytes("512@0xfeb00c00:11")])
     }
 
     func testNoServiceNamedIsNil() throws {
@@ -19,7 +20,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testValueMayContainEquals() throws {
-        XCTAssertEqual(try parse("k=a=b").value("k"), "a=b")
+        XCTAssertEqual(try parse("k=a=b").value("k"), bytes("a=b"))
     }
 
     func testMalformedInputIsRejected() {
@@ -41,6 +42,8 @@ final class CommandLineTests: XCTestCase {
         XCTAssertFalse(service.isNamed("hell"))
         XCTAssertFalse(service.isNamed("hello2"))
         XCTAssertNil(try parse("port=80").service)
-        XCTAssertEqual(try parse("service=kv port=80").service, "kv")
+        XCTAssertEqual(try parse("service=kv port=80").service, bytes("kv"))
+        XCTAssertTrue(service.isNamed(bytes("hello")))
+        XCTAssertFalse(service.isNamed(bytes("hell")))
     }
 }

@@ -3,6 +3,11 @@
 // QEMU passes `-append` through `hvm_start_info.cmdline_paddr` (PVH) or the Multiboot
 // `cmdline` field, and appends its own `virtio_mmio.device=<size>@<base>:<irq>` entries on
 // microvm. Entries are kept in order; a key may repeat (virtio_mmio.device does).
+//
+// Keys and values stay bytes (the parser admits printable ASCII only), and callers name
+// keys with static strings: a `String` here would pull the standard library's UTF-8
+// validation, index and breadcrumb code (about 10 KiB) into every image, and `String ==`
+// its Unicode normalisation tables.
 
 public enum CommandLineError: Error, Equatable {
     /// A byte outside printable ASCII (tabs and newlines count as separators).
@@ -17,33 +22,42 @@ public enum CommandLineError: Error, Equatable {
 
 public struct KernelCommandLine: Equatable {
     public struct Entry: Equatable {
-        public var key: String
-        /// nil for a bare flag (`debug`), "" for `key=`.
-        public var value: String?
+        public var key: [UInt8]
+        /// nil for a bare flag (`debug`), empty for `key=`.
+        public var value: [UInt8]?
+
+        public init(key: [UInt8], value: [UInt8]?) {
+            self.key = key
+            self.value = value
+        }
     }
 
     public private(set) var entries: [Entry] = []
 
     /// The service the command line names (`service=`), if any: an image runs one
     /// service, and refuses a command line that names another.
-    public var service: String? {
+    public var service: [UInt8]? {
         value("service")
     }
 
     /// The first value for `key`.
-    public func value(_ key: String) -> String? {
-        entries.first { KernelCommandLine.same($0.key, key) }?.value
+    public func value(_ key: StaticString) -> [UInt8]? {
+        entry(key)?.value
     }
 
     /// Every value for `key`, in order.
-    public func values(_ key: String) -> [String] {
+    public func values(_ key: StaticString) -> [[UInt8]] {
         entries.compactMap { KernelCommandLine.same($0.key, key) ? $0.value : nil }
     }
 
-    /// Byte-wise equality. The command line is ASCII, and `String ==` would pull
-    /// Unicode normalisation tables (tens of KiB) into the kernel image.
-    static func same(_ a: String, _ b: String) -> Bool {
-        a.utf8.elementsEqual(b.utf8)
+    /// The first entry for `key`.
+    func entry(_ key: StaticString) -> Entry? {
+        entries.first { KernelCommandLine.same($0.key, key) }
+    }
+
+    /// Whether `bytes` spell `text`.
+    static func same(_ bytes: [UInt8], _ text: StaticString) -> Bool {
+        text.withUTF8Buffer { bytes.elementsEqual($0) }
     }
 
     public init(parsing bytes: [UInt8]) throws(CommandLineError) {
@@ -63,14 +77,29 @@ public struct KernelCommandLine: Equatable {
             }
             if equals == start { throw .emptyKey(offset: start) }
             let keyEnd = equals ?? index
-            let key = String(decoding: bytes[start..<keyEnd], as: UTF8.self)
-            let value = equals.map { String(decoding: bytes[($0 + 1)..<index], as: UTF8.self) }
+            let key = Array(bytes[start..<keyEnd])
+            let value = equals.map { Array(bytes[($0 + 1)..<index]) }
             if KernelCommandLine.same(key, "service") {
                 if serviceSeen { throw .duplicateService }
-                if value?.utf8.isEmpty ?? true { throw .emptyService }
+                if value?.isEmpty ?? true { throw .emptyService }
                 serviceSeen = true
             }
             entries.append(Entry(key: key, value: value))
         }
+    }
+}
+
+extension Service {
+    /// Whether `name` (the kernel command line's `service=`) names this service.
+    public func isNamed(_ name: [UInt8]) -> Bool {
+        self.name.withUTF8Buffer { name.elementsEqual($0) }
+    }
+}
+
+extension Log {
+    /// Writes command-line bytes (printable ASCII, as the parser admits them).
+    @inline(never)
+    public static func write(_ bytes: [UInt8]) {
+        for byte in bytes { put(byte) }
     }
 }

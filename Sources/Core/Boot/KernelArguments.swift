@@ -7,9 +7,25 @@
 /// Why a numeric kernel argument was rejected.
 public enum KernelArgumentError: Error, Equatable {
     /// The value is not a decimal number (or is missing: `key` alone, `key=`).
-    case notANumber(key: String)
+    case notANumber(key: StaticString)
     /// A number outside what the argument accepts.
-    case outOfRange(key: String, minimum: Int, maximum: Int)
+    case outOfRange(key: StaticString, minimum: Int, maximum: Int)
+
+    /// Keys compare by their bytes (StaticString is not Equatable).
+    public static func == (a: KernelArgumentError, b: KernelArgumentError) -> Bool {
+        switch (a, b) {
+        case (.notANumber(let x), .notANumber(let y)):
+            return same(x, y)
+        case (.outOfRange(let x, let xMinimum, let xMaximum), .outOfRange(let y, let yMinimum, let yMaximum)):
+            return same(x, y) && xMinimum == yMinimum && xMaximum == yMaximum
+        default:
+            return false
+        }
+    }
+
+    static func same(_ x: StaticString, _ y: StaticString) -> Bool {
+        x.withUTF8Buffer { x in y.withUTF8Buffer { y in x.elementsEqual(y) } }
+    }
 
     /// Logs `kernel argument KEY: ...` (no newline).
     public func describe() {
@@ -32,11 +48,11 @@ public enum KernelArgumentError: Error, Equatable {
 extension KernelCommandLine {
     /// The value of `key` as a decimal number in `minimum...maximum`; nil when `key` is
     /// absent. Throws for anything else (`key`, `key=`, `key=12x`, out of range).
-    public func number(_ key: String, minimum: Int = 0, maximum: Int = Int.max) throws(KernelArgumentError) -> Int? {
-        guard let entry = entries.first(where: { KernelCommandLine.same($0.key, key) }) else { return nil }
-        guard let text = entry.value, !text.utf8.isEmpty, text.utf8.count <= 18 else { throw .notANumber(key: key) }
+    public func number(_ key: StaticString, minimum: Int = 0, maximum: Int = Int.max) throws(KernelArgumentError) -> Int? {
+        guard let entry = entry(key) else { return nil }
+        guard let text = entry.value, !text.isEmpty, text.count <= 18 else { throw .notANumber(key: key) }
         var value = 0
-        for byte in text.utf8 {
+        for byte in text {
             guard byte >= 48 && byte <= 57 else { throw .notANumber(key: key) }
             value = value * 10 + Int(byte - 48)
         }

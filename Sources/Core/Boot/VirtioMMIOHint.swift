@@ -20,8 +20,7 @@ public struct VirtioMMIOHint: Equatable {
         case badWindow
     }
 
-    public static func parse(_ text: String) throws(ParseError) -> VirtioMMIOHint {
-        let bytes = Array(text.utf8)
+    public static func parse(_ bytes: [UInt8]) throws(ParseError) -> VirtioMMIOHint {
         guard let at = bytes.firstIndex(of: 64) else { throw .malformed }                  // '@'
         guard let colon = bytes[(at + 1)...].firstIndex(of: 58) else { throw .malformed }   // ':'
         let size = try number(bytes[..<at], allowSuffix: true)

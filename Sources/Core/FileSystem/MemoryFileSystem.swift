@@ -1,8 +1,10 @@
 // An in-memory `FileSystem`: the tests' back-end and a RAM disk for the kernel.
 //
-// A tree of reference-counted nodes; a directory keys its children by name bytes. Handles
-// hold the node itself, so a file unlinked or renamed while open stays readable and
-// writable until closed (POSIX), and its bytes count against `capacity` until then.
+// A tree of reference-counted nodes; a directory keeps its children sorted by name bytes
+// (found by halves, listed in that order). Handles hold the node itself, so a file
+// unlinked or renamed while open stays readable and writable until closed (POSIX), and its
+// bytes count against `capacity` until then. Arrays, not dictionaries: this file is
+// linked into kernel images (Core), and a Dictionary would bring its hashing code along.
 //
 // Limits, each reported as the matching `FileSystemError`:
 //   * `capacity` bytes of file data (`noSpace`); a write or truncate that would exceed it
@@ -23,8 +25,8 @@ public final class MemoryFileSystem: FileSystem {
         var modificationTime: UInt64
         /// File contents; empty for directories.
         var data: [UInt8] = []
-        /// Directory entries; empty for files.
-        var children: [[UInt8]: Node] = [:]
+        /// Directory entries sorted by name; empty for files.
+        var children: [(name: [UInt8], node: Node)] = []
         /// Open handles on this node.
         var openCount = 0
         /// False once unlinked (or replaced by a rename): its bytes are freed at last close.
@@ -38,6 +40,7 @@ public final class MemoryFileSystem: FileSystem {
     }
 
     struct OpenFile {
+        let id: UInt64
         let node: Node
         let flags: OpenFlags
     }
@@ -55,7 +58,8 @@ public final class MemoryFileSystem: FileSystem {
     public var openHandleCount: Int { handles.count }
 
     let root: Node
-    var handles: [UInt64: OpenFile] = [:]
+    /// Open handles in the order they were opened (so by `id`).
+    var handles: [OpenFile] = []
     var nextHandle: UInt64 = 1
     let now: () -> UInt64
 
@@ -76,8 +80,8 @@ public final class MemoryFileSystem: FileSystem {
         // a handle, are empty: rmdir and rename only unlink empty ones.)
         var stack = [root]
         while let node = stack.popLast() {
-            stack.append(contentsOf: node.children.values)
-            node.children = [:]
+            for child in node.children { stack.append(child.node) }
+            node.children = []
         }
     }
 
@@ -92,7 +96,7 @@ public final class MemoryFileSystem: FileSystem {
     }
 
     public func attributes(_ handle: FileHandleID) throws(FileSystemError) -> FileAttributes {
-        guard let file = handles[handle.rawValue] else { throw .badDescriptor }
+        guard let file = openFile(handle) else { throw .badDescriptor }
         return MemoryFileSystem.attributes(of: file.node)
     }
 
@@ -110,7 +114,7 @@ public final class MemoryFileSystem: FileSystem {
             if flags.contains(.create) && flags.contains(.exclusive) { throw .exists }
         } else {
             let (parent, name) = try resolveParent(path)
-            if let existing = parent.children[name] {
+            if let existing = parent.child(name) {
                 if flags.contains(.create) && flags.contains(.exclusive) { throw .exists }
                 node = existing
             } else {
@@ -118,7 +122,7 @@ public final class MemoryFileSystem: FileSystem {
                 guard !isReadOnly else { throw .readOnly }
                 guard nodeCount < maxNodes else { throw .noSpace }
                 node = Node(kind: .file, mode: mode & 0o7777, time: now())
-                parent.children[name] = node
+                parent.link(node, as: name)
                 parent.modificationTime = node.modificationTime
                 nodeCount += 1
             }
@@ -135,13 +139,13 @@ public final class MemoryFileSystem: FileSystem {
         }
         let id = nextHandle
         nextHandle &+= 1
-        handles[id] = OpenFile(node: node, flags: flags)
+        handles.append(OpenFile(id: id, node: node, flags: flags))
         node.openCount += 1
         return FileHandleID(id)
     }
 
     public func read(_ handle: FileHandleID, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
-        guard let file = handles[handle.rawValue], file.flags.contains(.read) else { throw .badDescriptor }
+        guard let file = openFile(handle), file.flags.contains(.read) else { throw .badDescriptor }
         guard file.node.kind != .directory else { throw .isADirectory }
         let data = file.node.data
         guard offset < UInt64(data.count), buffer.count > 0 else { return 0 }
@@ -155,7 +159,7 @@ public final class MemoryFileSystem: FileSystem {
     }
 
     public func write(_ handle: FileHandleID, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(FileSystemError) -> Int {
-        guard let file = handles[handle.rawValue], file.flags.contains(.write) else { throw .badDescriptor }
+        guard let file = openFile(handle), file.flags.contains(.write) else { throw .badDescriptor }
         guard !isReadOnly else { throw .readOnly }
         guard buffer.count > 0 else { return 0 }
         let node = file.node
@@ -175,8 +179,9 @@ public final class MemoryFileSystem: FileSystem {
     }
 
     public func close(_ handle: FileHandleID) throws(FileSystemError) {
-        guard let file = handles.removeValue(forKey: handle.rawValue) else { throw .badDescriptor }
-        if handles.isEmpty { handles = [:] }
+        guard let index = handles.firstIndex(where: { $0.id == handle.rawValue }) else { throw .badDescriptor }
+        let file = handles.remove(at: index)
+        if handles.isEmpty { handles = [] }
         file.node.openCount -= 1
         if file.node.openCount == 0 && !file.node.isLinked { release(file.node) }
     }
@@ -186,20 +191,19 @@ public final class MemoryFileSystem: FileSystem {
         guard node.kind == .directory else { throw .notADirectory }
         var entries: [DirectoryEntry] = []
         entries.reserveCapacity(node.children.count)
-        for (name, child) in node.children { entries.append(DirectoryEntry(name: name, kind: child.kind)) }
-        // Dictionary order depends on the hash seed: sort so listings are reproducible.
-        entries.sort { $0.name.lexicographicallyPrecedes($1.name) }
+        // In name order, as the children are kept.
+        for child in node.children { entries.append(DirectoryEntry(name: child.name, kind: child.node.kind)) }
         return entries
     }
 
     public func makeDirectory(_ path: VFSPath, mode: UInt32) throws(FileSystemError) {
         if path.isRoot { throw .exists }
         let (parent, name) = try resolveParent(path)
-        guard parent.children[name] == nil else { throw .exists }
+        guard parent.child(name) == nil else { throw .exists }
         guard !isReadOnly else { throw .readOnly }
         guard nodeCount < maxNodes else { throw .noSpace }
         let node = Node(kind: .directory, mode: mode & 0o7777, time: now())
-        parent.children[name] = node
+        parent.link(node, as: name)
         parent.modificationTime = node.modificationTime
         nodeCount += 1
     }
@@ -207,7 +211,7 @@ public final class MemoryFileSystem: FileSystem {
     public func remove(_ path: VFSPath) throws(FileSystemError) {
         if path.isRoot { throw .isADirectory }
         let (parent, name) = try resolveParent(path)
-        guard let node = parent.children[name] else { throw .notFound }
+        guard let node = parent.child(name) else { throw .notFound }
         guard node.kind != .directory else { throw .isADirectory }
         guard !isReadOnly else { throw .readOnly }
         unlink(name, from: parent)
@@ -216,7 +220,7 @@ public final class MemoryFileSystem: FileSystem {
     public func removeDirectory(_ path: VFSPath) throws(FileSystemError) {
         if path.isRoot { throw .invalidPath }
         let (parent, name) = try resolveParent(path)
-        guard let node = parent.children[name] else { throw .notFound }
+        guard let node = parent.child(name) else { throw .notFound }
         guard node.kind == .directory else { throw .notADirectory }
         guard node.children.isEmpty else { throw .notEmpty }
         guard !isReadOnly else { throw .readOnly }
@@ -226,12 +230,12 @@ public final class MemoryFileSystem: FileSystem {
     public func rename(from: VFSPath, to: VFSPath) throws(FileSystemError) {
         if from.isRoot || to.isRoot { throw .invalidPath }
         let (sourceParent, sourceName) = try resolveParent(from)
-        guard let node = sourceParent.children[sourceName] else { throw .notFound }
+        guard let node = sourceParent.child(sourceName) else { throw .notFound }
         if from == to { return }
         // A directory cannot become its own descendant (POSIX: EINVAL).
         if to.isWithin(from) { throw .invalidPath }
         let (targetParent, targetName) = try resolveParent(to)
-        if let existing = targetParent.children[targetName] {
+        if let existing = targetParent.child(targetName) {
             if node.kind == .directory {
                 guard existing.kind == .directory else { throw .notADirectory }
                 guard existing.children.isEmpty else { throw .notEmpty }
@@ -240,9 +244,9 @@ public final class MemoryFileSystem: FileSystem {
             }
         }
         guard !isReadOnly else { throw .readOnly }
-        if targetParent.children[targetName] != nil { unlink(targetName, from: targetParent) }
-        sourceParent.children[sourceName] = nil
-        targetParent.children[targetName] = node
+        if targetParent.child(targetName) != nil { unlink(targetName, from: targetParent) }
+        _ = sourceParent.unlinkChild(sourceName)
+        targetParent.link(node, as: targetName)
         let time = now()
         sourceParent.modificationTime = time
         targetParent.modificationTime = time
@@ -280,7 +284,7 @@ public final class MemoryFileSystem: FileSystem {
         var node = root
         for component in path.components {
             guard node.kind == .directory else { throw .notADirectory }
-            guard let child = node.children[component] else { throw .notFound }
+            guard let child = node.child(component) else { throw .notFound }
             node = child
         }
         return node
@@ -302,7 +306,7 @@ public final class MemoryFileSystem: FileSystem {
 
     /// Drops the entry `name` from `parent`; its bytes go once no handle holds it.
     func unlink(_ name: [UInt8], from parent: Node) {
-        guard let node = parent.children.removeValue(forKey: name) else { return }
+        guard let node = parent.unlinkChild(name) else { return }
         node.isLinked = false
         nodeCount -= 1
         parent.modificationTime = now()
@@ -313,5 +317,46 @@ public final class MemoryFileSystem: FileSystem {
     func release(_ node: Node) {
         usedBytes -= node.data.count
         node.data = []
+    }
+
+    /// The open file behind `handle`, if any.
+    func openFile(_ handle: FileHandleID) -> OpenFile? {
+        handles.first { $0.id == handle.rawValue }
+    }
+}
+
+extension MemoryFileSystem.Node {
+    /// Where `name` is among the children, or where it would go.
+    func position(of name: [UInt8]) -> Int {
+        var low = 0
+        var high = children.count
+        while low < high {
+            let middle = (low + high) / 2
+            if children[middle].name.lexicographicallyPrecedes(name) { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// The child called `name`, if any.
+    func child(_ name: [UInt8]) -> MemoryFileSystem.Node? {
+        let index = position(of: name)
+        return index < children.count && children[index].name == name ? children[index].node : nil
+    }
+
+    /// Adds (or replaces) the child called `name`.
+    func link(_ node: MemoryFileSystem.Node, as name: [UInt8]) {
+        let index = position(of: name)
+        if index < children.count && children[index].name == name {
+            children[index].node = node
+        } else {
+            children.insert((name: name, node: node), at: index)
+        }
+    }
+
+    /// Removes the child called `name` and returns it.
+    func unlinkChild(_ name: [UInt8]) -> MemoryFileSystem.Node? {
+        let index = position(of: name)
+        guard index < children.count && children[index].name == name else { return nil }
+        return children.remove(at: index).node
     }
 }

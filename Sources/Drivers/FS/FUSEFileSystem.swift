@@ -42,6 +42,8 @@ public final class FUSEFileSystem: FileSystem {
     }
 
     struct OpenFile {
+        /// The `FileHandleID` the caller holds (set by `register`).
+        var id: UInt64 = 0
         let node: UInt64
         let fileHandle: UInt64
         let directory: Bool
@@ -68,7 +70,10 @@ public final class FUSEFileSystem: FileSystem {
     var nextUnique: UInt64 = 1
     /// The server's errno for the last request (0 when it succeeded or failed otherwise).
     var lastErrno: Int32 = 0
-    var files: [UInt64: OpenFile] = [:]
+    /// Open handles in the order they were opened (so by `id`). An array, not a
+    /// dictionary: at most `maximumOpenFiles`, and a Dictionary costs the image its
+    /// specialised hashing code (about 3 KiB).
+    var files: [OpenFile] = []
     var nextHandle: UInt64 = 1
     /// Replies refused as malformed since mount (logged too).
     public internal(set) var malformedReplies = 0
@@ -179,7 +184,7 @@ public final class FUSEFileSystem: FileSystem {
 
     public func read(_ handle: FileHandleID, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
         try lock.withLock { () throws(FileSystemError) -> Int in
-            guard let file = files[handle.rawValue], file.flags.contains(.read) else { throw .badDescriptor }
+            guard let file = openFile(handle.rawValue), file.flags.contains(.read) else { throw .badDescriptor }
             guard !file.directory else { throw .isADirectory }
             guard let chunks = FUSEChunks(count: buffer.count, fileOffset: offset, maximum: transfer) else { throw .invalidPath }
             var total = 0
@@ -200,15 +205,17 @@ public final class FUSEFileSystem: FileSystem {
 
     public func write(_ handle: FileHandleID, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(FileSystemError) -> Int {
         try lock.withLock { () throws(FileSystemError) -> Int in
-            guard let file = files[handle.rawValue], file.flags.contains(.write) else { throw .badDescriptor }
+            guard let file = openFile(handle.rawValue), file.flags.contains(.write) else { throw .badDescriptor }
             guard let chunks = FUSEChunks(count: buffer.count, fileOffset: offset, maximum: maximumWrite) else { throw .invalidPath }
             var total = 0
             for chunk in chunks {
                 let data = UnsafeRawBufferPointer(rebasing: buffer[chunk.bufferOffset..<(chunk.bufferOffset + Int(chunk.size))])
-                let written = try exchange(node: file.node, encode: { (buffer, header) throws(FUSEError) -> Int in
+                let answer = try exchange(node: file.node) { (buffer, header) throws(FUSEError) -> Int in
                     try FUSERequest.encodeWrite(into: buffer, header: header, fileHandle: file.fileHandle,
                                                 offset: chunk.fileOffset, data: data)
-                }, decode: { (reply: FUSEReply) throws(FUSEError) -> UInt32 in try reply.write(requested: chunk.size) })
+                }
+                let written: UInt32
+                do throws(FUSEError) { written = try answer.write(requested: chunk.size) } catch { throw failure(error) }
                 total += Int(written)
                 if written < chunk.size { break }
             }
@@ -218,7 +225,7 @@ public final class FUSEFileSystem: FileSystem {
 
     public func attributes(_ handle: FileHandleID) throws(FileSystemError) -> FileAttributes {
         try lock.withLock { () throws(FileSystemError) -> FileAttributes in
-            guard let file = files[handle.rawValue] else { throw .badDescriptor }
+            guard let file = openFile(handle.rawValue) else { throw .badDescriptor }
             if !file.flags.contains(.write), let opened = file.opened { return FUSEFileSystem.attributes(opened) }
             return FUSEFileSystem.attributes(try call(.getattr(fileHandle: file.directory ? nil : file.fileHandle), node: file.node) {
                 (reply: FUSEReply) throws(FUSEError) in try reply.attributes()
@@ -228,7 +235,7 @@ public final class FUSEFileSystem: FileSystem {
 
     public func close(_ handle: FileHandleID) throws(FileSystemError) {
         try lock.withLock { () throws(FileSystemError) in
-            guard files[handle.rawValue] != nil else { throw .badDescriptor }
+            guard openFile(handle.rawValue) != nil else { throw .badDescriptor }
             if let failure = closeLocked(handle.rawValue) { throw failure }
         }
     }

@@ -71,11 +71,18 @@ extension FUSEFileSystem {
         }
     }
 
+    /// Adds `file` to the open files under a new handle (its `id` is set here).
     func register(_ file: OpenFile) -> FileHandleID {
-        let id = nextHandle
+        var file = file
+        file.id = nextHandle
         nextHandle &+= 1
-        files[id] = file
-        return FileHandleID(id)
+        files.append(file)
+        return FileHandleID(file.id)
+    }
+
+    /// The open file with handle `id`, if any.
+    func openFile(_ id: UInt64) -> OpenFile? {
+        files.first { $0.id == id }
     }
 
     /// FLUSH (files opened for writing), then RELEASE (or RELEASEDIR), then forget the
@@ -86,8 +93,10 @@ extension FUSEFileSystem {
     /// the other thing FLUSH ends), and it would cost every static-web request a round trip.
     @discardableResult
     func closeLocked(_ id: UInt64) -> FileSystemError? {
-        guard let file = files.removeValue(forKey: id) else { return nil }
-        if files.isEmpty { files = [:] }
+        guard let index = files.firstIndex(where: { $0.id == id }) else { return nil }
+        let file = files.remove(at: index)
+        // Release the array's storage with the last file, so memory returns to its idle figure.
+        if files.isEmpty { files = [] }
         var failure: FileSystemError? = nil
         if !file.directory && file.flags.contains(.write) {
             do throws(FileSystemError) {

@@ -16,14 +16,26 @@ extension FUSEFileSystem {
     @discardableResult
     func call<T>(_ request: FUSERequest, node: UInt64,
                  _ decode: (FUSEReply) throws(FUSEError) -> T) throws(FileSystemError) -> T {
-        try exchange(node: node, encode: { (buffer, header) throws(FUSEError) -> Int in
-            try request.encode(into: buffer, header: header)
-        }, decode: decode)
+        let answer = try send(request, node: node)
+        do throws(FUSEError) { return try decode(answer) } catch { throw failure(error) }
     }
 
-    func exchange<T>(node: UInt64,
-                     encode: (UnsafeMutableRawBufferPointer, FUSERequestHeader) throws(FUSEError) -> Int,
-                     decode: (FUSEReply) throws(FUSEError) -> T) throws(FileSystemError) -> T {
+    /// Sends `request` about `node`; returns its reply, header checked. Not generic and
+    /// takes no closure, so the image holds one round trip, not one per reply type
+    /// (`call` is generic over what the reply decodes to: 15 types).
+    @inline(never)
+    func send(_ request: FUSERequest, node: UInt64) throws(FileSystemError) -> FUSEReply {
+        try exchange(node: node) { (buffer, header) throws(FUSEError) -> Int in
+            try request.encode(into: buffer, header: header)
+        }
+    }
+
+    /// One round trip: `encode` writes the request into the request buffer, the channel
+    /// carries it, and the reply's header is checked. The reply points into the reply
+    /// buffer: decode it before the next request.
+    func exchange(node: UInt64,
+                  encode: (UnsafeMutableRawBufferPointer, FUSERequestHeader) throws(FUSEError) -> Int)
+        throws(FileSystemError) -> FUSEReply {
         // Before the request buffer is written: a stalled device may still read the last one.
         try channel.prepare()
         let unique = takeUnique()
@@ -39,15 +51,22 @@ extension FUSEFileSystem {
         let count = try channel.exchange(UnsafeRawBufferPointer(rebasing: request[..<length]), reply: reply)
         guard count >= 0 && count <= reply.count else { throw malformed("reply longer than its buffer") }
         do {
-            let answer = try FUSEReply(UnsafeRawBufferPointer(rebasing: reply[..<count]), unique: unique)
-            return try decode(answer)
-        } catch .remote(let errno) {
-            lastErrno = errno
-            throw FUSEFileSystem.error(errno: errno)
-        } catch .protocolVersion {
-            throw malformed("the server speaks an older FUSE than 7.31")
+            return try FUSEReply(UnsafeRawBufferPointer(rebasing: reply[..<count]), unique: unique)
         } catch {
-            throw malformed("malformed reply")
+            throw failure(error)
+        }
+    }
+
+    /// What a reply that failed its checks, or carried the server's errno, becomes.
+    func failure(_ error: FUSEError) -> FileSystemError {
+        switch error {
+        case .remote(let errno):
+            lastErrno = errno
+            return FUSEFileSystem.error(errno: errno)
+        case .protocolVersion:
+            return malformed("the server speaks an older FUSE than 7.31")
+        default:
+            return malformed("malformed reply")
         }
     }
 

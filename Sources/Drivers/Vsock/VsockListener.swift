@@ -46,7 +46,7 @@ final class VsockListener: Listener {
         closed = true
         for stream in pending { stream.close() }
         pending.removeAll()
-        sockets.listeners[port] = nil
+        sockets.removeListener(self)
         arrived.signal()
     }
 

@@ -8,23 +8,37 @@
 // connect wakes on its connection's event. When the device fails, every call throws
 // `deviceFailed` and waiting threads are woken. A connection a listener refuses is
 // answered with RST at once: the host's client sees it closed, never a hang.
+//
+// The tables are arrays, not dictionaries: a Dictionary per key type costs the image
+// about 3 KiB of specialised hashing and storage code (and the hasher itself, 2 KiB).
+// `streams` is kept sorted by key and searched by halves, so routing a packet stays
+// cheap with a thousand connections; listeners are a handful, searched in order.
 import Core
 import Drivers
 import Wire
 
 public final class VsockSockets: SocketProvider {
-    struct Key: Hashable {
+    struct Key: Equatable {
         var localPort: UInt32
         var peerCID: UInt64
         var peerPort: UInt32
+
+        /// The order `streams` is sorted in.
+        func precedes(_ other: Key) -> Bool {
+            if localPort != other.localPort { return localPort < other.localPort }
+            if peerPort != other.peerPort { return peerPort < other.peerPort }
+            return peerCID < other.peerCID
+        }
     }
 
     /// How long `connect` waits for the peer's RESPONSE.
     static let connectTimeout: UInt64 = 10_000_000_000
 
     let driver: any VsockPacketPort
-    var listeners: [UInt32: VsockListener] = [:]
-    var streams: [Key: VsockStream] = [:]
+    /// One per listening port.
+    var listeners: [VsockListener] = []
+    /// Every connection, sorted by `key(of:)`.
+    var streams: [VsockStream] = []
     var nextEphemeralPort: UInt32 = 49152
 
     public convenience init<Transport, Memory>(driver: VsockDriver<Transport, Memory>) {
@@ -41,9 +55,9 @@ public final class VsockSockets: SocketProvider {
 
     public func listen(port: UInt32, limits: ConnectionLimits) throws(SocketError) -> any Listener {
         if driver.failed { throw .deviceFailed }
-        guard listeners[port] == nil else { throw .addressInUse }
+        guard listener(port) == nil else { throw .addressInUse }
         let listener = VsockListener(port: port, sockets: self, limits: limits)
-        listeners[port] = listener
+        listeners.append(listener)
         return listener
     }
 
@@ -56,7 +70,7 @@ public final class VsockSockets: SocketProvider {
             maximumPacketPayload: Int(VsockDriverLimits.maximumPayload))
         let stream = VsockStream(connection: connection, sockets: self,
                                  idleTimeout: UInt64(ConnectionLimits.defaultIdleSeconds) * 1_000_000_000)
-        streams[Key(localPort: localPort, peerCID: cid, peerPort: port)] = stream
+        insert(stream)
         send([request], payload: nil, of: connection)
         let deadline = Clock.monotonicNanoseconds() &+ VsockSockets.connectTimeout
         while connection.state == .connecting && !driver.failed && Clock.monotonicNanoseconds() < deadline {
@@ -91,29 +105,72 @@ public final class VsockSockets: SocketProvider {
     }
 
     func forget(_ stream: VsockStream) {
-        let c = stream.connection
-        streams[Key(localPort: c.local.port, peerCID: c.peer.cid, peerPort: c.peer.port)] = nil
+        let index = position(of: VsockSockets.key(of: stream))
+        if index < streams.count && streams[index] === stream { streams.remove(at: index) }
         stream.listener?.remove(stream)
-        // Dictionaries keep their capacity: release it when the last connection goes, so
-        // a server's memory returns to its idle figure.
-        if streams.isEmpty { streams = [:] }
+        // Arrays keep their capacity: release it when the last connection goes, so a
+        // server's memory returns to its idle figure.
+        if streams.isEmpty { streams = [] }
+    }
+
+    /// The listener on `port`, if any.
+    func listener(_ port: UInt32) -> VsockListener? {
+        listeners.first { $0.port == port }
+    }
+
+    /// Stops routing new connections to `listener`.
+    func removeListener(_ listener: VsockListener) {
+        listeners.removeAll { $0 === listener }
+    }
+
+    static func key(of stream: VsockStream) -> Key {
+        let c = stream.connection
+        return Key(localPort: c.local.port, peerCID: c.peer.cid, peerPort: c.peer.port)
+    }
+
+    /// Where `key` is in `streams`, or where it would go.
+    func position(of key: Key) -> Int {
+        var low = 0
+        var high = streams.count
+        while low < high {
+            let middle = (low + high) / 2
+            if VsockSockets.key(of: streams[middle]).precedes(key) { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// The connection with `key`, if any.
+    func stream(_ key: Key) -> VsockStream? {
+        let index = position(of: key)
+        return index < streams.count && VsockSockets.key(of: streams[index]) == key ? streams[index] : nil
+    }
+
+    /// Adds a connection; one already there with the same key is no longer routed to.
+    func insert(_ stream: VsockStream) {
+        let key = VsockSockets.key(of: stream)
+        let index = position(of: key)
+        if index < streams.count && VsockSockets.key(of: streams[index]) == key {
+            streams[index] = stream
+        } else {
+            streams.insert(stream, at: index)
+        }
     }
 
     /// Routes one packet from the device (driver thread).
     func deliver(_ header: VsockHeader, _ payload: UnsafeRawBufferPointer) {
         let key = Key(localPort: header.destination.port, peerCID: header.source.cid, peerPort: header.source.port)
-        if let stream = streams[key] {
+        if let stream = stream(key) {
             stream.lastActivity = Clock.monotonicNanoseconds()
             if header.op == .rw && header.length > 0 { stream.peerHasSpoken = true }
             send(stream.connection.handle(header, payload: payload), payload: nil, of: stream.connection)
             stream.changed.signal()
             return
         }
-        if header.op == .request, let listener = listeners[header.destination.port], !listener.closed,
+        if header.op == .request, let listener = listener(header.destination.port), !listener.closed,
            let connection = VsockConnection(request: header, maximumPacketPayload: Int(VsockDriverLimits.maximumPayload)),
            listener.admit(now: Clock.monotonicNanoseconds()) {
             let stream = VsockStream(connection: connection, sockets: self, idleTimeout: listener.limits.idleTimeout)
-            streams[key] = stream
+            insert(stream)
             send(connection.accept(), payload: nil, of: connection)
             listener.add(stream)
             return
@@ -133,7 +190,7 @@ public final class VsockSockets: SocketProvider {
         while !driver.failed {
             Scheduler.sleep(nanoseconds: VsockSockets.sweepInterval)
             let now = Clock.monotonicNanoseconds()
-            for (_, stream) in streams where stream.idleTimeout > 0 && stream.isAwaitingPeer
+            for stream in streams where stream.idleTimeout > 0 && stream.isAwaitingPeer
                 && now &- stream.lastActivity >= stream.idleTimeout {
                 expired.append(stream)
             }
@@ -144,7 +201,7 @@ public final class VsockSockets: SocketProvider {
     }
 
     func wakeEveryone() {
-        for (_, stream) in streams { stream.changed.signal() }
-        for (_, listener) in listeners { listener.arrived.signal() }
+        for stream in streams { stream.changed.signal() }
+        for listener in listeners { listener.arrived.signal() }
     }
 }

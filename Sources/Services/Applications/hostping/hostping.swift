@@ -18,7 +18,8 @@ enum HostPing {
             Log.write("hostping: no socket device\n")
             return .serviceFailed
         }
-        let port = context.commandLine.value("port").flatMap { UInt32($0) } ?? 1234
+        // A value that is not a port number falls back to the default, as it always has.
+        let port = (try? context.commandLine.number("port", maximum: Int(UInt32.max))).map { UInt32($0) } ?? 1234
         context.ready()
         let stream: any StreamSocket
         do {

@@ -230,9 +230,9 @@ public enum FSManifest {
 
     /// The last line, with its `\n`.
     public static func summary(count: Int) -> [UInt8] {
-        var out = Array("fs-manifest: ".utf8)
+        var out = [UInt8]("fs-manifest: ")
         HTTPResponse.appendDecimal(count, to: &out)
-        out += Array(" files\n".utf8)
+        out += [UInt8](" files\n")
         return out
     }
 
@@ -241,21 +241,21 @@ public enum FSManifest {
     /// The error line for `error`, with its `\n`.
     public static func describe(_ error: WalkError) -> [UInt8] {
         let path = escaped(error.path.isEmpty ? [0x2E] : error.path)
-        var out = Array("fs-manifest: ".utf8)
+        var out = [UInt8]("fs-manifest: ")
         switch error.cause {
         case .unreadable(let failure):
-            out += Array("cannot read ".utf8) + path + Array(": ".utf8)
-            out += failure.reason.withUTF8Buffer { Array($0) }
+            out += [UInt8]("cannot read ") + path + [UInt8](": ")
+            out += [UInt8](failure.reason)
         case .tooDeep(let limit):
-            out += path + Array(" is more than ".utf8)
+            out += path + [UInt8](" is more than ")
             HTTPResponse.appendDecimal(limit, to: &out)
-            out += Array(" folders deep; no manifest".utf8)
+            out += [UInt8](" folders deep; no manifest")
         case .tooManyEntries(let limit):
-            out += Array("more than ".utf8)
+            out += [UInt8]("more than ")
             HTTPResponse.appendDecimal(limit, to: &out)
-            out += Array(" entries (stopped in ".utf8) + path + Array("); no manifest".utf8)
+            out += [UInt8](" entries (stopped in ") + path + [UInt8]("); no manifest")
         case .outOfMemory:
-            out += Array("not enough memory (stopped at ".utf8) + path + Array("); no manifest".utf8)
+            out += [UInt8]("not enough memory (stopped at ") + path + [UInt8]("); no manifest")
         }
         out.append(0x0A)
         return out

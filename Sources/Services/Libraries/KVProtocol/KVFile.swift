@@ -23,9 +23,9 @@
 import Wire
 
 public enum KVFile {
-    public static let name: [UInt8] = Array("/kv.db".utf8)
-    public static let temporaryName: [UInt8] = Array("/kv.db.tmp".utf8)
-    static let magic: [UInt8] = Array("TOROKV1\n".utf8)
+    public static let name: [UInt8] = [UInt8]("/kv.db")
+    public static let temporaryName: [UInt8] = [UInt8]("/kv.db.tmp")
+    static let magic: [UInt8] = [UInt8]("TOROKV1\n")
     /// The magic and the count.
     static let headerSize = 12
     /// Each record's two lengths.

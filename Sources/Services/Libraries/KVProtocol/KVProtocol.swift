@@ -24,6 +24,7 @@
 // a lock around them; SAVE is not done here (it blocks on the file system): `apply(.save)`
 // answers `ERROR no shared folder`, as the host's kv server does, and the kernel's service
 // handles `.save` itself.
+import Wire
 
 /// One request line, parsed. The slices point into the line.
 public enum KVRequest {
@@ -106,7 +107,7 @@ public struct KVTable {
             return (Self.reply(set(key, value) ? "OK" : "ERROR full"), false)
         case .get(let key):
             guard let value = entries[Array(key)] else { return (Self.reply("NOT_FOUND"), false) }
-            return (Array("VALUE ".utf8) + value + [10], false)
+            return ([UInt8]("VALUE ") + value + [10], false)
         case .delete(let key):
             guard let removed = entries.removeValue(forKey: Array(key)) else { return (Self.reply("NOT_FOUND"), false) }
             bytes -= KVLimits.cost(keyLength: key.count, valueLength: removed.count)
@@ -152,10 +153,11 @@ public struct KVTable {
     static func valid(_ key: ArraySlice<UInt8>) -> Bool { KVKey.isValid(key) }
 
     public static func reply(_ text: StaticString) -> [UInt8] {
-        text.withUTF8Buffer { Array($0) } + [10]
+        [UInt8](text) + [10]
     }
 
-    static func error(_ reason: StaticString) -> [UInt8] {
-        Array("ERROR ".utf8) + reason.withUTF8Buffer { Array($0) } + [10]
+    /// `ERROR <reason>` and its newline.
+    public static func error(_ reason: StaticString) -> [UInt8] {
+        [UInt8]("ERROR ") + [UInt8](reason) + [10]
     }
 }

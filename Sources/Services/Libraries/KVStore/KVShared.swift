@@ -39,7 +39,7 @@ public final class KVShared {
         do throws(FileSystemError) {
             try KVFile.save(table.entries, to: fileSystem)
         } catch {
-            return Array("ERROR ".utf8) + error.reason.withUTF8Buffer { Array($0) } + [10]
+            return KVTable.error(error.reason)
         }
         return KVTable.reply("OK")
     }

@@ -192,7 +192,7 @@ public struct StaticFileHandler {
         (try? socket.writeAll(bytes)) != nil
     }
 
-    static let indexName: [UInt8] = Array("index.html".utf8)
+    static let indexName: [UInt8] = [UInt8]("index.html")
 
     /// The status for a back-end error met before the head went out.
     static func status(for error: FileSystemError) -> HTTPStatus {

@@ -17,7 +17,7 @@ enum ThreadStress {
     static let finished = Atomic<Int>(0)
 
     static func run(_ context: ServiceContext) -> ExitStatus {
-        let total = Int(context.commandLine.value("threads").flatMap { Int($0) } ?? 100_000)
+        let total = (try? context.commandLine.number("threads")) ?? 100_000
         let cpus = Scheduler.cpuCount
         let batch = 100
         let perRound = batch * cpus
