@@ -3,9 +3,18 @@
 // `ld.lld --gc-sections` then keeps only what the entry point reaches, so a library the
 // service does not call costs nothing; another service's module is never on the line.
 //
-// Swift modules: the objects SwiftPM's output-file-map.json lists (the build folder may
-// still hold objects of files since deleted). C and assembly targets: one object per
+// Swift modules: the files SwiftPM's output-file-map.json lists (the build folder may
+// still hold files of sources since deleted). C and assembly targets: one object per
 // source file of Sources/<target>.
+//
+// Link-time optimisation: the modules are compiled to LLVM bitcode (SwiftPM's
+// `--experimental-lto-mode=full`: "llvm-bc" in the map; C sources too, assembly stays
+// machine code) and ld.lld optimises the image as one program. Compiled one module at a
+// time, a library function a service calls with constants stays whole and generic code
+// is specialised once per module; across the image, calls are inlined and specialised
+// where they are used and what is left unreached goes. With `--icf=all` (identical
+// functions folded: specialisations that compile to the same code), static-web's microvm
+// image went from 195,472 to 158,704 bytes (-19%) and hello's from 87,920 to 69,816 (-21%).
 
 import Foundation
 
@@ -65,7 +74,8 @@ public struct ImageLinker: Sendable {
                 throw ToolFailure(.buildFailed, "cannot read \(map)")
             }
             return json.compactMap { source, entry in
-                source.isEmpty ? nil : (entry as? [String: Any])?["object"] as? String
+                guard !source.isEmpty, let files = entry as? [String: Any] else { return nil }
+                return (files["llvm-bc"] ?? files["object"]) as? String
             }.sorted()
         }
         let sources = paths.root + "/Sources/" + module

@@ -2,9 +2,10 @@
 //
 // Recipe (DESIGN.md, "Facts about the toolchain"):
 //   1. swift build -c release --triple x86_64-unknown-none-elf --toolset Kernel/toolset.json
-//        --product ToroImages --scratch-path .build-kernel      (every module; incremental)
+//        --product ToroImages --scratch-path .build-kernel --experimental-lto-mode=full
+//        (every module, as LLVM bitcode; incremental)
 //   2. Kernel/kernel.ld.in with ENTRY_SYMBOL replaced -> .build-kernel/<platform>.ld
-//   3. ld.lld --gc-sections -T <platform>.ld -o .build-kernel/images/<service>/toro-<platform>.debug.elf
+//   3. ld.lld --gc-sections --icf=all -T <platform>.ld -o .build-kernel/images/<service>/toro-<platform>.debug.elf
 //        <the platform's modules' objects> <the service's and the service libraries' objects>
 //        <toolchain>/usr/lib/swift/embedded/x86_64-unknown-none-elf/libswiftUnicodeDataTables.a
 //      (ImageLinker.swift picks the objects: one platform, one service, nothing else)
@@ -50,6 +51,9 @@ public struct KernelBuilder: Sendable {
         Console.progress("building the kernels and services…")
         try step(["swift", "build", "-c", "release", "--triple", KernelBuilder.triple,
                   "--toolset", "Kernel/toolset.json", "--product", "ToroImages",
+                  // Each module's Swift and C become LLVM bitcode; ld.lld optimises the image
+                  // as one program (ImageLinker.swift says what that buys).
+                  "--experimental-lto-mode=full",
                   "--scratch-path", ".build-kernel",
                   // Package.swift finds the services by listing folders: a new folder must be
                   // seen although the manifest's text did not change.
@@ -84,7 +88,7 @@ public struct KernelBuilder: Sendable {
         // (`llvm-symbolizer -e .build-kernel/images/<service>/toro-<platform>.debug.elf <address>`).
         let debugImage = image.replacingOccurrences(of: ".elf", with: ".debug.elf")
         if isStale(debugImage, inputs: objects + [script, unicode]) {
-            try step(["\(usr)/bin/ld.lld", "--gc-sections", "-T", script, "-o", debugImage] + objects + [unicode],
+            try step(["\(usr)/bin/ld.lld", "--gc-sections", "--icf=all", "-T", script, "-o", debugImage] + objects + [unicode],
                      what: "linking \(service) for \(platform.rawValue)")
         }
         if isStale(image, inputs: [debugImage]) {
