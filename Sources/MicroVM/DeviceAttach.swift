@@ -42,13 +42,13 @@ package final class DeviceScan {
 /// What an attach function needs: the device found and where to record the result.
 package final class DeviceAttachment {
     package let devices: DeviceRecorder
-    package let transport: VirtioMMIO
-    package let hint: VirtioMMIOHint
+    package let transport: MMIOTransport
+    package let hint: VirtIOMMIOHint
     package let memory: IdentityMemory
     package let commandLine: KernelCommandLine
     package let now: () -> UInt64
 
-    package init(devices: DeviceRecorder, transport: VirtioMMIO, hint: VirtioMMIOHint, memory: IdentityMemory,
+    package init(devices: DeviceRecorder, transport: MMIOTransport, hint: VirtIOMMIOHint, memory: IdentityMemory,
          commandLine: KernelCommandLine, now: @escaping () -> UInt64) {
         self.devices = devices
         self.transport = transport
@@ -66,7 +66,7 @@ package protocol DeviceRecorder: AnyObject {
     var fileSystem: (any FileSystem)? { get set }
     var badArgument: Bool { get set }
     func route(_ irq: Int, _ handler: @escaping () -> Void)
-    func logFound(_ name: StaticString, _ hint: VirtioMMIOHint)
+    func logFound(_ name: StaticString, _ hint: VirtIOMMIOHint)
 }
 
 /// The image's driver table.

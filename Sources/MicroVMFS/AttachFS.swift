@@ -29,7 +29,7 @@ func attachFilesMMIO(_ raw: UnsafeMutableRawPointer?) -> Bool {
         devices.badArgument = true
         return false
     }
-    guard let driver = VirtioFSDriver(transport: transport, memory: memory, now: now,
+    guard let driver = VirtIOFSDriver(transport: transport, memory: memory, now: now,
                                       pause: { arch_pause() }, timeoutSeconds: timeout) else { return false }
     devices.route(hint.irq) { driver.handleInterrupt() }
     // INIT runs now, before the scheduler: the driver polls the used ring.

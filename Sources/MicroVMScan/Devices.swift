@@ -3,7 +3,7 @@
 // Today: virtio-vsock (device 19) for sockets and virtio-fs (device 26) for the shared folder. Every device IRQ goes through the IOAPIC to
 // CPU 0, level-triggered (virtio-mmio's interrupt line stays up until InterruptACK).
 // The drivers (Sources/Drivers) are generic over the transport and memory: here they get
-// `VirtioMMIO` and `IdentityMemory`, with the interrupt routing, clock and spin hint.
+// `MMIOTransport` and `IdentityMemory`, with the interrupt routing, clock and spin hint.
 import Core
 import PC
 import MicroVM
@@ -41,7 +41,7 @@ final class MicroVMDevices: DeviceRecorder {
     }
 
     /// Starts a device's boot line: `devices: <name> at 0x…, IRQ n` (the caller ends it).
-    package func logFound(_ name: StaticString, _ hint: VirtioMMIOHint) {
+    package func logFound(_ name: StaticString, _ hint: VirtIOMMIOHint) {
         Log.timestamp()
         Log.write("devices: ")
         Log.write(name)
@@ -58,9 +58,9 @@ final class MicroVMDevices: DeviceRecorder {
         self.bootstrapAPIC = bootstrapAPIC
         let memory = IdentityMemory(ranges: ram.map { GuestRange(start: $0.start, end: $0.end) })
         for text in commandLine.values("virtio_mmio.device") {
-            let hint: VirtioMMIOHint
+            let hint: VirtIOMMIOHint
             do {
-                hint = try VirtioMMIOHint.parse(text)
+                hint = try VirtIOMMIOHint.parse(text)
             } catch {
                 Log.timestamp()
                 Log.write("devices: ignoring malformed virtio_mmio.device=")
@@ -74,7 +74,7 @@ final class MicroVMDevices: DeviceRecorder {
                 Log.write("devices: virtio-mmio window outside the mapped range, ignored\n")
                 continue
             }
-            let transport = VirtioMMIO(hint: hint)
+            let transport = MMIOTransport(hint: hint)
             if transport.isLegacy {
                 Log.timestamp()
                 Log.write("devices: legacy (version 1) virtio-mmio device ignored; run QEMU with -global virtio-mmio.force-legacy=false\n")
@@ -84,9 +84,9 @@ final class MicroVMDevices: DeviceRecorder {
             let found = DeviceAttachment(devices: self, transport: transport, hint: hint, memory: memory,
                                          commandLine: commandLine, now: now)
             switch id {
-            case VirtioDeviceID.socket where sockets == nil:
+            case VirtIODeviceID.socket where sockets == nil:
                 attach(.sockets, "virtio-vsock", DriverHooks.sockets, wanted: wanted, found)
-            case VirtioDeviceID.fileSystem where fileSystem == nil:
+            case VirtIODeviceID.fileSystem where fileSystem == nil:
                 attach(.files, "virtio-fs", DriverHooks.files, wanted: wanted, found)
                 if badArgument { badCommandLine() }
             default:

@@ -10,8 +10,8 @@
 // Rules for callers: a class (a transport names one device); one test thread.
 import VirtIO
 
-/// A recording, programmable `VirtioTransport`.
-public final class FakeTransport: VirtioTransport {
+/// A recording, programmable `VirtIOTransport`.
+public final class FakeTransport: VirtIOTransport {
     /// One register access, in the order made.
     public enum Access: Equatable, Sendable {
         case readDeviceFeatures(select: UInt32, value: UInt32)
@@ -48,7 +48,7 @@ public final class FakeTransport: VirtioTransport {
     public private(set) var enabledQueues: Set<UInt16> = []
     /// Notifications received, per queue index.
     public private(set) var notifications: [UInt16: Int] = [:]
-    /// Pending interrupt causes (`VirtioInterrupt` bits).
+    /// Pending interrupt causes (`VirtIOInterrupt` bits).
     public var pendingInterrupts: UInt32 = 0
     /// The device configuration space.
     public var config: [UInt8]
@@ -65,7 +65,7 @@ public final class FakeTransport: VirtioTransport {
     /// True: writing 0 to the status does not reset the device.
     public var neverResets = false
 
-    public init(offeredFeatures: UInt64 = VirtioFeature.version1, queueMaxima: [UInt16] = [256],
+    public init(offeredFeatures: UInt64 = VirtIOFeature.version1, queueMaxima: [UInt16] = [256],
                 config: [UInt8] = [], initialStatus: UInt8 = 0) {
         self.offeredFeatures = offeredFeatures
         self.queueMaxima = queueMaxima
@@ -76,7 +76,7 @@ public final class FakeTransport: VirtioTransport {
     /// Forgets the trace so far.
     public func clearTrace() { trace.removeAll() }
 
-    // MARK: VirtioTransport
+    // MARK: VirtIOTransport
 
     public func deviceFeatures(select: UInt32) -> UInt32 {
         let value: UInt32 = select < 2 ? UInt32(truncatingIfNeeded: offeredFeatures >> (32 * UInt64(select))) : 0

@@ -3,7 +3,7 @@
 // platform's device list matches to pick a driver.
 
 /// The device types Toro has drivers or back-ends for.
-public enum VirtioDeviceID {
+public enum VirtIODeviceID {
     /// virtio-vsock (§5.10).
     public static let socket: UInt32 = 19
     /// virtio-fs (§5.11).

@@ -88,7 +88,7 @@ public struct DeviceQueue {
             throw fail(.ringOutsideMemory)
         }
         // §2.7.13: the slot and the descriptors are read after the index that exposed them.
-        VirtioFence.afterReadingAvailIndex()
+        VirtIOFence.afterReadingAvailIndex()
         let pending = availIndex &- nextAvailIndex
         if pending == 0 { return nil }
         guard Int(pending) + chainsHeld <= Int(size) else { throw fail(.availIndexJumped(availIndex)) }
@@ -150,7 +150,7 @@ public struct DeviceQueue {
         guard memory.store(UInt32(head), at: element), memory.store(length, at: element + 4) else {
             throw fail(.ringOutsideMemory)
         }
-        VirtioFence.beforePublishingUsedIndex()
+        VirtIOFence.beforePublishingUsedIndex()
         guard memory.store(nextUsedIndex &+ 1, at: usedRing + VirtqueueFormat.ringIndex) else {
             throw fail(.ringOutsideMemory)
         }
@@ -164,7 +164,7 @@ public struct DeviceQueue {
     /// `addUsed`; the full fence first orders the used.idx store before this load. An
     /// unreadable flag means "interrupt" (the driver MUST handle spurious ones, §2.7.7).
     public func needsInterrupt(_ memory: some GuestMemory) -> Bool {
-        VirtioFence.beforeInterrupt()
+        VirtIOFence.beforeInterrupt()
         guard let flags = memory.load(UInt16.self, at: availRing + VirtqueueFormat.ringFlags) else { return true }
         return flags & VirtqueueFormat.availNoInterrupt == 0
     }
@@ -175,7 +175,7 @@ public struct DeviceQueue {
     public func setNotificationsSuppressed(_ suppressed: Bool, _ memory: some GuestMemory) throws(VirtqueueError) {
         let flags: UInt16 = suppressed ? VirtqueueFormat.usedNoNotify : 0
         guard memory.store(flags, at: usedRing + VirtqueueFormat.ringFlags) else { throw .ringOutsideMemory }
-        VirtioFence.beforeInterrupt()
+        VirtIOFence.beforeInterrupt()
     }
 
     /// Records the driver's first violation and returns it for throwing.

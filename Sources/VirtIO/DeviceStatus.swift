@@ -8,7 +8,7 @@
 //   * The driver sets FAILED when it gives up; it must not rely on the device doing
 //     anything after that ("The driver SHOULD NOT rely on completion of operations of a
 //     device if DEVICE_NEEDS_RESET is set").
-//   * `VirtioDevice` (DeviceBringUp.swift) performs the sequence; drivers do not write
+//   * `VirtIODevice` (DeviceBringUp.swift) performs the sequence; drivers do not write
 //     the field themselves.
 
 /// The device status bits (§2.1).

@@ -5,14 +5,14 @@
 // 24-41 are the reserved ones below (§2.2).
 //
 // Rules for callers:
-//   * Ask for what the driver implements; `VirtioDevice.initialize` accepts the subset
+//   * Ask for what the driver implements; `VirtIODevice.initialize` accepts the subset
 //     the device offers (§2.2.1: "The driver MUST NOT accept a feature which the device
 //     did not offer") and always demands VERSION_1 (this is a non-legacy driver).
-//   * The Core rings implement none of `VirtioFeature.unsupportedByCore`; `initialize`
+//   * The Core rings implement none of `VirtIOFeature.unsupportedByCore`; `initialize`
 //     never accepts those bits, even when asked to.
 
 /// Device-independent feature bits (§6), as 64-bit masks.
-public enum VirtioFeature {
+public enum VirtIOFeature {
     /// VIRTIO_F_INDIRECT_DESC (28): descriptors may point to tables of descriptors.
     public static let indirectDescriptors: UInt64 = 1 << 28
     /// VIRTIO_F_EVENT_IDX (29): used_event/avail_event notification suppression.

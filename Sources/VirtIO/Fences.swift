@@ -27,7 +27,7 @@
 import Synchronization
 
 /// Named memory fences for the split virtqueue (virtio 1.2 §2.7.13).
-public enum VirtioFence {
+public enum VirtIOFence {
     /// Driver, §2.7.13.3.1: "The driver MUST perform a suitable memory barrier before the
     /// idx update, to ensure the device sees the most up-to-date copy" of the descriptors
     /// and the available-ring entries. Store→store (release).

@@ -211,7 +211,7 @@ public struct SplitVirtqueue {
     public mutating func publish(_ memory: some GuestMemory) throws(VirtqueueError) {
         if failure != nil { throw .deviceFailed }
         if publishedAvailIndex == nextAvailIndex { return }
-        VirtioFence.beforePublishingAvailIndex()
+        VirtIOFence.beforePublishingAvailIndex()
         guard memory.store(nextAvailIndex, at: availRing + VirtqueueFormat.ringIndex) else {
             throw .ringOutsideMemory
         }
@@ -228,7 +228,7 @@ public struct SplitVirtqueue {
     /// `publish`; the full fence first is §2.7.13.4's. An unreadable flag means "notify"
     /// (a spurious notification is harmless, §2.7.10: the device MUST handle them).
     public func needsNotification(_ memory: some GuestMemory) -> Bool {
-        VirtioFence.beforeNotify()
+        VirtIOFence.beforeNotify()
         guard let flags = memory.load(UInt16.self, at: usedRing + VirtqueueFormat.ringFlags) else { return true }
         return flags & VirtqueueFormat.usedNoNotify == 0
     }
@@ -240,7 +240,7 @@ public struct SplitVirtqueue {
         let flags: UInt16 = suppressed ? VirtqueueFormat.availNoInterrupt : 0
         guard memory.store(flags, at: availRing + VirtqueueFormat.ringFlags) else { throw .ringOutsideMemory }
         // Order the flag store before the used.idx load of a following `hasUsed`.
-        VirtioFence.beforeNotify()
+        VirtIOFence.beforeNotify()
     }
 
     /// Whether used.idx shows elements not yet popped (a hint: `popUsed` validates).
@@ -259,7 +259,7 @@ public struct SplitVirtqueue {
             throw .ringOutsideMemory
         }
         // §2.7.14: read the element only after the index that covers it.
-        VirtioFence.afterReadingUsedIndex()
+        VirtIOFence.afterReadingUsedIndex()
         let pending = usedIndex &- lastUsedIndex
         if pending == 0 { return nil }
         let withDevice = publishedAvailIndex &- lastUsedIndex

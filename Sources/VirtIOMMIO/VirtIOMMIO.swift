@@ -4,8 +4,8 @@
 //
 // Registers are declared once (`Register`) and reached only through this type, as 32-bit
 // accesses at their offsets in the transport's register block (config bytes as 8-bit):
-// `MMIOWindow` in the kernel (`VirtioMMIO`), any `MMIOAccess` in tests. Device drivers see
-// the `VirtioTransport` protocol from VirtIO, never an offset. QEMU's microvm
+// `MMIOWindow` in the kernel (`MMIOTransport`), any `MMIOAccess` in tests. Device drivers see
+// the `VirtIOTransport` protocol from VirtIO, never an offset. QEMU's microvm
 // offers version 2 only with `-global virtio-mmio.force-legacy=false` (`toro run` passes
 // it); a version-1 (legacy) transport is refused with a log line.
 import Core
@@ -13,15 +13,15 @@ import PC
 import VirtIO
 
 /// The transport the kernel uses: registers at the physical address the command line gave.
-package typealias VirtioMMIO = VirtioMMIOTransport<MMIOWindow>
+package typealias MMIOTransport = VirtIOMMIOTransport<MMIOWindow>
 
-extension VirtioMMIOTransport where Registers == MMIOWindow {
-    package init(hint: VirtioMMIOHint) {
+extension VirtIOMMIOTransport where Registers == MMIOWindow {
+    package init(hint: VirtIOMMIOHint) {
         self.init(registers: MMIOWindow(base: hint.base), irq: hint.irq)
     }
 }
 
-package struct VirtioMMIOTransport<Registers: MMIOAccess> {
+package struct VirtIOMMIOTransport<Registers: MMIOAccess> {
     enum Register: UInt {
         case magic = 0x000              // "virt" (0x74726976)
         case version = 0x004
@@ -78,7 +78,7 @@ package struct VirtioMMIOTransport<Registers: MMIOAccess> {
     func configByte(_ offset: Int) -> UInt8 { registers.load8(Register.config.rawValue + UInt(offset)) }
 }
 
-extension VirtioMMIOTransport: VirtioTransport {
+extension VirtIOMMIOTransport: VirtIOTransport {
     package func deviceFeatures(select: UInt32) -> UInt32 {
         write(.deviceFeaturesSelect, select)
         return read(.deviceFeatures)

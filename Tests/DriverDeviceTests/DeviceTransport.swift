@@ -22,7 +22,7 @@ import VhostUser
 import VirtIO
 import TestSupport
 
-final class DeviceTransport<Device: VhostUserDevice>: VirtioTransport {
+final class DeviceTransport<Device: VhostUserDevice>: VirtIOTransport {
     /// The register file: features, status, queue addresses, notifications, the trace.
     let registers: FakeTransport
     let device: Device
@@ -42,7 +42,7 @@ final class DeviceTransport<Device: VhostUserDevice>: VirtioTransport {
     init(device: Device, memory: any GuestMemory, config: [UInt8], queueMaximum: UInt16 = 256) {
         self.device = device
         self.memory = memory
-        registers = FakeTransport(offeredFeatures: VirtioFeature.version1 | device.deviceFeatures,
+        registers = FakeTransport(offeredFeatures: VirtIOFeature.version1 | device.deviceFeatures,
                                   queueMaxima: [UInt16](repeating: queueMaximum, count: device.queueCount),
                                   config: config)
     }
@@ -85,7 +85,7 @@ final class DeviceTransport<Device: VhostUserDevice>: VirtioTransport {
             }
             let ring = DeviceRing(name: device.queueName(Int(index)), queue: deviceQueue, memory: memory)
             ring.onInterrupt = { [unowned self] in
-                registers.pendingInterrupts |= VirtioInterrupt.usedBuffer
+                registers.pendingInterrupts |= VirtIOInterrupt.usedBuffer
                 interruptsRaised += 1
             }
             rings[Int(index)] = ring
@@ -99,7 +99,7 @@ final class DeviceTransport<Device: VhostUserDevice>: VirtioTransport {
         pendingKicks = []
     }
 
-    // MARK: VirtioTransport
+    // MARK: VirtIOTransport
 
     func deviceFeatures(select: UInt32) -> UInt32 { registers.deviceFeatures(select: select) }
     func setDriverFeatures(select: UInt32, value: UInt32) { registers.setDriverFeatures(select: select, value: value) }

@@ -3,7 +3,7 @@
 // in-process: the two halves of virtio-fs agree on every operation services use, the guest
 // never reaches outside the folder, a read-only share changes nothing, and long use leaks
 // no host descriptor, node or guest handle. No virtqueue lies between them (that path is
-// VirtioFSDriverDeviceTests): `InProcessChannel` hands each request straight to the server.
+// VirtIOFSDriverDeviceTests): `InProcessChannel` hands each request straight to the server.
 // And what the guest sees of the server's host-safety rules and limits, whose host side
 // VhostUserTests checks (FUSEServerHostSafetyTests, FUSEServerLimitsTests): set-ID bits
 // dropped, a host FIFO refused at once, too many open files past the handle cap.

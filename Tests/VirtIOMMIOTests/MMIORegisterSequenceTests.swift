@@ -1,5 +1,5 @@
 // The virtio-mmio transport over a recording register bus: the bring-up that every driver
-// runs (VirtIO's `VirtioDevice`), the queue programming and the interrupt handshake, as the
+// runs (VirtIO's `VirtIODevice`), the queue programming and the interrupt handshake, as the
 // exact list of register accesses they make (virtio 1.2 §4.2.2 for the register map,
 // §4.2.3.1 for device discovery, §3.1.1 for the initialisation order, §4.2.3.2 for queue
 // set-up). The same transport value drives the device in the kernel through an
@@ -22,8 +22,8 @@ final class MMIORegisterSequenceTests: XCTestCase {
     let driverHigh: UInt = 0x094, deviceLow: UInt = 0x0A0, deviceHigh: UInt = 0x0A4
     let configGeneration: UInt = 0x0FC, config: UInt = 0x100
 
-    func transport(_ recorder: RegisterRecorder, irq: Int = 12) -> VirtioMMIOTransport<RegisterRecorder> {
-        VirtioMMIOTransport(registers: recorder, irq: irq)
+    func transport(_ recorder: RegisterRecorder, irq: Int = 12) -> VirtIOMMIOTransport<RegisterRecorder> {
+        VirtIOMMIOTransport(registers: recorder, irq: irq)
     }
 
     /// A modern vsock device: "virt", version 2, device ID 19.
@@ -71,7 +71,7 @@ final class MMIORegisterSequenceTests: XCTestCase {
             guard location == .offset(self.deviceFeatures) else { return nil }
             return r.trace.last == .store32(self.deviceFeaturesSel, 1) ? 0x1 : 0x9
         }
-        let accepted = try VirtioDevice.initialize(transport: transport(r), wanted: 0x1, required: 0)
+        let accepted = try VirtIODevice.initialize(transport: transport(r), wanted: 0x1, required: 0)
         XCTAssertEqual(accepted, 0x1_0000_0001, "the wanted bit and VERSION_1, not the unwanted bit 3")
         XCTAssertEqual(r.trace, [
             .store32(status, 0),                         // 1. reset
@@ -87,7 +87,7 @@ final class MMIORegisterSequenceTests: XCTestCase {
         ])
 
         r.clearTrace()
-        VirtioDevice.finish(transport: transport(r))
+        VirtIODevice.finish(transport: transport(r))
         XCTAssertEqual(r.trace, [.store32(status, 0x0F)], "8. DRIVER_OK keeps every earlier bit")
     }
 
@@ -98,8 +98,8 @@ final class MMIORegisterSequenceTests: XCTestCase {
             guard location == .offset(self.deviceFeatures) else { return nil }
             return r.trace.last == .store32(self.deviceFeaturesSel, 1) ? 0x1 : 0
         }
-        XCTAssertThrowsError(try VirtioDevice.initialize(transport: transport(r), wanted: 0, required: 0)) {
-            XCTAssertEqual($0 as? VirtioError, .featuresNotAccepted)
+        XCTAssertThrowsError(try VirtIODevice.initialize(transport: transport(r), wanted: 0, required: 0)) {
+            XCTAssertEqual($0 as? VirtIOError, .featuresNotAccepted)
         }
         XCTAssertEqual(r.trace.suffix(2), [.load32(status, 0x03), .store32(status, 0x83)])
     }
@@ -107,7 +107,7 @@ final class MMIORegisterSequenceTests: XCTestCase {
     func testQueueSizeSelectsTheQueueAndChecksItIsNotLive() throws {
         let r = modernDevice()
         r.script(.offset(queueNumMax), [1024])
-        let size = try VirtioDevice.queueSize(transport: transport(r), index: 1, preferred: 256)
+        let size = try VirtIODevice.queueSize(transport: transport(r), index: 1, preferred: 256)
         XCTAssertEqual(size, 256)
         XCTAssertEqual(r.trace, [.store32(queueSel, 1), .load32(queueReady, 0), .load32(queueNumMax, 1024)])
     }
@@ -116,12 +116,12 @@ final class MMIORegisterSequenceTests: XCTestCase {
         let live = modernDevice()
         live.script(.offset(queueReady), [1])
         live.script(.offset(queueNumMax), [256])
-        XCTAssertThrowsError(try VirtioDevice.queueSize(transport: transport(live), index: 0, preferred: 64)) {
-            XCTAssertEqual($0 as? VirtioError, .queueUnavailable(0))
+        XCTAssertThrowsError(try VirtIODevice.queueSize(transport: transport(live), index: 0, preferred: 64)) {
+            XCTAssertEqual($0 as? VirtIOError, .queueUnavailable(0))
         }
         let absent = modernDevice()             // QueueNumMax reads 0: no such queue (§4.2.3.2)
-        XCTAssertThrowsError(try VirtioDevice.queueSize(transport: transport(absent), index: 2, preferred: 64)) {
-            XCTAssertEqual($0 as? VirtioError, .queueUnavailable(2))
+        XCTAssertThrowsError(try VirtIODevice.queueSize(transport: transport(absent), index: 2, preferred: 64)) {
+            XCTAssertEqual($0 as? VirtIOError, .queueUnavailable(2))
         }
     }
 
@@ -129,7 +129,7 @@ final class MMIORegisterSequenceTests: XCTestCase {
         let r = modernDevice()
         let queue = try SplitVirtqueue(size: 64, descriptorTable: 0x1_2345_0000,
                                        availRing: 0x1_2345_0400, usedRing: 0x1_2345_1000)
-        VirtioDevice.activate(transport: transport(r), index: 2, queue: queue)
+        VirtIODevice.activate(transport: transport(r), index: 2, queue: queue)
         XCTAssertEqual(r.trace, [
             .store32(queueSel, 2), .store32(queueNum, 64),
             .store32(descLow, 0x2345_0000), .store32(descHigh, 1),

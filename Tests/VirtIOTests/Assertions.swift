@@ -9,7 +9,7 @@ func assertThrows<T>(
 }
 
 func assertThrows<T>(
-    _ expected: VirtioError, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> T
+    _ expected: VirtIOError, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> T
 ) {
     assertThrowsError(expected, file: file, line: line, body)
 }

@@ -12,20 +12,20 @@ final class BringUpTests: XCTestCase {
     func testTheTraceFollowsTheSpecOrder() throws {
         // A device left running by a previous boot (status 0x0F) offering VERSION_1,
         // EVENT_IDX (which the Core does not implement) and two device bits.
-        let offered = VirtioFeature.version1 | VirtioFeature.eventIndex | bit0 | bit5
+        let offered = VirtIOFeature.version1 | VirtIOFeature.eventIndex | bit0 | bit5
         let transport = FakeTransport(offeredFeatures: offered, queueMaxima: [128, 64], initialStatus: 0x0F)
-        let accepted = try VirtioDevice.initialize(
-            transport: transport, wanted: bit0 | bit3 | VirtioFeature.eventIndex, required: 0)
-        XCTAssertEqual(accepted, VirtioFeature.version1 | bit0)
+        let accepted = try VirtIODevice.initialize(
+            transport: transport, wanted: bit0 | bit3 | VirtIOFeature.eventIndex, required: 0)
+        XCTAssertEqual(accepted, VirtIOFeature.version1 | bit0)
 
-        let size = try VirtioDevice.queueSize(transport: transport, index: 0, preferred: 256)
+        let size = try VirtIODevice.queueSize(transport: transport, index: 0, preferred: 256)
         XCTAssertEqual(size, 128)
         let memory = FakeGuestMemory(size: 1 << 16, base: 0x10000)
         let layout = try XCTUnwrap(VirtqueueLayout(size: size, base: 0x10000))
         var queue = try SplitVirtqueue(layout: layout)
         try queue.setUp(memory)
-        VirtioDevice.activate(transport: transport, index: 0, queue: queue)
-        VirtioDevice.finish(transport: transport)
+        VirtIODevice.activate(transport: transport, index: 0, queue: queue)
+        VirtIODevice.finish(transport: transport)
 
         XCTAssertEqual(transport.trace, [
             .writeStatus(0),                                    // 1. reset
@@ -45,15 +45,15 @@ final class BringUpTests: XCTestCase {
             .writeStatus(0x0F),                                 // 8. DRIVER_OK
         ])
         XCTAssertEqual(transport.deviceStatus, 0x0F)
-        XCTAssertEqual(transport.driverFeatures, VirtioFeature.version1 | bit0)
+        XCTAssertEqual(transport.driverFeatures, VirtIOFeature.version1 | bit0)
         XCTAssertEqual(transport.enabledQueues, [0])
     }
 
     func testFeaturesOKThatDoesNotStick() {
-        let transport = FakeTransport(offeredFeatures: VirtioFeature.version1 | bit0)
+        let transport = FakeTransport(offeredFeatures: VirtIOFeature.version1 | bit0)
         transport.featuresOKSticks = false
         assertThrows(.featuresNotAccepted) {
-            try VirtioDevice.initialize(transport: transport, wanted: bit0, required: 0)
+            try VirtIODevice.initialize(transport: transport, wanted: bit0, required: 0)
         }
         XCTAssertEqual(Array(transport.trace.suffix(3)), [.writeStatus(0x0B), .readStatus(0x03), .writeStatus(0x83)])
         XCTAssertTrue(DeviceStatus(rawValue: transport.deviceStatus).contains(.failed))
@@ -63,24 +63,24 @@ final class BringUpTests: XCTestCase {
     func testMissingVersion1() {
         let transport = FakeTransport(offeredFeatures: bit0 | bit5)
         assertThrows(.missingVersion1) {
-            try VirtioDevice.initialize(transport: transport, wanted: bit0, required: 0)
+            try VirtIODevice.initialize(transport: transport, wanted: bit0, required: 0)
         }
         XCTAssertEqual(transport.deviceStatus, 0x83)                   // ACK | DRIVER | FAILED
         XCTAssertFalse(transport.trace.contains { if case .writeDriverFeatures = $0 { true } else { false } })
     }
 
     func testMissingRequiredFeature() {
-        let transport = FakeTransport(offeredFeatures: VirtioFeature.version1 | bit0)
+        let transport = FakeTransport(offeredFeatures: VirtIOFeature.version1 | bit0)
         assertThrows(.missingRequiredFeatures(bit3 | bit5)) {
-            try VirtioDevice.initialize(transport: transport, wanted: bit0, required: bit3 | bit5)
+            try VirtIODevice.initialize(transport: transport, wanted: bit0, required: bit3 | bit5)
         }
         XCTAssertEqual(transport.deviceStatus, 0x83)
     }
 
     func testRequiringWhatTheCoreCannotDoTouchesNothing() {
-        let transport = FakeTransport(offeredFeatures: VirtioFeature.version1 | VirtioFeature.indirectDescriptors)
-        assertThrows(.unsupportedFeatures(VirtioFeature.indirectDescriptors)) {
-            try VirtioDevice.initialize(transport: transport, wanted: 0, required: VirtioFeature.indirectDescriptors)
+        let transport = FakeTransport(offeredFeatures: VirtIOFeature.version1 | VirtIOFeature.indirectDescriptors)
+        assertThrows(.unsupportedFeatures(VirtIOFeature.indirectDescriptors)) {
+            try VirtIODevice.initialize(transport: transport, wanted: 0, required: VirtIOFeature.indirectDescriptors)
         }
         XCTAssertEqual(transport.trace, [])
     }
@@ -89,7 +89,7 @@ final class BringUpTests: XCTestCase {
         let transport = FakeTransport(initialStatus: 0x0F)
         transport.neverResets = true
         assertThrows(.resetTimedOut(lastStatus: 0x0F)) {
-            try VirtioDevice.initialize(transport: transport, wanted: 0, required: 0, resetPolls: 100)
+            try VirtIODevice.initialize(transport: transport, wanted: 0, required: 0, resetPolls: 100)
         }
         XCTAssertEqual(transport.trace.filter { if case .readStatus = $0 { true } else { false } }.count, 100)
         XCTAssertEqual(transport.trace.last, .writeStatus(0x80))
@@ -98,11 +98,11 @@ final class BringUpTests: XCTestCase {
 
     func testQueueSizes() {
         let transport = FakeTransport(queueMaxima: [1024, 100, 0, 1])
-        XCTAssertEqual(try VirtioDevice.queueSize(transport: transport, index: 0, preferred: 256), 256)
-        XCTAssertEqual(try VirtioDevice.queueSize(transport: transport, index: 1, preferred: 256), 64)
-        XCTAssertEqual(try VirtioDevice.queueSize(transport: transport, index: 3, preferred: 256), 1)
-        assertThrows(.queueUnavailable(2)) { try VirtioDevice.queueSize(transport: transport, index: 2, preferred: 256) }
-        assertThrows(.queueUnavailable(9)) { try VirtioDevice.queueSize(transport: transport, index: 9, preferred: 256) }
+        XCTAssertEqual(try VirtIODevice.queueSize(transport: transport, index: 0, preferred: 256), 256)
+        XCTAssertEqual(try VirtIODevice.queueSize(transport: transport, index: 1, preferred: 256), 64)
+        XCTAssertEqual(try VirtIODevice.queueSize(transport: transport, index: 3, preferred: 256), 1)
+        assertThrows(.queueUnavailable(2)) { try VirtIODevice.queueSize(transport: transport, index: 2, preferred: 256) }
+        assertThrows(.queueUnavailable(9)) { try VirtIODevice.queueSize(transport: transport, index: 9, preferred: 256) }
     }
 
     func testConfigurationReads() {
@@ -117,10 +117,10 @@ final class BringUpTests: XCTestCase {
 
     func testStatusHelpers() {
         let transport = FakeTransport(initialStatus: 0x0F)
-        XCTAssertFalse(VirtioDevice.needsReset(transport: transport))
+        XCTAssertFalse(VirtIODevice.needsReset(transport: transport))
         transport.deviceStatus |= DeviceStatus.deviceNeedsReset.rawValue
-        XCTAssertTrue(VirtioDevice.needsReset(transport: transport))
-        VirtioDevice.fail(transport: transport)
+        XCTAssertTrue(VirtIODevice.needsReset(transport: transport))
+        VirtIODevice.fail(transport: transport)
         XCTAssertEqual(transport.deviceStatus, 0xCF)
     }
 }

@@ -3,10 +3,10 @@
 import Core
 import VirtIO
 
-extension VirtioTransport {
+extension VirtIOTransport {
     /// Marks the device FAILED (virtio 1.2 §2.1.2) and logs why its driver left it unused.
     public func giveUp(_ message: StaticString) {
-        VirtioDevice.fail(transport: self)
+        VirtIODevice.fail(transport: self)
         Log.timestamp()
         Log.write(message)
     }

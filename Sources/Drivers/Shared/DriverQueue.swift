@@ -15,8 +15,8 @@ public struct DriverQueue<Memory: GuestMemory> {
 
     /// Sets up queue `index` with at most `wanted` entries (the device's maximum wins if
     /// smaller). Nil when the device has no such queue or memory runs out.
-    public init?(transport: some VirtioTransport, index: UInt16, wanted: UInt16, memory: Memory) {
-        guard let size = try? VirtioDevice.queueSize(transport: transport, index: index, preferred: wanted) else {
+    public init?(transport: some VirtIOTransport, index: UInt16, wanted: UInt16, memory: Memory) {
+        guard let size = try? VirtIODevice.queueSize(transport: transport, index: index, preferred: wanted) else {
             return nil
         }
         let bytes = VirtqueueLayout.descriptorTableBytes(size: size) + VirtqueueLayout.availRingBytes(size: size)
@@ -35,11 +35,11 @@ public struct DriverQueue<Memory: GuestMemory> {
         }
         self.index = index
         self.memory = memory
-        VirtioDevice.activate(transport: transport, index: index, queue: ring)
+        VirtIODevice.activate(transport: transport, index: index, queue: ring)
     }
 
     /// Publishes what was added and kicks the device if it wants to be told (§2.7.13.4).
-    public mutating func publishAndNotify(_ transport: some VirtioTransport) throws(VirtqueueError) {
+    public mutating func publishAndNotify(_ transport: some VirtIOTransport) throws(VirtqueueError) {
         try ring.publish(memory)
         // needsNotification fences before it reads the device's flags (§2.7.13.4).
         if ring.needsNotification(memory) { transport.notify(index) }

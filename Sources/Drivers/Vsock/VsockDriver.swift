@@ -35,7 +35,7 @@ enum VsockDriverLimits {
     static let maximumReceivedPayload = UInt32(bufferSize - VsockHeader.size)
 }
 
-public final class VsockDriver<Transport: VirtioTransport, Memory: GuestMemory>: VsockPacketPort {
+public final class VsockDriver<Transport: VirtIOTransport, Memory: GuestMemory>: VsockPacketPort {
     let transport: Transport
     var rx: DriverQueue<Memory>
     var tx: DriverQueue<Memory>
@@ -59,7 +59,7 @@ public final class VsockDriver<Transport: VirtioTransport, Memory: GuestMemory>:
         self.transport = transport
         self.memory = memory
         do {
-            _ = try VirtioDevice.initialize(transport: transport, wanted: 0, required: VirtioFeature.version1)
+            _ = try VirtIODevice.initialize(transport: transport, wanted: 0, required: VirtIOFeature.version1)
         } catch {
             Log.timestamp()
             Log.write("vsock: feature negotiation failed; device left unused\n")
@@ -103,7 +103,7 @@ public final class VsockDriver<Transport: VirtioTransport, Memory: GuestMemory>:
         for i in 0..<Int(tx.ring.size) {
             txFree.append(txPool + UInt64(i * VsockDriverLimits.txBufferSize))
         }
-        VirtioDevice.finish(transport: transport)
+        VirtIODevice.finish(transport: transport)
         do {
             try self.rx.publishAndNotify(transport)
             try self.events.publishAndNotify(transport)

@@ -1,4 +1,4 @@
-// The guest's virtio-fs driver (Drivers' VirtioFSDriver, with FUSEFileSystem behind a VFS as
+// The guest's virtio-fs driver (Drivers' VirtIOFSDriver, with FUSEFileSystem behind a VFS as
 // services use it) against the host's virtio-fs device (VhostUser's FSDevice with its
 // FUSEServer over a temporary folder), in one process: bring-up over the transport, the
 // FUSE INIT at mount, then the operations services use, checked in the host folder. And a
@@ -17,14 +17,14 @@ import XCTest
 @testable import VhostUser
 
 typealias FSTransport = DeviceTransport<FSDevice>
-typealias FSDriver = VirtioFSDriver<FSTransport, IdentityMemory>
+typealias FSDriver = VirtIOFSDriver<FSTransport, IdentityMemory>
 
 /// The driver, once made, for the spin-wait hint that delivers its interrupts.
 final class DriverBox<Driver: AnyObject> {
     weak var driver: Driver?
 }
 
-final class VirtioFSDriverDeviceTests: XCTestCase {
+final class VirtIOFSDriverDeviceTests: XCTestCase {
     var root = ""
     var ram: GuestRAM!
     let manager = FileManager.default
@@ -92,7 +92,7 @@ final class VirtioFSDriverDeviceTests: XCTestCase {
         XCTAssertEqual(driver.tag, bytes(tag), "the tag comes from the config space")
         XCTAssertEqual(DeviceStatus(rawValue: transport.registers.deviceStatus),
                        [.acknowledge, .driver, .featuresOK, .driverOK])
-        XCTAssertEqual(transport.registers.driverFeatures, VirtioFeature.version1)
+        XCTAssertEqual(transport.registers.driverFeatures, VirtIOFeature.version1)
         XCTAssertEqual(transport.rings.keys.sorted(), [FSDevice.hiprioQueue, FSDevice.requestQueue])
         XCTAssertEqual(transport.rings[FSDevice.requestQueue]?.queue.size, 8)
         XCTAssertEqual(transport.rings[FSDevice.hiprioQueue]?.queue.size, UInt16(FSDriver.forgetSlots))
@@ -134,7 +134,7 @@ final class VirtioFSDriverDeviceTests: XCTestCase {
         XCTAssertFalse(driver.failed)
         XCTAssertGreaterThan(transport.registers.notifications[UInt16(FSDevice.requestQueue)] ?? 0, 10)
         XCTAssertGreaterThan(transport.interruptsRaised, 0)
-        XCTAssertTrue(transport.registers.trace.contains(.acknowledge(VirtioInterrupt.usedBuffer)),
+        XCTAssertTrue(transport.registers.trace.contains(.acknowledge(VirtIOInterrupt.usedBuffer)),
                       "the handler acknowledged the device's interrupt")
         XCTAssertFalse(transport.interruptPending)
         XCTAssertFalse(transport.rings.values.contains { $0.isBroken }, "the driver kept to the ring protocol")

@@ -13,11 +13,11 @@
 //   * Modern (virtio 1.x) devices only; a legacy interface is refused by the transport
 //     before a driver sees it.
 //
-// Rules for callers: use it through `VirtioDevice` for status and features; program
+// Rules for callers: use it through `VirtIODevice` for status and features; program
 // queues between `initialize` and `finish` (§3.1.1 step 7).
 
 /// Register-level access to one virtio device. Use as a generic constraint.
-public protocol VirtioTransport {
+public protocol VirtIOTransport {
     /// Device feature bits `32·select ..< 32·select + 32` (§2.2; select 0 or 1 here).
     func deviceFeatures(select: UInt32) -> UInt32
     /// Writes driver (accepted) feature bits `32·select ..< 32·select + 32`.
@@ -34,7 +34,7 @@ public protocol VirtioTransport {
     func enableQueue(_ index: UInt16)
     /// Available-buffer notification for queue `index` (mmio QueueNotify, §4.2.3.3).
     func notify(_ index: UInt16)
-    /// Pending interrupt causes (`VirtioInterrupt` bits; mmio InterruptStatus).
+    /// Pending interrupt causes (`VirtIOInterrupt` bits; mmio InterruptStatus).
     func interruptStatus() -> UInt32
     /// Acknowledges the causes in `bits` (mmio InterruptACK).
     func acknowledge(_ bits: UInt32)
@@ -46,14 +46,14 @@ public protocol VirtioTransport {
 }
 
 /// Interrupt causes in `interruptStatus` (mmio §4.2.2, InterruptStatus; pci ISR §4.1.4.5).
-public enum VirtioInterrupt {
+public enum VirtIOInterrupt {
     /// The device used a buffer in at least one queue.
     public static let usedBuffer: UInt32 = 1 << 0
     /// The device configuration space changed.
     public static let configurationChange: UInt32 = 1 << 1
 }
 
-extension VirtioTransport {
+extension VirtIOTransport {
     /// A little-endian configuration field of `T`'s width at `offset`, read consistently:
     /// §2.5.1, "Drivers MUST NOT assume reads from fields greater than 32 bits wide are
     /// atomic, nor are reads from multiple fields", so the bytes are read between two

@@ -33,7 +33,7 @@ import Core
 import Drivers
 import VirtIO
 
-public final class VirtioFSDriver<Transport: VirtioTransport, Memory: GuestMemory>: FUSEChannel, FUSERequestQueue {
+public final class VirtIOFSDriver<Transport: VirtIOTransport, Memory: GuestMemory>: FUSEChannel, FUSERequestQueue {
     // Computed: a generic class cannot hold static stored properties.
     static var tagLength: Int { 36 }
     static var forgetSlotSize: Int { 64 }
@@ -70,13 +70,13 @@ public final class VirtioFSDriver<Transport: VirtioTransport, Memory: GuestMemor
         self.pause = pause
         stallGuard = FUSEStallGuard(timeoutSeconds: timeoutSeconds)
         do {
-            _ = try VirtioDevice.initialize(transport: transport, wanted: 0, required: VirtioFeature.version1)
+            _ = try VirtIODevice.initialize(transport: transport, wanted: 0, required: VirtIOFeature.version1)
         } catch {
             Log.timestamp()
             Log.write("virtio-fs: feature negotiation failed; device left unused\n")
             return nil
         }
-        guard let hiprio = DriverQueue(transport: transport, index: 0, wanted: UInt16(VirtioFSDriver.forgetSlots), memory: memory),
+        guard let hiprio = DriverQueue(transport: transport, index: 0, wanted: UInt16(VirtIOFSDriver.forgetSlots), memory: memory),
               let requests = DriverQueue(transport: transport, index: 1, wanted: 8, memory: memory),
               let page = KernelMemory.allocatePages(1) else {
             transport.giveUp("virtio-fs: queues could not be set up\n")
@@ -85,17 +85,17 @@ public final class VirtioFSDriver<Transport: VirtioTransport, Memory: GuestMemor
         self.hiprio = hiprio
         self.requests = requests
         var tag: [UInt8] = []
-        for offset in 0..<VirtioFSDriver.tagLength {
+        for offset in 0..<VirtIOFSDriver.tagLength {
             let byte = transport.configRead(offset)
             if byte == 0 { break }
             tag.append(byte)
         }
         self.tag = tag
-        for slot in 0..<VirtioFSDriver.forgetSlots {
-            forgetFree.append(page + UInt64(slot * VirtioFSDriver.forgetSlotSize))
+        for slot in 0..<VirtIOFSDriver.forgetSlots {
+            forgetFree.append(page + UInt64(slot * VirtIOFSDriver.forgetSlotSize))
         }
         forgetInFlight = [UInt64](repeating: 0, count: Int(hiprio.ring.size))
-        VirtioDevice.finish(transport: transport)
+        VirtIODevice.finish(transport: transport)
     }
 
     /// The interrupt handler (CPU 0, interrupts off): acknowledge, wake the waiting thread.
@@ -132,7 +132,7 @@ public final class VirtioFSDriver<Transport: VirtioTransport, Memory: GuestMemor
     }
 
     public func post(_ request: UnsafeRawBufferPointer) throws(FileSystemError) {
-        guard request.count <= VirtioFSDriver.forgetSlotSize else { throw .invalidPath }
+        guard request.count <= VirtIOFSDriver.forgetSlotSize else { throw .invalidPath }
         guard !failed else { throw .io }
         reclaimForgets()
         if forgetFree.isEmpty {
@@ -170,8 +170,8 @@ public final class VirtioFSDriver<Transport: VirtioTransport, Memory: GuestMemor
         guard !failed else { throw .io }
         do {
             let head = try requests.ring.addBuffer(memory, chain: [
-                (address: VirtioFSDriver.address(request.baseAddress), length: UInt32(request.count), deviceWritable: false),
-                (address: VirtioFSDriver.address(reply.baseAddress), length: UInt32(reply.count), deviceWritable: true),
+                (address: VirtIOFSDriver.address(request.baseAddress), length: UInt32(request.count), deviceWritable: false),
+                (address: VirtIOFSDriver.address(reply.baseAddress), length: UInt32(reply.count), deviceWritable: true),
             ])
             try requests.publishAndNotify(transport)
             return head

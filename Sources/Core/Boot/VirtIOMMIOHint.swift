@@ -4,7 +4,7 @@
 // <size> is a number with an optional K/M/G suffix; <base> and <size> take C prefixes
 // (0x hexadecimal); <irq> is decimal. Malformed entries are reported, not guessed at.
 
-public struct VirtioMMIOHint: Equatable {
+public struct VirtIOMMIOHint: Equatable {
     public var base: UInt64
     public var size: UInt64
     public var irq: Int
@@ -20,7 +20,7 @@ public struct VirtioMMIOHint: Equatable {
         case badWindow
     }
 
-    public static func parse(_ bytes: [UInt8]) throws(ParseError) -> VirtioMMIOHint {
+    public static func parse(_ bytes: [UInt8]) throws(ParseError) -> VirtIOMMIOHint {
         guard let at = bytes.firstIndex(of: 64) else { throw .malformed }                  // '@'
         guard let colon = bytes[(at + 1)...].firstIndex(of: 58) else { throw .malformed }   // ':'
         let size = try number(bytes[..<at], allowSuffix: true)
@@ -29,7 +29,7 @@ public struct VirtioMMIOHint: Equatable {
         let irq = try number(bytes[(colon + 1)..<irqEnd], allowSuffix: false)
         guard size > 0, base.addingReportingOverflow(size).overflow == false else { throw .badWindow }
         guard irq < 256 else { throw .badNumber }
-        return VirtioMMIOHint(base: base, size: size, irq: Int(irq))
+        return VirtIOMMIOHint(base: base, size: size, irq: Int(irq))
     }
 
     static func number(_ digits: ArraySlice<UInt8>, allowSuffix: Bool) throws(ParseError) -> UInt64 {
