@@ -5,8 +5,9 @@
 // A host client speaks the hybrid handshake (`CONNECT <port>\n`), the guest's listener
 // accepts, bytes go both ways, 1 MiB each way under credit (the guest's 64 KiB window and
 // the host's 256 KiB one are each filled and never exceeded), and the connection closes in
-// order. The host-initiated direction is the one that runs here: a guest `connect` waits
-// for the RESPONSE on an Event, which needs the kernel's scheduler.
+// order. The guest-initiated direction runs as `connect`'s two halves (`request`, then
+// `settle` once the device answered): `connect` waits for the RESPONSE on an Event, which
+// needs the kernel's scheduler.
 //
 // How the driver runs without the scheduler: the kernel routes the device's interrupt to
 // `handleInterrupt` and runs `serve` on a thread (wait for the interrupt, then `drain`). Here
@@ -244,6 +245,71 @@ final class VsockDriverDeviceTests: XCTestCase {
         XCTAssertTrue(waitedForCredit, "the guest ran out of credit and waited for the host's update")
         XCTAssertEqual(guest.device.connectionCount, 1, "the device never reset the connection")
         XCTAssertNil(stream.connection.closeReason)
+        XCTAssertEqual(logged, [])
+    }
+
+    /// The guest-initiated direction (hostping's): the guest's REQUEST to the host CID makes
+    /// the device connect to `<uds>_<port>` (Firecracker's convention) and answer RESPONSE;
+    /// bytes go both ways; the guest's close ends the host socket. `connect` is its two
+    /// halves here (`request`, then `settle` once the state moved), as its wait needs the
+    /// scheduler.
+    func testGuestConnectsToAHostListenerBothWaysAndCloses() throws {
+        let guest = try bringUp()
+        let port: UInt32 = 5000
+        let hostListener = try Posix.listenUnix(path: "\(uds)_\(port)")
+        defer { close(hostListener) }
+
+        let stream = try guest.sockets.request(cid: VsockAddress.hostCID, port: port)
+        XCTAssertEqual(stream.connection.state, .connecting)
+        XCTAssertTrue(guest.step(until: { stream.connection.state != .connecting }), "the device answered the REQUEST")
+        XCTAssertTrue(try guest.sockets.settle(stream) === stream)
+        XCTAssertEqual(guest.device.connectionCount, 1)
+        var server: Int32 = -1
+        for _ in 0..<200 where server < 0 {
+            server = Posix.accept(hostListener) ?? -1
+            if server < 0 { usleep(5_000) }
+        }
+        XCTAssertGreaterThanOrEqual(server, 0, "the device connected to \(uds)_\(port)")
+        defer { if server >= 0 { close(server) } }
+
+        // Guest → host.
+        let hello = Array("hello from the guest".utf8)
+        XCTAssertEqual(try hello.withUnsafeBytes { try stream.write($0) }, hello.count)
+        guest.step()
+        XCTAssertEqual(readAvailable(server, count: hello.count, timeout: 2).bytes, hello)
+
+        // Host → guest.
+        let answer = Array("hello from the host".utf8)
+        writeAll(server, answer)
+        XCTAssertTrue(guest.step(until: { stream.connection.readable >= answer.count }))
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = try buffer.withUnsafeMutableBytes { try stream.read(into: $0) }
+        XCTAssertEqual(Array(buffer[..<count]), answer)
+
+        // The guest closes: the device closes the host socket.
+        stream.close()
+        XCTAssertTrue(guest.step(until: { guest.device.connectionCount == 0 }))
+        guest.step()
+        XCTAssertTrue(readAvailable(server, timeout: 2).eof, "the host side sees the connection end")
+        XCTAssertTrue(guest.sockets.streams.isEmpty)
+        XCTAssertFalse(guest.driver.failed)
+        XCTAssertFalse(guest.transport.rings.values.contains { $0.isBroken })
+        XCTAssertEqual(logged, [])
+    }
+
+    /// A guest connect to a port no host program serves is refused at once (the device's
+    /// RST), not left to time out; the guest forgets the stream.
+    func testGuestConnectToAPortNobodyServesIsRefused() throws {
+        let guest = try bringUp()
+        let stream = try guest.sockets.request(cid: VsockAddress.hostCID, port: 5001)
+        XCTAssertTrue(guest.step(until: { stream.connection.state != .connecting }, seconds: 2),
+                      "the refusal came without waiting for the connect timeout")
+        XCTAssertThrowsError(try guest.sockets.settle(stream)) {
+            XCTAssertEqual($0 as? SocketError, .connectionRefused)
+        }
+        XCTAssertTrue(guest.sockets.streams.isEmpty)
+        XCTAssertEqual(guest.device.connectionCount, 0)
+        XCTAssertFalse(guest.driver.failed)
         XCTAssertEqual(logged, [])
     }
 }

@@ -62,6 +62,19 @@ public final class VsockSockets: SocketProvider {
     }
 
     public func connect(cid: UInt64, port: UInt32) throws(SocketError) -> any StreamSocket {
+        let stream = try request(cid: cid, port: port)
+        let connection = stream.connection
+        let deadline = Clock.monotonicNanoseconds() &+ VsockSockets.connectTimeout
+        while connection.state == .connecting && !driver.failed && Clock.monotonicNanoseconds() < deadline {
+            stream.changed.reset()
+            stream.changed.wait(deadline: deadline)
+        }
+        return try settle(stream)
+    }
+
+    /// The first half of `connect`: a stream in `.connecting`, its REQUEST sent from the
+    /// next ephemeral port.
+    func request(cid: UInt64, port: UInt32) throws(SocketError) -> VsockStream {
         if driver.failed { throw .deviceFailed }
         let localPort = nextEphemeralPort
         nextEphemeralPort = nextEphemeralPort == UInt32.max ? 49152 : nextEphemeralPort + 1
@@ -72,17 +85,19 @@ public final class VsockSockets: SocketProvider {
                                  idleTimeout: UInt64(ConnectionLimits.defaultIdleSeconds) * 1_000_000_000)
         insert(stream)
         send([request], payload: nil, of: connection)
-        let deadline = Clock.monotonicNanoseconds() &+ VsockSockets.connectTimeout
-        while connection.state == .connecting && !driver.failed && Clock.monotonicNanoseconds() < deadline {
-            stream.changed.reset()
-            stream.changed.wait(deadline: deadline)
-        }
+        return stream
+    }
+
+    /// The second half, once the wait is over: the stream if the peer answered RESPONSE;
+    /// `deviceFailed`, `timedOut` (no answer: the stream is closed, so a late RESPONSE is
+    /// reset) or `connectionRefused` (the peer's RST).
+    func settle(_ stream: VsockStream) throws(SocketError) -> VsockStream {
         if driver.failed { throw .deviceFailed }
-        if connection.state == .connecting {
+        if stream.connection.state == .connecting {
             stream.close()
             throw .timedOut
         }
-        guard connection.state == .connected else {
+        guard stream.connection.state == .connected else {
             forget(stream)
             throw .connectionRefused
         }
