@@ -18,12 +18,16 @@
 import _Volatile
 import X86Asm
 
-/// 32-bit loads and stores (and 8-bit loads, for byte-wide configuration space) at byte
-/// offsets in one memory-mapped register block.
+/// Loads and stores of 32, 16 and 8 bits at byte offsets in one memory-mapped register
+/// block (virtio-pci's common configuration has fields of each width, and §4.1.3.1 asks
+/// for each to be accessed with its own width).
 public protocol MMIOAccess {
     func load32(_ offset: UInt) -> UInt32
     func store32(_ offset: UInt, _ value: UInt32)
+    func load16(_ offset: UInt) -> UInt16
+    func store16(_ offset: UInt, _ value: UInt16)
     func load8(_ offset: UInt) -> UInt8
+    func store8(_ offset: UInt, _ value: UInt8)
 }
 
 /// x86 port I/O (SDM vol. 2: IN, OUT) of each width.
@@ -54,8 +58,23 @@ public struct MMIOWindow: MMIOAccess {
     }
 
     @inlinable @inline(__always)
+    public func load16(_ offset: UInt) -> UInt16 {
+        VolatileMappedRegister<UInt16>(unsafeBitPattern: base + offset).load()
+    }
+
+    @inlinable @inline(__always)
+    public func store16(_ offset: UInt, _ value: UInt16) {
+        VolatileMappedRegister<UInt16>(unsafeBitPattern: base + offset).store(value)
+    }
+
+    @inlinable @inline(__always)
     public func load8(_ offset: UInt) -> UInt8 {
         VolatileMappedRegister<UInt8>(unsafeBitPattern: base + offset).load()
+    }
+
+    @inlinable @inline(__always)
+    public func store8(_ offset: UInt, _ value: UInt8) {
+        VolatileMappedRegister<UInt8>(unsafeBitPattern: base + offset).store(value)
     }
 }
 

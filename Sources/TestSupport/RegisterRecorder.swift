@@ -19,7 +19,10 @@ public final class RegisterRecorder: MMIOAccess, PortAccess {
     public enum Access: Equatable, Sendable, CustomStringConvertible {
         case load32(UInt, UInt32)
         case store32(UInt, UInt32)
+        case load16(UInt, UInt16)
+        case store16(UInt, UInt16)
         case load8(UInt, UInt8)
+        case store8(UInt, UInt8)
         case in8(UInt16, UInt8)
         case out8(UInt16, UInt8)
         case in16(UInt16, UInt16)
@@ -32,7 +35,10 @@ public final class RegisterRecorder: MMIOAccess, PortAccess {
             switch self {
             case .load32(let o, let v): return "load32(\(hex(o))) -> \(hex(v))"
             case .store32(let o, let v): return "store32(\(hex(o)), \(hex(v)))"
+            case .load16(let o, let v): return "load16(\(hex(o))) -> \(hex(v))"
+            case .store16(let o, let v): return "store16(\(hex(o)), \(hex(v)))"
             case .load8(let o, let v): return "load8(\(hex(o))) -> \(hex(v))"
+            case .store8(let o, let v): return "store8(\(hex(o)), \(hex(v)))"
             case .in8(let p, let v): return "in8(\(hex(p))) -> \(hex(v))"
             case .out8(let p, let v): return "out8(\(hex(p)), \(hex(v)))"
             case .in16(let p, let v): return "in16(\(hex(p))) -> \(hex(v))"
@@ -45,7 +51,7 @@ public final class RegisterRecorder: MMIOAccess, PortAccess {
         /// Whether this access reads (a load or an IN).
         public var isRead: Bool {
             switch self {
-            case .load32, .load8, .in8, .in16, .in32: return true
+            case .load32, .load16, .load8, .in8, .in16, .in32: return true
             default: return false
             }
         }
@@ -103,11 +109,21 @@ public final class RegisterRecorder: MMIOAccess, PortAccess {
 
     public func store32(_ offset: UInt, _ value: UInt32) { record(.store32(offset, value)) }
 
+    public func load16(_ offset: UInt) -> UInt16 {
+        let v = UInt16(truncatingIfNeeded: value(.offset(offset)))
+        record(.load16(offset, v))
+        return v
+    }
+
+    public func store16(_ offset: UInt, _ value: UInt16) { record(.store16(offset, value)) }
+
     public func load8(_ offset: UInt) -> UInt8 {
         let v = UInt8(truncatingIfNeeded: value(.offset(offset)))
         record(.load8(offset, v))
         return v
     }
+
+    public func store8(_ offset: UInt, _ value: UInt8) { record(.store8(offset, value)) }
 
     // MARK: PortAccess
 
