@@ -119,6 +119,8 @@ let package = Package(
         // access), the early boot sequence.
         .target(name: "PC", dependencies: ["Core", "X86Asm"], swiftSettings: volatile),
         .target(name: "VirtIOMMIO", dependencies: ["Core", "VirtIO", "PC"]),
+        .target(name: "VirtIOPCI", dependencies: ["VirtIO", "PC"]),
+        .testTarget(name: "VirtIOPCITests", dependencies: ["VirtIOPCI", "VirtIO", "PC", "TestSupport"]),
         .testTarget(name: "VirtIOMMIOTests", dependencies: ["VirtIOMMIO", "VirtIO", "PC", "Core", "TestSupport"]),
         .target(name: "MicroVM", dependencies: ["Core", "VirtIO", "VirtIOMMIO", "X86Asm", "PC", "MicroVMBoot"], swiftSettings: volatile),
         // microvm's device scan and each driver's attach function, reached only through an image's driver

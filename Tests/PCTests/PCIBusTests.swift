@@ -7,100 +7,6 @@ import XCTest
 import PC
 import TestSupport
 
-/// Configuration space of a few functions, reached through ports 0xCF8/0xCFC.
-final class SimulatedPCI: PortAccess {
-    struct Function {
-        var config = [UInt32](repeating: 0, count: 64)
-        /// Per BAR register (0-5): the bits software may write (0: not a BAR).
-        var writable = [UInt32](repeating: 0, count: 6)
-    }
-
-    var functions: [UInt32: Function] = [:]
-    var address: UInt32 = 0
-    /// Every dword write to the data port: (CONFIG_ADDRESS, value).
-    var writes: [(UInt32, UInt32)] = []
-    var reads = 0
-
-    static func key(_ bus: UInt8, _ device: UInt8, _ function: UInt8) -> UInt32 {
-        UInt32(bus) << 16 | UInt32(device) << 11 | UInt32(function) << 8
-    }
-
-    func add(bus: UInt8 = 0, device: UInt8, function: UInt8 = 0, vendor: UInt16 = 0x1AF4, id: UInt16,
-             headerType: UInt8 = 0, status: UInt16 = 0, command: UInt16 = 0x0003,
-             line: UInt8 = 0xFF, pin: UInt8 = 0) {
-        var f = Function()
-        f.config[0] = UInt32(id) << 16 | UInt32(vendor)
-        f.config[1] = UInt32(status) << 16 | UInt32(command)
-        f.config[2] = 0x0100_0000
-        f.config[3] = UInt32(headerType) << 16
-        f.config[15] = UInt32(pin) << 8 | UInt32(line)
-        functions[Self.key(bus, device, function)] = f
-    }
-
-    /// A memory BAR of `size` (a power of two) at `address`; 64-bit ones take two registers.
-    func memoryBar(_ device: UInt8, bar: Int, address: UInt64, size: UInt64,
-                   is64: Bool, prefetchable: Bool) {
-        let k = Self.key(0, device, 0)
-        let low = UInt32(truncatingIfNeeded: address) | (is64 ? 0x4 : 0) | (prefetchable ? 0x8 : 0)
-        functions[k]!.config[4 + bar] = low
-        functions[k]!.writable[bar] = UInt32(truncatingIfNeeded: ~(size - 1)) & 0xFFFF_FFF0
-        if is64 {
-            functions[k]!.config[5 + bar] = UInt32(truncatingIfNeeded: address >> 32)
-            functions[k]!.writable[bar + 1] = UInt32(truncatingIfNeeded: ~(size - 1) >> 32)
-        }
-    }
-
-    func ioBar(_ device: UInt8, bar: Int, port: UInt32, size: UInt32) {
-        let k = Self.key(0, device, 0)
-        functions[k]!.config[4 + bar] = port | 1
-        functions[k]!.writable[bar] = ~(size - 1) & 0xFFFF_FFFC
-    }
-
-    /// A capability list: (id, next offset) at each offset; sets status bit 4.
-    func capabilities(_ device: UInt8, first: UInt8, _ entries: [(offset: UInt8, id: UInt8, next: UInt8)]) {
-        let k = Self.key(0, device, 0)
-        functions[k]!.config[1] |= 0x0010 << 16
-        functions[k]!.config[13] = UInt32(first)
-        for e in entries { functions[k]!.config[Int(e.offset) / 4] = UInt32(e.next) << 8 | UInt32(e.id) }
-    }
-
-    var current: (key: UInt32, register: Int)? {
-        guard address & 0x8000_0000 != 0 else { return nil }
-        return (address & 0x00FF_FF00, Int(address & 0xFC) / 4)
-    }
-
-    func in32(_ port: UInt16) -> UInt32 {
-        guard port == 0xCFC, let (key, register) = current, let f = functions[key] else { return 0xFFFF_FFFF }
-        reads += 1
-        return f.config[register]
-    }
-
-    func out32(_ port: UInt16, _ value: UInt32) {
-        if port == 0xCF8 { address = value; return }
-        guard port == 0xCFC, let (key, register) = current, var f = functions[key] else { return }
-        writes.append((address, value))
-        let headerType = (f.config[3] >> 16) & 0x7F
-        if register >= 4 && register < 10 && headerType == 0 {
-            let bar = register - 4
-            let mask = f.writable[bar]
-            // The type bits of a BAR are read-only; a BAR's high half has none.
-            let isHighHalf = bar > 0 && f.config[4 + bar - 1] & 0x7 == 0x4 && f.writable[bar - 1] != 0
-            let fixed: UInt32 = isHighHalf ? 0 : f.config[register] & (f.config[register] & 1 == 1 ? 0x3 : 0xF)
-            f.config[register] = (value & mask) | fixed
-        } else if register == 1 {
-            f.config[1] = (f.config[1] & 0xFFFF_0000) | (value & 0xFFFF)
-        } else {
-            f.config[register] = value
-        }
-        functions[key] = f
-    }
-
-    func in8(_ port: UInt16) -> UInt8 { XCTFail("8-bit port read \(port)"); return 0xFF }
-    func out8(_ port: UInt16, _ value: UInt8) { XCTFail("8-bit port write \(port)") }
-    func in16(_ port: UInt16) -> UInt16 { XCTFail("16-bit port read \(port)"); return 0xFFFF }
-    func out16(_ port: UInt16, _ value: UInt16) { XCTFail("16-bit port write \(port)") }
-}
-
 final class PCIBusTests: XCTestCase {
     let machine = SimulatedPCI()
     lazy var pci = PCIBusChip(ports: machine)
@@ -131,6 +37,7 @@ final class PCIBusTests: XCTestCase {
         XCTAssertEqual(blk.interruptLine, 11)
         XCTAssertEqual(blk.interruptPin, 1)
         XCTAssertEqual(logged, [])
+        XCTAssertEqual(machine.otherAccesses, 0, "only dword accesses to 0xCF8/0xCFC")
     }
 
     func testSizingRestoresEveryBarAndTheCommandAndDecodesNothingMeanwhile() throws {
