@@ -83,7 +83,7 @@ let package = Package(
         .library(name: "LegacyKernel", type: .static, targets: ["Legacy"]),
         // Every module an image can be linked from, built in one `swift build` for the kernel
         // triple; the tool links one platform and one service out of it.
-        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "MicroVMScan", "MicroVMVsock", "MicroVMFS", "Legacy"] + services.map(\.name)),
+        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "MicroVMScan", "MicroVMVsock", "MicroVMFS", "Legacy", "LegacyScan"] + services.map(\.name)),
         .executable(name: "toro-cli", targets: ["ToroCLI"]),
         .executable(name: "toro-vsock", targets: ["ToroVsock"]),
         .executable(name: "toro-fs", targets: ["ToroFS"]),
@@ -128,7 +128,9 @@ let package = Package(
         .target(name: "MicroVMScan", dependencies: ["Core", "VirtIO", "VirtIOMMIO", "X86Asm", "PC", "MicroVM"], swiftSettings: volatile),
         .target(name: "MicroVMVsock", dependencies: ["Core", "VirtIO", "VirtIOMMIO", "Drivers", "VsockDriver", "PC", "MicroVM"], swiftSettings: volatile),
         .target(name: "MicroVMFS", dependencies: ["Core", "VirtIO", "VirtIOMMIO", "Drivers", "FSDriver", "X86Asm", "PC", "MicroVM"], swiftSettings: volatile),
-        .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "LegacyBoot"], swiftSettings: volatile),
+        .target(name: "Legacy", dependencies: ["Core", "X86Asm", "PC", "VirtIOPCI", "LegacyBoot"], swiftSettings: volatile),
+        // Legacy's PCI device scan, reached only through an image's driver table.
+        .target(name: "LegacyScan", dependencies: ["Core", "VirtIO", "VirtIOPCI", "PC", "Legacy"], swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
         .target(name: "ToroTool", dependencies: ["KVProtocol", "Wire"]),
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),

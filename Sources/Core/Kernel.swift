@@ -79,8 +79,16 @@ public enum Kernel {
         Scheduler.runIdleLoop()
     }
 
-    /// Logs the exit status and leaves the VM.
+    /// Run by `finish` before the exit report, in the order registered: a mounted disk's
+    /// final sync and its cache statistics. A device's attach function adds one once the
+    /// device is in use.
+    nonisolated(unsafe) public static var beforeExit: [() -> Void] = []
+
+    /// Runs `beforeExit`, logs the exit status and leaves the VM.
     public static func finish(_ status: ExitStatus) -> Never {
+        let hooks = beforeExit
+        beforeExit = []
+        for hook in hooks { hook() }
         logHeapStatistics()
         MemoryBudget.logRefusals()
         Log.timestamp()

@@ -5,7 +5,9 @@
 // PIT's); the LAPIC only for IPIs (CPU start-up and wake-ups), the BSP's in virtual-wire
 // mode so the 8259's interrupts reach it. Ticks: the PIT at 1 kHz on the BSP, which also
 // wakes any other CPU whose sleep is due. Wall clock: the CMOS RTC. CPUs: SeaBIOS's MP
-// table (one processor per socket: `toro run` passes sockets=N).
+// table (one processor per socket: `toro run` passes sockets=N). Devices: PCI, walked when
+// the platform starts (LegacyDevices.swift, Sources/LegacyScan); the memory BARs of the
+// virtio functions are mapped uncached with the fixed windows.
 // Fixed addresses live in Addresses.swift; the boot path is `toro_kernel_entry`.
 import _Volatile
 import X86Asm
@@ -19,7 +21,11 @@ final class LegacyPlatform: Clocks, LocalAPICInterrupts, DeviceSet {
 
     let machine: PCMachine
     private(set) var cpuCount = 1
-    let mmioWindows: [PhysicalRange] = LegacyAddresses.mmioWindows
+    /// Every PCI function, as firmware left it (the walk only reads, and sizes BARs).
+    let pciFunctions: [PCIFunction]
+    let mmioWindows: [PhysicalRange]
+    private(set) var sockets: (any SocketProvider)? = nil
+    private(set) var fileSystem: (any FileSystem)? = nil
     let lapic = LocalAPIC(base: LegacyAddresses.localAPIC.start)
     var pic = PIC8259()
     var pit = PIT8254()
@@ -30,6 +36,12 @@ final class LegacyPlatform: Clocks, LocalAPICInterrupts, DeviceSet {
 
     init(machine: PCMachine) {
         self.machine = machine
+        pciFunctions = PCIBus().scan(log: { line in
+            Log.timestamp()
+            Log.write(line)
+            Log.put(10)
+        })
+        mmioWindows = LegacyAddresses.mmioWindows + LegacyPlatform.virtioWindows(pciFunctions)
         deadlines = UnsafeMutablePointer<UInt64>.allocate(capacity: KernelHeap.maxCPUs)
         deadlines.initialize(repeating: 0, count: KernelHeap.maxCPUs)
     }
@@ -77,10 +89,50 @@ final class LegacyPlatform: Clocks, LocalAPICInterrupts, DeviceSet {
         return cpuCount
     }
 
-    /// PCI virtio-net and Toro's TCP/IP stack come later (MIGRATION.md); no devices yet.
-    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange], wanted: ServiceDevices) {}
-    var sockets: (any SocketProvider)? { nil }
-    var fileSystem: (any FileSystem)? { nil }
+    /// The memory BARs of modern virtio functions (vendor 0x1AF4, device 0x1040 and up),
+    /// below 4 GiB's end of the address space and page-aligned outward; the rest are left
+    /// unmapped (no driver touches them).
+    static func virtioWindows(_ functions: [PCIFunction]) -> [PhysicalRange] {
+        var windows: [PhysicalRange] = []
+        for function in functions where function.vendorID == 0x1AF4 && function.deviceID >= 0x1040 {
+            for bar in function.bars where bar.kind != .io && bar.size > 0 && bar.address != 0 {
+                let end = bar.address &+ bar.size
+                guard end > bar.address else { continue }
+                windows.append(PhysicalRange(start: bar.address & ~0xFFF, end: (end + 0xFFF) & ~0xFFF))
+            }
+        }
+        return windows
+    }
+
+    /// Routes an INTx line of the 8259 to `handler`, after the handlers already there: PCI
+    /// lines are shared (LegacyDevices.swift).
+    func route(_ irq: Int, _ handler: @escaping () -> Void) {
+        guard irq > 0 && irq < 16 && irq != 2 else {
+            Log.timestamp()
+            Log.write("devices: a PCI device has no usable interrupt line; it is left alone\n")
+            return
+        }
+        if let earlier = Interrupts.deviceHandlers[irq] {
+            Interrupts.deviceHandlers[irq] = { earlier(); handler() }
+        } else {
+            Interrupts.deviceHandlers[irq] = handler
+        }
+        pic.unmask(irq: UInt8(irq))
+    }
+
+    /// The PCI scan and the drivers run only in images whose service uses a device (the
+    /// driver table's `toro_driver_scan`): hello's image has none. virtio-net and Toro's
+    /// TCP/IP stack come later (MIGRATION.md).
+    func startDevices(commandLine: KernelCommandLine, ram: [PhysicalRange], wanted: ServiceDevices) {
+        guard !wanted.isEmpty, let hook = DriverHooks.scan else { return }
+        let scan = LegacyDeviceScan(functions: pciFunctions, commandLine: commandLine, ram: ram, wanted: wanted,
+                                    route: { [self] irq, handler in route(irq, handler) },
+                                    badCommandLine: { Kernel.finish(.badCommandLine) },
+                                    now: { [self] in monotonicNanoseconds() })
+        withExtendedLifetime(scan) { _ = hook(Unmanaged.passUnretained(scan).toOpaque()) }
+        sockets = scan.sockets
+        fileSystem = scan.fileSystem
+    }
 
     func logBootDetails() {
         machine.logClock()

@@ -68,17 +68,3 @@ package protocol DeviceRecorder: AnyObject {
     func route(_ irq: Int, _ handler: @escaping () -> Void)
     func logFound(_ name: StaticString, _ hint: VirtIOMMIOHint)
 }
-
-/// The image's driver table.
-package enum DriverHooks {
-    package typealias Attach = @convention(c) (UnsafeMutableRawPointer?) -> Bool
-#if hasFeature(Embedded)
-    package static var scan: Attach? { toro_driver_scan }
-    package static var sockets: Attach? { toro_driver_sockets }
-    package static var files: Attach? { toro_driver_files }
-#else
-    package static var scan: Attach? { nil }
-    package static var sockets: Attach? { nil }
-    package static var files: Attach? { nil }
-#endif
-}

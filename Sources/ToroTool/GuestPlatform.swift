@@ -42,12 +42,13 @@ public enum GuestPlatform: String, CaseIterable, Sendable {
         switch (self, device) {
         case (.microvm, "sockets"): "toro_attach_sockets_mmio"
         case (.microvm, "files"): "toro_attach_files_mmio"
+        // (.legacy, "files"): toro_attach_files_pci, once virtio-blk and ext2 are linked
         default: nil
         }
     }
 
     /// The platform's device scan, linked when the service uses any device.
-    public var scanSymbol: String? { self == .microvm ? "toro_scan_mmio" : nil }
+    public var scanSymbol: String? { self == .microvm ? "toro_scan_mmio" : "toro_scan_pci" }
 
     /// The names accepted by `--platform`, for error messages.
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }

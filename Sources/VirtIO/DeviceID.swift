@@ -4,6 +4,8 @@
 
 /// The device types Toro has drivers or back-ends for.
 public enum VirtIODeviceID {
+    /// virtio-blk (§5.2).
+    public static let block: UInt32 = 2
     /// virtio-vsock (§5.10).
     public static let socket: UInt32 = 19
     /// virtio-fs (§5.11).
