@@ -64,6 +64,7 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("FUSEServer", ["VhostUser", "Wire"]),
     ("HTTPRequest", ["Wire"]),
     ("KVFile", ["KVProtocol", "Wire"]),
+    ("PCIWalk", ["PC", "VirtIOPCI", "TestSupport"]),
     ("UsedRing", ["VirtIO", "TestSupport", "Wire"]),
     ("VsockDevice", ["VhostUser", "VirtIO", "TestSupport", "Wire"]),
     ("VsockHeader", ["Drivers", "VsockDriver", "Wire"]),

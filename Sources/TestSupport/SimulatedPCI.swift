@@ -11,6 +11,8 @@ public final class SimulatedPCI: PortAccess {
         public var config = [UInt32](repeating: 0, count: 64)
         /// Per BAR register (0-5): the bits software may write (0: not a BAR).
         public var writable = [UInt32](repeating: 0, count: 6)
+
+        public init() {}
     }
 
     public var functions: [UInt32: Function] = [:]
