@@ -27,8 +27,8 @@ public struct ImageLinker: Sendable {
     public static func kernelModules(_ platform: GuestPlatform) -> [String] {
         let shared = ["X86Asm", "VirtIO", "Wire", "Core", "PC"]
         switch platform {
-        case .microvm: return shared + ["Drivers", "VsockDriver", "FSDriver", "MicroVMBoot", "VirtIOMMIO", "MicroVM", "MicroVMScan", "MicroVMVsock", "MicroVMFS"]
-        case .legacy: return shared + ["LegacyBoot", "Legacy"]
+        case .microvm: return shared + ["Drivers", "VsockDriver", "FSDriver", "MicroVMBoot", "VirtIOMMIO", "MicroVM", "MicroVMScan", "MicroVMVsock", "MicroVMFS", "BlkDriver"]
+        case .legacy: return shared + ["LegacyBoot", "Legacy", "BlkDriver"]
         }
     }
 
