@@ -12,6 +12,7 @@
 // and delivers the device's interrupt to `handleInterrupt`. The split calls (`submit`,
 // `drain`, `collect`) are driven directly for the requests kept in flight together.
 import Core
+import TestSupport
 import VirtIO
 import XCTest
 @testable import BlkDriver
@@ -59,7 +60,7 @@ final class VirtIOBlockDriverDeviceTests: XCTestCase {
     /// `reachable`: the device may reach the whole process (the caller's heap buffers go
     /// straight to it) or only the guest RAM (they are bounced).
     func bringUp(features: UInt64 = 0, sectors: Int = 4096, reachable: Bool = true, inFlight: Int = 16,
-                 configure: (BlockTestDevice) -> Void = { _ in }) throws -> Guest {
+                 timeoutSeconds: Int = 30, configure: (BlockTestDevice) -> Void = { _ in }) throws -> Guest {
         let device = BlockTestDevice(sectors: sectors, features: features)
         configure(device)
         let memory = reachable ? ram.processMemory : ram.memory
@@ -73,7 +74,7 @@ final class VirtIOBlockDriverDeviceTests: XCTestCase {
                 transport.runDevice()
                 if transport.interruptPending { box.driver?.handleInterrupt() }
             },
-            timeoutSeconds: 30, maximumInFlight: inFlight))
+            timeoutSeconds: timeoutSeconds, maximumInFlight: inFlight))
         box.driver = driver
         return Guest(device: device, transport: transport, driver: driver)
     }
@@ -336,5 +337,80 @@ final class VirtIOBlockDriverDeviceTests: XCTestCase {
             XCTAssertTrue(guest.driver.slots[ticket.slot].completion.isSignalled, "its waiter would wake")
         }
         assertFailed(guest, "the device wrote an invalid status byte", "one bad answer among three")
+    }
+
+    /// Seeded runs of mixed operations against a device that sometimes lies (a random status
+    /// byte, a forged used id or length) or stays silent: every call returns or throws one of
+    /// BlockDeviceError's cases, honest answers are always right, and once the device failed
+    /// every call throws `deviceFailed`, with one log line.
+    func testRandomlyHostileDeviceNeverTrapsOrHangs() throws {
+        var failures = 0
+        for seed in 0 ..< 40 {
+            var rng = RNG(seed: UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
+            let guest = try bringUp(features: VirtIOBlock.featureFlush, sectors: 64, reachable: rng.below(2) == 0,
+                                    inFlight: 1 + rng.below(4), timeoutSeconds: 1)
+            log.text = ""
+            var failedBefore = false
+            for step in 0 ..< 30 {
+                let what = "seed \(seed) step \(step)"
+                let hostility = rng.below(10)
+                var hostile = true
+                switch hostility {
+                case 0: guest.device.statusOverride = UInt8(truncatingIfNeeded: rng.next())
+                case 1:
+                    let id = UInt32(truncatingIfNeeded: rng.next() % 80)
+                    guest.transport.afterService = { _, ring in guest.transport.rewriteLastUsed(ring, id: id) }
+                case 2:
+                    let length = UInt32(truncatingIfNeeded: rng.next())
+                    guest.transport.afterService = { _, ring in guest.transport.rewriteLastUsed(ring, length: length) }
+                case 3 where rng.below(4) == 0: guest.device.holds = true
+                default: hostile = false
+                }
+                let sector = UInt64(rng.below(70))
+                let count = (1 + rng.below(9)) * 512 - (rng.below(12) == 0 ? 100 : 0)
+                let inRange = count % 512 == 0 && sector + UInt64(count / 512) <= 64
+                var result: BlockDeviceError? = nil
+                var bytes = [UInt8](repeating: 0, count: count)
+                let kind = rng.below(3)
+                do {
+                    switch kind {
+                    case 0: bytes = try read(guest, sector: sector, count: count)
+                    case 1: try write(guest, sector: sector, pattern(count, seed: UInt32(step)))
+                    default: try guest.driver.flush()
+                    }
+                } catch let error as BlockDeviceError {
+                    result = error
+                }
+                guest.device.statusOverride = nil
+                guest.device.holds = false
+                guest.transport.afterService = nil
+                if failedBefore {
+                    XCTAssertEqual(result, .deviceFailed, what)
+                } else if kind != 2 && !inRange {
+                    XCTAssertEqual(result, .outOfRange, "\(what): checked before the device")
+                } else if !hostile {
+                    XCTAssertNil(result, "\(what): an honest device")
+                    if kind == 0 { XCTAssertEqual(bytes, disk(guest, sector: Int(sector), count: count), what) }
+                    if kind == 1 { XCTAssertEqual(disk(guest, sector: Int(sector), count: count), pattern(count, seed: UInt32(step)), what) }
+                } else if result == nil && kind == 0 {
+                    XCTAssertEqual(bytes, disk(guest, sector: Int(sector), count: count), "\(what): a lie that passed is harmless")
+                }
+                if guest.driver.failed && !failedBefore {
+                    XCTAssertEqual(result, .deviceFailed, what)
+                    failedBefore = true
+                    failures += 1
+                }
+            }
+            let lines = log.text.split(separator: "\n").filter { $0.contains("device failed") }
+            XCTAssertEqual(lines.count, failedBefore ? 1 : 0, "seed \(seed): \(log.text)")
+        }
+        XCTAssertGreaterThan(failures, 20, "most runs met a lie the driver caught")
+    }
+
+    func testTimeoutKernelArgument() throws {
+        XCTAssertEqual(try VirtIOBlockLimits.timeoutSeconds(try KernelCommandLine(parsing: Array("service=hello".utf8))), 30)
+        XCTAssertEqual(try VirtIOBlockLimits.timeoutSeconds(try KernelCommandLine(parsing: Array("blk-timeout=5".utf8))), 5)
+        XCTAssertThrowsError(try VirtIOBlockLimits.timeoutSeconds(try KernelCommandLine(parsing: Array("blk-timeout=0".utf8))))
+        XCTAssertThrowsError(try VirtIOBlockLimits.timeoutSeconds(try KernelCommandLine(parsing: Array("blk-timeout=soon".utf8))))
     }
 }

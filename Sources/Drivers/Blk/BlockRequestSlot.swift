@@ -69,4 +69,10 @@ public enum VirtIOBlockLimits {
     static let bounceBytes = 4096
     /// The largest data segment of one request, whatever `size_max` allows: 1 MiB.
     static let largestRequest = 1 << 20
+
+    /// `blk-timeout=SECONDS` (1-3600), or the default: how long one request may take before
+    /// the device is given up.
+    public static func timeoutSeconds(_ commandLine: KernelCommandLine) throws(KernelArgumentError) -> Int {
+        try commandLine.number("blk-timeout", minimum: 1, maximum: 3600) ?? defaultTimeoutSeconds
+    }
 }

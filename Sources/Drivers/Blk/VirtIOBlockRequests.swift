@@ -61,17 +61,18 @@ extension VirtIOBlockDriver {
         slot.copyBack = nil
         slot.copyCount = 0
         var dataAddress = address
+        var bounced = true
         if count > 0 && !direct {
             dataAddress = slot.bounce
             if type == .write {
-                _ = memory.write(at: slot.bounce, from: UnsafeRawBufferPointer(buffer))
+                bounced = memory.write(at: slot.bounce, from: UnsafeRawBufferPointer(buffer))
             } else {
                 slot.copyBack = buffer.baseAddress
                 slot.copyCount = type == .getID ? buffer.count : count
             }
         }
         // §5.2.6.1: reserved 0; sector 0 for FLUSH and GET_ID. 0xFF is no status at all.
-        let written = memory.store(type.rawValue, at: slot.control)
+        let written = bounced && memory.store(type.rawValue, at: slot.control)
             && memory.store(UInt32(0), at: slot.control + 4)
             && memory.store(type == .read || type == .write ? sector : 0, at: slot.control + 8)
             && memory.store(UInt8(0xFF), at: slot.statusAddress)
