@@ -123,6 +123,24 @@ final class VirtIOBlockDriverDeviceTests: XCTestCase {
         XCTAssertTrue(log.text.contains("virtio-blk: 2048 sectors (1 MiB), block size 4096, write cache\n"), log.text)
     }
 
+    /// A device the driver cannot use is left FAILED with one line, never half-used.
+    func testUnusableDevicesAreGivenUp() throws {
+        let cases: [(String, UInt64, UInt16, UInt32, String)] = [
+            ("a ring too small for one request", 0, 2, 0, "the request queue could not be set up"),
+            ("size_max below a sector", VirtIOBlock.featureSizeMax, 256, 100, "size_max is below one sector"),
+        ]
+        for (what, features, queueMaximum, sizeMax, line) in cases {
+            log.text = ""
+            let device = BlockTestDevice(sectors: 8, features: features)
+            device.sizeMax = sizeMax
+            let transport = BlockTransport(device: device, memory: ram.memory, config: device.readConfig(offset: 0, size: 64),
+                                           queueMaximum: queueMaximum)
+            XCTAssertNil(BlockGuestDriver(transport: transport, memory: ram.memory, now: { 0 }, pause: {}), what)
+            XCTAssertTrue(DeviceStatus(rawValue: transport.registers.deviceStatus).contains(.failed), what)
+            XCTAssertTrue(log.text.contains("virtio-blk: " + line), "\(what): \(log.text)")
+        }
+    }
+
     func testReadWriteRoundTripsDirectAndBounced() throws {
         for reachable in [true, false] {
             let guest = try bringUp(reachable: reachable)
