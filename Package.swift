@@ -84,7 +84,7 @@ let package = Package(
         .library(name: "LegacyKernel", type: .static, targets: ["Legacy"]),
         // Every module an image can be linked from, built in one `swift build` for the kernel
         // triple; the tool links one platform and one service out of it.
-        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "MicroVMScan", "MicroVMVsock", "MicroVMFS", "Legacy", "LegacyScan"] + services.map(\.name)),
+        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "MicroVMScan", "MicroVMVsock", "MicroVMFS", "Legacy", "LegacyScan", "BlkDriver"] + services.map(\.name)),
         .executable(name: "toro-cli", targets: ["ToroCLI"]),
         .executable(name: "toro-vsock", targets: ["ToroVsock"]),
         .executable(name: "toro-fs", targets: ["ToroFS"]),
@@ -107,6 +107,7 @@ let package = Package(
         // module's class metadata shares one .data section, which keeps every method).
         .target(name: "VsockDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/Vsock"),
         .target(name: "FSDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/FS"),
+        .target(name: "BlkDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/Blk"),
         // x86-64 primitives shared by both platforms: the 32-bit to long-mode trampoline,
         // exception stubs, port I/O and control registers, and the few libc symbols the
         // Swift runtime links against.
@@ -164,7 +165,7 @@ let package = Package(
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "TestSupport"]),
         // The real guest drivers (virtio-fs, vsock) against the real host devices, and the
         // guest's FUSE client against the host's FUSE server, in one process.
-        .testTarget(name: "DriverDeviceTests", dependencies: ["Drivers", "VsockDriver", "FSDriver", "Core", "VirtIO", "Wire", "VhostUser",
+        .testTarget(name: "DriverDeviceTests", dependencies: ["Drivers", "VsockDriver", "FSDriver", "BlkDriver", "Core", "VirtIO", "Wire", "VhostUser",
                                                              "TestSupport"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool", "KVProtocol", "Wire"]),
         // The PC chips' start-up sequences, run on the host over TestSupport's recording
