@@ -105,11 +105,16 @@ public enum SoakBench {
             out.append("  heap in use: \(heap(heapBefore)) before, \(heap(heapAfter)) after; guest \(guestRunning ? "running" : "stopped")"
                        + "; its log during the soak:")
             out += guestLines.map { "    " + $0 }
-            if !passed {
-                out.append("  the back-ends' log (toro run's stderr)" + (backendLines.isEmpty ? ": nothing" : ":"))
-                out += backendLines.map { "    " + $0 }
-            }
-            return out
+            return passed ? out : out + backendSection
+        }
+
+        /// `lines` with the back-ends' lines even when the soak passed: the boot test's
+        /// messages, since it also asserts what `passed` leaves out (the key flood's limit).
+        public var allLines: [String] { passed ? lines + backendSection : lines }
+
+        var backendSection: [String] {
+            ["  the back-ends' log (toro run's stderr)" + (backendLines.isEmpty ? ": nothing" : ":")]
+                + backendLines.map { "    " + $0 }
         }
     }
 

@@ -28,11 +28,14 @@ final class SoakReportTests: XCTestCase {
         report.backendLines = ["toro-vsock: tx queue broken by the guest: x"]
         XCTAssertTrue(report.passed)
         XCTAssertFalse(report.lines.contains { $0.contains("toro-vsock:") })
+        XCTAssertTrue(report.allLines.contains("    toro-vsock: tx queue broken by the guest: x"),
+                      "the boot test's messages carry them even so")
 
         report.guestRunning = false
         XCTAssertFalse(report.passed)
         XCTAssertTrue(report.lines.contains("  the back-ends' log (toro run's stderr):"))
         XCTAssertTrue(report.lines.contains("    toro-vsock: tx queue broken by the guest: x"))
+        XCTAssertEqual(report.allLines, report.lines)
 
         report.backendLines = []
         XCTAssertTrue(report.lines.contains("  the back-ends' log (toro run's stderr): nothing"))
