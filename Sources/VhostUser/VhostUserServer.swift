@@ -15,9 +15,10 @@
 // accepting QEMU fails for want of descriptors the listener rests (AcceptBackoff) instead
 // of spinning; rate-limited log lines' closing counts are flushed once a turn.
 //
-// While QEMU is connected the poll wakes at least every `ringRecheckInterval` and the
-// session rechecks every running ring for chains no kick announced (a lost kick costs at
-// most two intervals, and is logged: VhostUserSession.recheckRings). A turn that takes
+// The poll wakes at least every `ringRecheckInterval`: the session rechecks every running
+// ring for chains no kick announced (a lost kick costs at most two intervals, and is
+// logged: VhostUserSession.recheckRings), and a SIGTERM that lands between the loop's
+// check and poll() is seen within that interval instead of never. A turn that takes
 // longer than `slowTurn` is logged too: kicks wait while it runs.
 import Glibc
 
@@ -110,8 +111,7 @@ public final class VhostUserServer<Device: VhostUserDevice & HostSidePoller> {
             let hostStart = entries.count
             entries += device.pollEntries()
             var timeout: Int32 = -1
-            let deadlines = [device.nextDeadline, channel == nil ? frontEndBackoff.resumeAt : nil,
-                             session == nil ? nil : nextRecheck].compactMap { $0 }
+            let deadlines = [device.nextDeadline, channel == nil ? frontEndBackoff.resumeAt : nil, nextRecheck].compactMap { $0 }
             if let deadline = deadlines.min() {
                 timeout = Int32(max(0, min(60_000, (deadline - Posix.monotonicNow()) * 1000 + 1)))
             }
