@@ -73,7 +73,11 @@ public final class DeviceRing {
         do {
             return try queue.popAvailable(memory)
         } catch {
-            breakRing("\(error)")
+            // The indices say who is out of step: the driver may have at most `size`
+            // chains between what we took (nextAvailIndex) and what it published.
+            breakRing("\(error) (this side: took up to avail.idx \(queue.nextAvailIndex), returned up to used.idx "
+                      + "\(queue.nextUsedIndex), holding \(queue.chainsHeld) of \(queue.size); the last kick saw avail.idx "
+                      + "\(announcedAvailIndex))")
             return nil
         }
     }
