@@ -78,6 +78,10 @@ public enum SoakBench {
         /// The guest's log lines during the soak (its refusals, pressure and failures: one
         /// per burst), idle reports left out; at most 30.
         public var guestLines: [String] = []
+        /// The host back-ends' lines (`toro run`'s stderr: `toro-vsock: …`, `toro-fs: …`) from
+        /// boot to the end of the soak: a broken ring or a refused guest is only told there.
+        /// Shown in `lines` when the soak failed; the first 20 and the last 20.
+        public var backendLines: [String] = []
 
         public var passed: Bool {
             failures.isEmpty && goodSent > 0 && goodSent == goodAnswered && heapBefore != nil && heapBefore == heapAfter
@@ -101,7 +105,16 @@ public enum SoakBench {
             out.append("  heap in use: \(heap(heapBefore)) before, \(heap(heapAfter)) after; guest \(guestRunning ? "running" : "stopped")"
                        + "; its log during the soak:")
             out += guestLines.map { "    " + $0 }
-            return out
+            return passed ? out : out + backendSection
+        }
+
+        /// `lines` with the back-ends' lines even when the soak passed: the boot test's
+        /// messages, since it also asserts what `passed` leaves out (the key flood's limit).
+        public var allLines: [String] { passed ? lines + backendSection : lines }
+
+        var backendSection: [String] {
+            ["  the back-ends' log (toro run's stderr)" + (backendLines.isEmpty ? ": nothing" : ":")]
+                + backendLines.map { "    " + $0 }
         }
     }
 
@@ -126,6 +139,14 @@ public enum SoakBench {
         guard guest.waitForLine(from: from, timeout: 180, where: { IdleHeap.parse($0, service: service) != nil }) != nil else { return nil }
         Thread.sleep(forTimeInterval: 2)
         return guest.outputLines[from...].compactMap { IdleHeap.parse($0, service: service) }.last
+    }
+
+    /// The back-ends' lines among `errorLines` (`toro run`'s stderr): the first and the last
+    /// `keep` of them, with a line saying how many were left out between.
+    static func backendLines(_ errorLines: [String], keep: Int = 20) -> [String] {
+        let lines = errorLines.filter { $0.hasPrefix("toro-vsock:") || $0.hasPrefix("toro-fs:") }
+        guard lines.count > 2 * keep else { return lines }
+        return Array(lines.prefix(keep)) + ["… \(lines.count - 2 * keep) more …"] + Array(lines.suffix(keep))
     }
 
     /// The files static-web serves during the soak, written into `folder`.
@@ -218,6 +239,7 @@ public enum SoakBench {
         report.guestLines = Array(guest.outputLines[mark...].filter { line in
             !line.contains(": idle, heap in use") && KernelLog.stripTimestamp(Substring(line)) != nil
         }.prefix(30))
+        report.backendLines = backendLines(guest.errorLines)
         return report
     }
 

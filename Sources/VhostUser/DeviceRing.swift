@@ -5,6 +5,13 @@
 // The guest is hostile (virtio 1.2 §2.7.5, VirtIO's DeviceQueue header): the first ring
 // violation is logged once and the ring is marked broken; a broken ring is never touched
 // again (the back-end keeps running; the guest must reset the device).
+//
+// Kicks (virtio 1.2 §2.7.13.4: the driver publishes avail.idx, then notifies): the
+// session records avail.idx each time it drains this ring's kick eventfd (`noteKick`), so
+// every chain up to it was announced. `recheck`, on the event loop's periodic poll, finds
+// chains published after it that no kick announced for a whole interval: a kick lost
+// somewhere between the guest and us would otherwise stall the ring for good once the
+// guest has no free buffer left to post (and so no reason to kick again).
 import VirtIO
 
 public final class DeviceRing {
@@ -18,12 +25,46 @@ public final class DeviceRing {
     public private(set) var isBroken = false
     /// Chains returned since the last notification.
     private var returnedSinceNotify = 0
+    /// avail.idx as read after the last kick was drained (or when the ring started).
+    public private(set) var announcedAvailIndex: UInt16
+    /// avail.idx found unannounced and unserved by the last `recheck` (nil: none).
+    private var unannouncedAtLastRecheck: UInt16?
 
     public init(name: String, queue: DeviceQueue, memory: any GuestMemory, callFD: Int32 = -1) {
         self.name = name
         self.queue = queue
         self.memory = memory
         self.callFD = callFD
+        announcedAvailIndex = memory.load(UInt16.self, at: queue.availRing + VirtqueueFormat.ringIndex) ?? queue.nextAvailIndex
+    }
+
+    /// avail.idx as the guest last wrote it (a hint: `pop` validates); nil if unreadable.
+    public var availIndex: UInt16? { memory.load(UInt16.self, at: queue.availRing + VirtqueueFormat.ringIndex) }
+
+    /// The ring's kick eventfd was drained: everything published so far was announced.
+    /// Call before running the device for the kick.
+    public func noteKick() {
+        if let index = availIndex { announcedAvailIndex = index }
+        unannouncedAtLastRecheck = nil
+    }
+
+    /// The periodic check: the avail.idx to serve when chains the device has not taken
+    /// were published after the last kick and were already found so at the previous
+    /// check (so no kick came for a whole interval); nil otherwise. A guest between its
+    /// avail.idx store and its notify is seen once, never twice, unless it stalls there
+    /// for the whole interval.
+    public func recheck() -> UInt16? {
+        guard !isBroken, let index = availIndex, index != announcedAvailIndex, index != queue.nextAvailIndex else {
+            unannouncedAtLastRecheck = nil
+            return nil
+        }
+        guard unannouncedAtLastRecheck == index else {
+            unannouncedAtLastRecheck = index
+            return nil
+        }
+        unannouncedAtLastRecheck = nil
+        announcedAvailIndex = index
+        return index
     }
 
     /// The next available chain; nil when there is none or the ring is (now) broken.
@@ -32,7 +73,11 @@ public final class DeviceRing {
         do {
             return try queue.popAvailable(memory)
         } catch {
-            breakRing("\(error)")
+            // The indices say who is out of step: the driver may have at most `size`
+            // chains between what we took (nextAvailIndex) and what it published.
+            breakRing("\(error) (this side: took up to avail.idx \(queue.nextAvailIndex), returned up to used.idx "
+                      + "\(queue.nextUsedIndex), holding \(queue.chainsHeld) of \(queue.size); the last kick saw avail.idx "
+                      + "\(announcedAvailIndex))")
             return nil
         }
     }

@@ -134,14 +134,41 @@ public final class MemoryTable: GuestMemory, @unchecked Sendable {
         pointer(address, length) != nil
     }
 
+    // Ring indices are shared with a guest that writes them while we read (avail.idx),
+    // so an aligned load or store must be one access (virtio 1.2 §2.7: the rings' fields
+    // are naturally aligned). `loadUnaligned(as: T)` for a generic T is a memcpy, and
+    // glibc's memcpy of 2 bytes reads the low byte, then the word: a guest store between
+    // the two (the back-end preempted there, the guest crossing a multiple of 256) made
+    // avail.idx read 256 ahead, `availIndexJumped`, and broke the tx ring under load.
+    // `pointee` of a concretely typed pointer is one load or store, even unoptimised.
+
     public func load<T: FixedWidthInteger>(_ type: T.Type, at address: UInt64) -> T? {
-        guard let p = pointer(address, UInt64(MemoryLayout<T>.size)) else { return nil }
-        return T(littleEndian: p.loadUnaligned(as: T.self))
+        let size = MemoryLayout<T>.size
+        guard let p = pointer(address, UInt64(size)) else { return nil }
+        guard UInt(bitPattern: p) % UInt(size) == 0 else { return T(littleEndian: p.loadUnaligned(as: T.self)) }
+        switch size {
+        case 1: return T(truncatingIfNeeded: p.assumingMemoryBound(to: UInt8.self).pointee)
+        case 2: return T(truncatingIfNeeded: UInt16(littleEndian: p.assumingMemoryBound(to: UInt16.self).pointee))
+        case 4: return T(truncatingIfNeeded: UInt32(littleEndian: p.assumingMemoryBound(to: UInt32.self).pointee))
+        case 8: return T(truncatingIfNeeded: UInt64(littleEndian: p.assumingMemoryBound(to: UInt64.self).pointee))
+        default: return T(littleEndian: p.loadUnaligned(as: T.self))
+        }
     }
 
     public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) -> Bool {
-        guard let p = pointer(address, UInt64(MemoryLayout<T>.size)) else { return false }
-        p.storeBytes(of: value.littleEndian, as: T.self)
+        let size = MemoryLayout<T>.size
+        guard let p = pointer(address, UInt64(size)) else { return false }
+        guard UInt(bitPattern: p) % UInt(size) == 0 else {
+            p.storeBytes(of: value.littleEndian, as: T.self)
+            return true
+        }
+        switch size {
+        case 1: p.assumingMemoryBound(to: UInt8.self).pointee = UInt8(truncatingIfNeeded: value)
+        case 2: p.assumingMemoryBound(to: UInt16.self).pointee = UInt16(truncatingIfNeeded: value).littleEndian
+        case 4: p.assumingMemoryBound(to: UInt32.self).pointee = UInt32(truncatingIfNeeded: value).littleEndian
+        case 8: p.assumingMemoryBound(to: UInt64.self).pointee = UInt64(truncatingIfNeeded: value).littleEndian
+        default: p.storeBytes(of: value.littleEndian, as: T.self)
+        }
         return true
     }
 

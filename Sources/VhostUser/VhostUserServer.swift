@@ -14,6 +14,12 @@
 // once `--socket` exists everything accepts; the server removes it when released. When
 // accepting QEMU fails for want of descriptors the listener rests (AcceptBackoff) instead
 // of spinning; rate-limited log lines' closing counts are flushed once a turn.
+//
+// The poll wakes at least every `ringRecheckInterval`: the session rechecks every running
+// ring for chains no kick announced (a lost kick costs at most two intervals, and is
+// logged: VhostUserSession.recheckRings), and a SIGTERM that lands between the loop's
+// check and poll() is seen within that interval instead of never. A turn that takes
+// longer than `slowTurn` is logged too: kicks wait while it runs.
 import Glibc
 
 nonisolated(unsafe) private var stopRequested: sig_atomic_t = 0
@@ -47,6 +53,10 @@ public final class VhostUserServer<Device: VhostUserDevice & HostSidePoller> {
     var channel: VhostUserChannel?
     var session: VhostUserSession?
     var frontEndBackoff = AcceptBackoff()
+    /// Seconds between two rechecks of the running rings (see the header).
+    public static var ringRecheckInterval: Double { 1 }
+    /// A turn longer than this (seconds) is logged.
+    public static var slowTurn: Double { 1 }
 
     /// Runs `openHostSide` (the device's own listeners), then listens on `socketPath`.
     public init(device: Device, socketPath: String, alsoRemoves: [String] = [],
@@ -89,6 +99,7 @@ public final class VhostUserServer<Device: VhostUserDevice & HostSidePoller> {
 
     /// Serves until QEMU disconnects; returns the exit status.
     public func run() -> Int32 {
+        var nextRecheck = Posix.monotonicNow() + Self.ringRecheckInterval
         while stopRequested == 0 {
             let now = Posix.monotonicNow()
             frontEndBackoff.expire(now)
@@ -100,7 +111,7 @@ public final class VhostUserServer<Device: VhostUserDevice & HostSidePoller> {
             let hostStart = entries.count
             entries += device.pollEntries()
             var timeout: Int32 = -1
-            let deadlines = [device.nextDeadline, channel == nil ? frontEndBackoff.resumeAt : nil].compactMap { $0 }
+            let deadlines = [device.nextDeadline, channel == nil ? frontEndBackoff.resumeAt : nil, nextRecheck].compactMap { $0 }
             if let deadline = deadlines.min() {
                 timeout = Int32(max(0, min(60_000, (deadline - Posix.monotonicNow()) * 1000 + 1)))
             }
@@ -110,6 +121,7 @@ public final class VhostUserServer<Device: VhostUserDevice & HostSidePoller> {
                 BackendLog.line("poll failed: \(SystemError("poll"))")
                 return 1
             }
+            let turnStart = Posix.monotonicNow()
             if entries[0].revents != 0 {
                 if channel == nil {
                     acceptFrontEnd()
@@ -124,6 +136,15 @@ public final class VhostUserServer<Device: VhostUserDevice & HostSidePoller> {
                 device.handleEvent(fd: entry.fd, revents: entry.revents, now: Posix.monotonicNow())
             }
             device.expire(now: Posix.monotonicNow())
+            let turnEnd = Posix.monotonicNow()
+            if turnEnd >= nextRecheck {
+                session?.recheckRings()
+                nextRecheck = turnEnd + Self.ringRecheckInterval
+            }
+            if turnEnd - turnStart > Self.slowTurn {
+                BackendLog.limited("slow-turn", "one turn of the event loop took \(Int((turnEnd - turnStart) * 1000)) ms "
+                                   + "(\(entries.count) descriptors polled); kicks waited meanwhile")
+            }
             BackendLog.flushSuppressed()
         }
         BackendLog.line("stopped by a signal")

@@ -96,7 +96,24 @@ public final class VhostUserSession {
     public func serviceKick(index: Int) {
         guard index < vrings.count, vrings[index].kickFD >= 0 else { return }
         Posix.drain(eventFD: vrings[index].kickFD)
-        if vrings[index].ring != nil { device.kicked(index: index) }
+        guard let ring = vrings[index].ring else { return }
+        ring.noteKick()
+        device.kicked(index: index)
+    }
+
+    /// The event loop's periodic check (VhostUserServer, every `ringRecheckInterval`): a
+    /// running ring with chains the guest published and no kick announced for a whole
+    /// interval is served as if kicked, with a log line (DeviceRing.recheck). A lost kick
+    /// then costs at most two intervals instead of the ring.
+    public func recheckRings() {
+        for index in vrings.indices {
+            guard let ring = vrings[index].ring else { continue }
+            let served = ring.queue.nextAvailIndex
+            guard let published = ring.recheck() else { continue }
+            BackendLog.limited("unannounced-\(index)", "\(ring.name) queue: the guest published chains up to avail.idx \(published) "
+                               + "(served up to \(served)) and no kick came for them; serving them now")
+            device.kicked(index: index)
+        }
     }
 
     /// Handles one message; returns the reply's bytes, if the request has one. A throw is

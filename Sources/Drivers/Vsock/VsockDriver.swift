@@ -219,13 +219,36 @@ public final class VsockDriver<Transport: VirtIOTransport, Memory: GuestMemory>:
                 let deadline = Clock.monotonicNanoseconds() &+ VsockDriverLimits.transmitTimeout
                 if !txSpace.wait(deadline: deadline) && Clock.monotonicNanoseconds() >= deadline {
                     reclaimTransmitted()
-                    if txFree.isEmpty { markFailed("the device returned no transmit buffer for 30 s") }
+                    if txFree.isEmpty {
+                        logTransmitRing()
+                        markFailed("the device returned no transmit buffer for 30 s")
+                    }
                 }
             }
         }
         return false
     }
 
+    /// One line with the TX ring as this side sees it, for a device that stopped returning
+    /// buffers: whether it took the chains (used.idx behind avail.idx by all of them: it
+    /// never ran, or lost the kick) and whether it asked not to be notified (used.flags).
+    func logTransmitRing() {
+        let ring = tx.ring
+        Log.timestamp()
+        Log.write("vsock: tx ring: ")
+        Log.decimal(ring.chainsOut)
+        Log.write(" chains out of ")
+        Log.decimal(Int(ring.size))
+        Log.write(", avail.idx ")
+        Log.decimal(UInt64(ring.publishedAvailIndex))
+        Log.write(", used.idx ")
+        if let used = memory.load(UInt16.self, at: ring.usedRing + VirtqueueFormat.ringIndex) { Log.decimal(UInt64(used)) } else { Log.write("?") }
+        Log.write(" (taken back up to ")
+        Log.decimal(UInt64(ring.lastUsedIndex))
+        Log.write("), used.flags ")
+        if let flags = memory.load(UInt16.self, at: ring.usedRing + VirtqueueFormat.ringFlags) { Log.decimal(UInt64(flags)) } else { Log.write("?") }
+        Log.put(10)
+    }
 
     func markFailed(_ reason: StaticString) {
         guard !failed else { return }
