@@ -68,6 +68,9 @@ public enum SoakBench {
         public var floodClosedByGuest = 0
         public var keysStored = 0
         public var fullReplies = 0
+        /// 'ERROR full' replies to the warm-up's flood, which runs until the limit whatever
+        /// the machine's speed (the soak's own flood may not get there in a short soak).
+        public var warmUpFullReplies = 0
         public var slowReaders = 0
         public var garbageConnections = 0
         public var goodConnectRetries = 0
@@ -100,7 +103,8 @@ public enum SoakBench {
                        + "\(goodRequestRetries) requests sent again after their connection closed before a reply"]
             out.append("  idle flood: up to \(floodHeldMost) connections held, \(floodClosedByGuest) refused or closed by the guest"
                        + "; slow readers: \(slowReaders); garbage connections: \(garbageConnections)"
-                       + (service == "kv" ? "; key flood: \(keysStored) keys stored, \(fullReplies) 'ERROR full'" : ""))
+                       + (service == "kv" ? "; key flood: \(keysStored) keys stored, \(fullReplies) 'ERROR full' "
+                                           + "(warm-up: \(warmUpFullReplies) 'ERROR full')" : ""))
             let heap = { (h: IdleHeap?) in h.map { "\($0.bytes) bytes in \($0.allocations) allocations" } ?? "no report" }
             out.append("  heap in use: \(heap(heapBefore)) before, \(heap(heapAfter)) after; guest \(guestRunning ? "running" : "stopped")"
                        + "; its log during the soak:")
@@ -193,6 +197,7 @@ public enum SoakBench {
             if SoakClients.keyFlood(port: port, tag: "warm", size: floodValueSize, stop: nil, tally: warm) == nil {
                 warm.with { report.failures += $0.failures.map { "warm-up: " + $0 } }
             }
+            warm.with { report.warmUpFullReplies = $0.fullReplies }
         } else {
             Console.progress("soak static-web: warm-up (every file once)…")
             if let client = try? WebClient(port: port) {

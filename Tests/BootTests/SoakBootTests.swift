@@ -33,7 +33,10 @@ final class SoakBootTests: XCTestCase {
         defer { ServiceGuest.stop(guest) }
         let report = SoakBench.soak(service: "kv", guest: guest, seconds: Self.seconds)
         check(report)
-        XCTAssertGreaterThan(report.fullReplies, 0, "the key flood never reached the limit\n" + report.allLines.joined(separator: "\n"))
+        // The store refused at its limit: the warm-up floods until it does, whatever the machine's
+        // speed; the soak's own flood is load beside the good clients and may not get there in 20 s
+        // on a busy machine (a rate, which a test must not assert: README, "Speed").
+        XCTAssertGreaterThan(report.warmUpFullReplies + report.fullReplies, 0, "the key flood never reached the limit\n" + report.allLines.joined(separator: "\n"))
     }
 
     func testStaticWebSoak() throws {
