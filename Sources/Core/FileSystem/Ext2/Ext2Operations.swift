@@ -242,7 +242,9 @@ extension Ext2FileSystem {
         if inode.attributeBlock != 0 { try releaseAttributeBlock(&inode) }
         inode.links = 0
         inode.size = 0
-        inode.deletionTime = max(seconds, 1)
+        // e2fsck reads a free inode's dtime below the inode count as an orphan-list link
+        // (ext3's use of the field): without a wall clock, stamp the inode count instead.
+        inode.deletionTime = max(seconds, superblock.inodesCount)
         try writeInode(number, inode)
         try freeInode(number, directory: directory)
     }
