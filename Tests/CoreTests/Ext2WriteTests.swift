@@ -62,15 +62,23 @@ final class Ext2WriteTests: XCTestCase {
         }
     }
 
-    func checkWrites(_ options: [String], name: String) throws {
+    func checkWrites(_ options: [String], name: String, indexDirectories: Bool = false) throws {
         let folder = try E2fs.scratch(name)
         defer { try? FileManager.default.removeItem(at: folder) }
         let source = folder.appendingPathComponent("src")
         try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
         try E2fs.makeSource(at: source)
         let image = folder.appendingPathComponent("disk.img")
-        let device = MemoryBlockDevice(bytes: try E2fs.image(of: source, at: image, options: options, megabytes: 16))
+        var bytes = try E2fs.image(of: source, at: image, options: options, megabytes: 16)
+        if indexDirectories {
+            // e2fsck -D builds hashed (htree) indexes for the large folders.
+            XCTAssertLessThanOrEqual(try E2fs.run("e2fsck", ["-fyD", image.path]).status, 1)
+            bytes = [UInt8](try Data(contentsOf: image))
+        }
+        let device = MemoryBlockDevice(bytes: bytes)
         let fs = try Ext2FileSystem.mount(device: device, cacheCapacity: 64, readOnly: false)
+        let indexed = try fs.resolve(vpath("/many")).inode.flags & Ext2Inode.indexFlag != 0
+        XCTAssertEqual(indexed, indexDirectories)
         let mirror = Mirror(fs: fs, host: source)
 
         try mirror.put("/new.txt", E2fs.pattern(10_000, seed: 3))
@@ -114,6 +122,7 @@ final class Ext2WriteTests: XCTestCase {
 
         let expected = try E2fs.tree(source)
         XCTAssertEqual(try fs.tree() == expected, true, "tree before unmount")
+        XCTAssertEqual(try fs.resolve(vpath("/many")).inode.flags & Ext2Inode.indexFlag, 0, "index flag cleared")
         try fs.sync()
         try fs.unmount()
         XCTAssertEqual(fs.cache.heldCount, 0)
@@ -135,6 +144,7 @@ final class Ext2WriteTests: XCTestCase {
 
     func testWritesOneKiBBlocks() throws { try checkWrites(["-b", "1024", "-I", "256"], name: "w1k") }
     func testWritesFourKiBBlocks() throws { try checkWrites(["-b", "4096"], name: "w4k") }
+    func testWritesHashedDirectories() throws { try checkWrites(["-b", "1024"], name: "wdx", indexDirectories: true) }
     func testWritesRevisionZero() throws { try checkWrites(["-r", "0", "-b", "1024"], name: "w0") }
 
     func testTwoMiBThroughSixteenBlockCache() throws {
