@@ -190,3 +190,36 @@ final class Ext2WriteTests: XCTestCase {
         assertFileSystemError(.io) { try fs.stat(.root) }
     }
 }
+
+/// ext2 behind the VFS, as a service would use it: descriptors, seeks, sync.
+final class Ext2VFSTests: XCTestCase {
+    func testThroughTheVFS() throws {
+        let folder = try E2fs.scratch("vfs")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let image = folder.appendingPathComponent("disk.img")
+        let source = folder.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        let device = MemoryBlockDevice(bytes: try E2fs.image(of: source, at: image, options: ["-b", "4096"], megabytes: 4))
+        let fs = try Ext2FileSystem.mount(device: device, cacheCapacity: 16, readOnly: false)
+        let vfs = VFS()
+        try vfs.mount(fs)
+        try vfs.mkdir(Array("/logs".utf8))
+        let fd = try vfs.open(Array("/logs/day".utf8), flags: [.read, .write, .create])
+        XCTAssertEqual(try vfs.write(fd, Array("first line\n".utf8)), 11)
+        XCTAssertEqual(try vfs.write(fd, Array("second line\n".utf8)), 12)
+        XCTAssertEqual(try vfs.seek(fd, offset: 0, from: .start), 0)
+        XCTAssertEqual(try vfs.read(fd, count: 100), Array("first line\nsecond line\n".utf8))
+        XCTAssertEqual(try vfs.fstat(fd).size, 23)
+        try vfs.close(fd)
+        try vfs.rename(Array("/logs/day".utf8), to: Array("/day".utf8))
+        XCTAssertEqual(try vfs.readdir(Array("/".utf8)).map { String(decoding: $0.name, as: UTF8.self) }.sorted(),
+                       ["day", "logs", "lost+found"])
+        let flushes = device.flushes
+        try vfs.sync()
+        XCTAssertGreaterThan(device.flushes, flushes)
+        _ = vfs.unmount()
+        try fs.unmount()
+        try Data(device.bytes).write(to: image)
+        try E2fs.assertClean(image)
+    }
+}
