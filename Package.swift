@@ -58,6 +58,7 @@ let serviceTargets: [Target] = services.map { service in
 // each replays the files it is given; Fuzz/build.sh NAME builds it with libFuzzer and
 // AddressSanitizer (`-sanitize=fuzzer,address -D FUZZING`, scratch path .build-fuzz).
 let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+    ("Ext2Image", ["Core"]),
     ("FUSEClient", ["Core", "Drivers", "FSDriver", "Wire"]),
     ("FUSEReply", ["Drivers", "FSDriver", "Wire"]),
     ("FUSERequest", ["Wire"]),

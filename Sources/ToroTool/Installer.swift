@@ -20,11 +20,14 @@ public enum Installer {
     public static let qemu = HostTool(command: "qemu-system-x86_64", package: "qemu-system-x86")
     public static let curl = HostTool(command: "curl", package: "curl")
     public static let socat = HostTool(command: "socat", package: "socat")
+    /// mke2fs, e2fsck, debugfs: the ext2 host tests make and check images with them.
+    public static let e2fsprogs = HostTool(command: "mke2fs", package: "e2fsprogs")
 
     /// What booting a kernel needs.
     public static let forBooting: [HostTool] = [qemu]
-    /// What `toro test` needs besides: the boot tests fetch static-web's files with curl.
-    public static let forTesting: [HostTool] = [qemu, curl]
+    /// What `toro test` needs besides: the boot tests fetch static-web's files with curl,
+    /// the ext2 tests run e2fsprogs.
+    public static let forTesting: [HostTool] = [qemu, curl, e2fsprogs]
 
     /// The full path of `command` on PATH, or nil.
     public static func which(_ command: String) -> String? {

@@ -129,10 +129,15 @@ public protocol FileSystem: AnyObject {
     func truncate(_ path: VFSPath, size: UInt64) throws(FileSystemError)
     /// Capacity figures; back-ends without them keep the default, which throws `io`.
     func statFileSystem() throws(FileSystemError) -> FileSystemStatistics
+    /// Makes every completed change durable (fsync of the whole file system): a back-end
+    /// with a cache writes it out and flushes the disk. The default does nothing.
+    func sync() throws(FileSystemError)
 }
 
 extension FileSystem {
     public func statFileSystem() throws(FileSystemError) -> FileSystemStatistics {
         throw .io
     }
+
+    public func sync() throws(FileSystemError) {}
 }

@@ -211,6 +211,12 @@ public final class VFS {
         try mountedFileSystem().statFileSystem()
     }
 
+    /// Makes every completed change durable (`sync(2)`; also what `fsync` does, as the
+    /// back-ends keep one cache for the whole file system).
+    public func sync() throws(FileSystemError) {
+        try mountedFileSystem().sync()
+    }
+
     // MARK: Helpers
 
     func mountedFileSystem() throws(FileSystemError) -> any FileSystem {
