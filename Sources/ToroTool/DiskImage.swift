@@ -7,7 +7,7 @@
 //    may go in, else a staging copy without what is left out (symlinks leading out of DIR,
 //    devices, FIFOs, sockets, a top-level lost+found), because `mke2fs -d` copies symlinks
 //    and special files as they are. SIZE is max(64 MiB, 2 × the content + 16 MiB); the inode
-//    count is at least twice the entries + 1024 and one per 16 KiB; the block size is
+//    count is at least twice the entries + 1024 and one per 8 KiB; the block size is
 //    mke2fs's choice (1 KiB under 512 MiB) unless a caller asks; no blocks are reserved.
 // 2. QEMU gets it as virtio-blk-pci (QEMUCommand.disk), read-only for `:ro`.
 // 3. `finish`, after the guest has exited whatever its status: for `:ro` the folder is
@@ -52,7 +52,7 @@ public enum DiskImage {
 
     /// The inode count for `tree` in an image of `size` bytes.
     public static func inodes(for tree: FolderTree, size: Int64) -> Int {
-        max(2 * tree.entries.count + 1024, Int(size / 16384))
+        max(2 * tree.entries.count + 1024, Int(size / 8192))
     }
 
     /// mke2fs's arguments (after the program) building `image` from `source`, sized for `tree`.
