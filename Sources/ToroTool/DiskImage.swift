@@ -185,8 +185,8 @@ public enum DiskImage {
     }
 
     /// A new folder only this user can enter, under the temporary folder.
-    static func makePrivateFolder() throws(ToolFailure) -> String {
-        var template = Array((NSTemporaryDirectory() + "toro-disk-XXXXXX").utf8CString)
+    static func makePrivateFolder(prefix: String = "toro-disk-") throws(ToolFailure) -> String {
+        var template = Array((NSTemporaryDirectory() + prefix + "XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw ToolFailure(.qemuFailed, "cannot create a private folder for the disk image: \(errnoText())")
         }

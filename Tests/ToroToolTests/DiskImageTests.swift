@@ -246,3 +246,37 @@ final class DiskImageTests: XCTestCase {
         XCTAssertEqual(try DiskImage.check(disk.imagePath), .clean)
     }
 }
+
+/// `compare --share`: one copy of the folder per platform, compared afterwards.
+final class CompareSharesTests: XCTestCase {
+    func testEachPlatformGetsItsOwnCopy() throws {
+        var template = Array((NSTemporaryDirectory() + "toro-compare-test-XXXXXX").utf8CString)
+        let share = String(cString: try XCTUnwrap(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }))
+        defer { try? FileManager.default.removeItem(atPath: share) }
+        try FileManager.default.createDirectory(atPath: share + "/sub", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: share + "/sub/a.txt", contents: Data("a\n".utf8))
+        XCTAssertEqual(symlink("/etc", share + "/out"), 0)
+        let shares = try CompareShares.prepare(SharedFolder(path: share, readOnly: false))
+        for platform in GuestPlatform.allCases {
+            XCTAssertEqual(try String(contentsOfFile: shares.copy(platform) + "/sub/a.txt", encoding: .utf8), "a\n")
+            XCTAssertNil(readLink(shares.copy(platform) + "/out"), "links leading out are not copied")
+        }
+        XCTAssertEqual(CompareShares.differences(shares.copy(.microvm), shares.copy(.legacy)), [])
+
+        // What two guests might leave: a file only one made, a file changed on one.
+        FileManager.default.createFile(atPath: shares.copy(.microvm) + "/new", contents: Data())
+        FileManager.default.createFile(atPath: shares.copy(.legacy) + "/sub/a.txt", contents: Data("b\n".utf8))
+        XCTAssertEqual(CompareShares.differences(shares.copy(.microvm), shares.copy(.legacy)),
+                       ["new: only on microvm", "sub/a.txt: contents differ"])
+        let differ = shares.compareCopies()
+        XCTAssertFalse(differ.matches)
+        XCTAssertEqual(differ.report.first, "DIFFER: the shared folder's copies differ afterwards (kept in \(shares.directory)):")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: shares.directory), "kept when they differ")
+
+        try FileManager.default.removeItem(atPath: shares.copy(.microvm) + "/new")
+        FileManager.default.createFile(atPath: shares.copy(.legacy) + "/sub/a.txt", contents: Data("a\n".utf8))
+        XCTAssertTrue(shares.compareCopies().matches)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: shares.directory), "removed when they match")
+        XCTAssertEqual(readLink(share + "/out"), "/etc", "the user's folder is never changed")
+    }
+}
