@@ -41,7 +41,7 @@ public struct ShareDisk: Sendable {
 public enum DiskImage {
     public static let imageName = "share.ext2"
     /// Where `--print-command` says the image would be (the real one is in a private folder).
-    public static let printedImage = "/tmp/toro-disk/" + imageName
+    public static let printedImage = "/tmp/toro-" + imageName
 
     /// The image size for `tree`, in bytes (a whole number of MiB).
     public static func size(for tree: FolderTree) -> Int64 {

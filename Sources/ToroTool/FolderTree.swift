@@ -5,7 +5,8 @@
 // entry by its path relative to DIR. What a guest may see is regular files, folders, and
 // symlinks that stay inside DIR; left out are symlinks leading out of DIR (absolute targets,
 // or relative ones whose `..` climbs above DIR, resolved lexically from the link's folder),
-// devices, FIFOs and sockets, and DIR's own top-level `lost+found` (the file system's).
+// devices, FIFOs and sockets, names that are not UTF-8, and DIR's own top-level
+// `lost+found` (the file system's).
 //
 // `FolderTree.stage` copies what the scan kept into an empty folder: folders made, files
 // hard-linked when the two folders share a file system, else copied, symlinks re-made.
@@ -65,7 +66,8 @@ public struct FolderTree: Sendable, Equatable {
                 let relative = folder.isEmpty ? name : folder + "/" + name
                 if relative == "lost+found" { tree.leftOut.append(relative); continue }
                 var info = stat()
-                guard lstat(join(root, relative), &info) == 0 else { continue }   // gone meanwhile
+                // Gone meanwhile, or a name that is not UTF-8 (read back differently): left out.
+                guard lstat(join(root, relative), &info) == 0 else { tree.leftOut.append(relative); continue }
                 switch info.st_mode & S_IFMT {
                 case S_IFREG:
                     tree.entries[relative] = .file(size: Int64(info.st_size))
