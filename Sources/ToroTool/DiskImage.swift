@@ -12,7 +12,8 @@
 // 2. QEMU gets it as virtio-blk-pci (QEMUCommand.disk), read-only for `:ro`.
 // 3. `finish`, after the guest has exited whatever its status: for `:ro` the folder is
 //    removed and nothing is written. Otherwise `e2fsck -fn IMG` must exit 0 *and* print no
-//    "Fix?" (it exits 0 after only printing "Free blocks count wrong ... Fix? no");
+//    "Fix?" nor any other "? no" answer (it exits 0 after only printing "Free blocks count
+//    wrong ... Fix? no");
 //    then `debugfs -R 'rdump / OUT' IMG` extracts the tree next to the image and
 //    FolderSync makes DIR match it. An image that is not clean, or a write-back that
 //    fails, leaves the private folder (and the image) in place and says where in one line.
@@ -114,7 +115,14 @@ public enum DiskImage {
         process.mergeStderr = true
         let result = process.run()
         let lines = result.output.split(separator: "\n").map { String($0) }
-        if let fix = lines.first(where: { $0.contains("Fix?") }) { return .unclean(fix) }
+        // With -n every question is answered "no": "Fix? no", and also "Clear? no",
+        // "Salvage? no", "Connect to /lost+found? no". Any of them means not clean.
+        if let fix = lines.first(where: { $0.contains("Fix?") || $0.hasSuffix("? no") }) {
+            // Name the problem, which e2fsck prints on the line before its question.
+            let index = lines.firstIndex(of: fix)!
+            let problem = index > 0 && !lines[index - 1].isEmpty && !lines[index - 1].hasPrefix("Pass ") ? lines[index - 1] + " " : ""
+            return .unclean(problem + fix)
+        }
         guard result.exitCode == 0 else {
             // 4: errors left uncorrected; 8: operational error (a bad superblock, say).
             let reason = lines.first { !$0.hasPrefix("e2fsck ") && !$0.hasPrefix("Pass ") && !$0.isEmpty } ?? ""

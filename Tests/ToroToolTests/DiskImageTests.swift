@@ -148,7 +148,7 @@ final class DiskImageTests: XCTestCase {
     }
 
     func testUncleanImageLeavesTheFolderUntouched() throws {
-        for corruption in ["bitmap", "magic"] {
+        for corruption in ["bitmap", "magic", "free count"] {
             let share = try makeShare()
             let before = snapshot(share)
             let disk = try DiskImage.build(SharedFolder(path: share, readOnly: false))
@@ -156,6 +156,13 @@ final class DiskImageTests: XCTestCase {
             if corruption == "bitmap" {
                 // keep.txt's inode marked free: e2fsck wants to fix the inode bitmap.
                 try debugfs(disk.imagePath, ["freei keep.txt"], writable: true)
+            } else if corruption == "free count" {
+                // Only the superblock's free block count wrong: e2fsck -fn exits 0 and prints
+                // "Free blocks count wrong ... Fix? no", which is still not clean.
+                try debugfs(disk.imagePath, ["ssv free_blocks_count 100"], writable: true)
+                var process = Subprocess([try DiskImage.tool("e2fsck"), "-fn", disk.imagePath])
+                process.mergeStderr = true
+                XCTAssertEqual(process.run().exitCode, 0, "e2fsck exits 0 for a wrong free count alone")
             } else {
                 // The superblock's magic (offset 1024 + 56) zeroed.
                 let handle = try XCTUnwrap(FileHandle(forWritingAtPath: disk.imagePath))
@@ -168,7 +175,8 @@ final class DiskImageTests: XCTestCase {
             XCTAssertEqual(kept, disk.imagePath)
             XCTAssertTrue(FileManager.default.fileExists(atPath: kept), "the image is kept")
             XCTAssertEqual(snapshot(share), before, "\(corruption): the folder is untouched")
-            if corruption == "bitmap" { XCTAssertTrue(reason.contains("Fix?"), reason) }
+            if corruption == "bitmap" { XCTAssertTrue(reason.hasPrefix("Inode bitmap differences:"), reason) }
+            if corruption == "free count" { XCTAssertEqual(reason, "Free blocks count wrong (100, counted=\(reason.split(separator: "=").last!)") }
             let report = outcome.report
             XCTAssertTrue(report.isError)
             XCTAssertFalse(report.line.contains("\n"))
