@@ -252,6 +252,30 @@ final class DiskImageTests: XCTestCase {
         XCTAssertEqual(summary.skipped, 1, "the host's own entry wins")
     }
 
+    func testKindsChangeAndFoldersGoWithWhatTheyHold() throws {
+        let share = try makeFolder()
+        try mkdirs(share + "/tree/a/b")
+        write("c\n", share + "/tree/a/b/c.txt")
+        write("t\n", share + "/tree/t.txt")
+        try mkdirs(share + "/was-folder")
+        write("f\n", share + "/was-file")
+        let disk = try DiskImage.build(SharedFolder(path: share, readOnly: false))
+        let host = try makeFolder()
+        write("now a file\n", host + "/file")
+        try debugfs(disk.imagePath, [
+            "rm tree/a/b/c.txt", "rmdir tree/a/b", "rmdir tree/a", "rm tree/t.txt", "rmdir tree",
+            "rmdir was-folder", "write \(host)/file was-folder",
+            "rm was-file", "mkdir was-file",
+            "mkdir locked", "write \(host)/file locked/inside", "sif locked mode 040555",
+        ], writable: true)
+        guard case .written = DiskImage.finish(disk) else { return XCTFail("not written back") }
+        XCTAssertEqual(snapshot(share), ["locked/", "locked/inside: now a file\n", "was-file/", "was-folder: now a file\n"])
+        var info = stat()
+        stat(share + "/locked", &info)
+        XCTAssertEqual(info.st_mode & 0o7777, 0o555, "the guest's folder mode, set after the folder was filled")
+        chmod(share + "/locked", 0o755)
+    }
+
     func testFourKiBBlocks() throws {
         let share = try makeShare()
         let disk = try DiskImage.build(SharedFolder(path: share, readOnly: true), blockSize: 4096)
