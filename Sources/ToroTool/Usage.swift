@@ -22,7 +22,9 @@ public enum Usage {
       run       build the kernel and boot one service; the guest's console is your terminal
       build     link the kernel with one service (default hello; all: every service) for each platform;
                 the last lines are the images' paths
-      compare   boot a service on both platforms and compare the service transcripts
+      compare   boot a service on both platforms and compare the service transcripts; with --share
+                each platform gets its own copy of the folder (DIR is not changed) and the two
+                copies must end identical too
       services  list the services, one line each: the applications, then the kernel's probes
                 (SMP, threads, the clock, interrupts, faults)
       new       create a service from the template: Sources/Services/Applications/NAME/NAME.swift
