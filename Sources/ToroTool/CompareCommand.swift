@@ -4,6 +4,10 @@
 // transcript (Compat/<service>/expected, else the `expected` file in the service's own
 // folder, or --expect FILE). Exit 0 only when all match.
 //
+// With `--share DIR[:ro]` each platform gets its own copy of DIR (CompareShares.swift: toro-fs
+// on microvm, an ext2 image on legacy), DIR itself is never changed, and the two copies must
+// end identical too.
+//
 // The differential boot tests run this same command; there is no second code path.
 
 import Foundation
@@ -37,20 +41,37 @@ public enum CompareCommand {
                 try options.checkMemory(minimumMiB: ELFImage.minimumMemoryMiB(path: paths.image(platform, service: options.service)))
             }
             let accelerator = try options.accel.resolve(on: HostFacts.probe())
-            try Installer.ensure(Installer.forBooting)
+            try Installer.ensure(Installer.forBooting + (options.shares.isEmpty ? [] : Installer.e2fsprogs))
             let builder = KernelBuilder(paths: paths)
+            let shares = try options.shares.first.map { (share) throws(ToolFailure) in try CompareShares.prepare(share) }
             var transcripts: [[String]] = []
-            for platform in GuestPlatform.allCases {
-                var platformOptions = options
-                platformOptions.platform = platform
-                let image = try builder.build(platform, service: options.service)
-                Console.progress("booting \(options.service) on \(platform.rawValue)…")
-                let outcome = Boot.run(QEMUCommand(options: platformOptions, accelerator: accelerator, kernelPath: image),
-                                       timeout: options.timeoutSeconds, echo: false)
-                if let message = outcome.message { Console.progress("\(platform.rawValue): \(message)") }
-                transcripts.append(Transcript.normalise(outcome.output, status: outcome.status.rawValue))
+            do throws(ToolFailure) {
+                for platform in GuestPlatform.allCases {
+                    var platformOptions = options
+                    platformOptions.platform = platform
+                    let image = try builder.build(platform, service: options.service)
+                    var command = QEMUCommand(options: platformOptions, accelerator: accelerator, kernelPath: image)
+                    let finish = try shares?.attach(platform, to: &command, paths: paths)
+                    Console.progress("booting \(options.service) on \(platform.rawValue)…")
+                    let outcome = Boot.run(command, timeout: options.timeoutSeconds, echo: false)
+                    if let line = finish?() { Console.progress("\(platform.rawValue): \(line)") }
+                    if let message = outcome.message { Console.progress("\(platform.rawValue): \(message)") }
+                    transcripts.append(Transcript.normalise(outcome.output, status: outcome.status.rawValue))
+                }
+            } catch {
+                if let shares { DiskImage.discard(shares.directory) }
+                throw error
             }
-            let verdict = compare(microvm: transcripts[0], legacy: transcripts[1], expected: expected)
+            var verdict = compare(microvm: transcripts[0], legacy: transcripts[1], expected: expected)
+            if let shares {
+                let folders = shares.compareCopies()
+                verdict.report.insert(contentsOf: folders.report, at: verdict.report.count - 1)
+                if !folders.matches {
+                    verdict.report[verdict.report.count - 1] = verdict.matches
+                        ? "compare: the shared folders differ" : "compare: transcripts and shared folders differ"
+                    verdict.matches = false
+                }
+            }
             for line in verdict.report { Console.line(line) }
             return verdict.matches ? 0 : 1
         } catch {

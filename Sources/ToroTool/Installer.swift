@@ -20,18 +20,26 @@ public enum Installer {
     public static let qemu = HostTool(command: "qemu-system-x86_64", package: "qemu-system-x86")
     public static let curl = HostTool(command: "curl", package: "curl")
     public static let socat = HostTool(command: "socat", package: "socat")
-    /// mke2fs, e2fsck, debugfs: the ext2 host tests make and check images with them.
-    public static let e2fsprogs = HostTool(command: "mke2fs", package: "e2fsprogs")
+    public static let mke2fs = HostTool(command: "mke2fs", package: "e2fsprogs")
+    public static let e2fsck = HostTool(command: "e2fsck", package: "e2fsprogs")
+    public static let debugfs = HostTool(command: "debugfs", package: "e2fsprogs")
+    /// What an ext2 image of a shared folder needs (DiskImage.swift): build, check, extract.
+    public static let e2fsprogs: [HostTool] = [mke2fs, e2fsck, debugfs]
 
     /// What booting a kernel needs.
     public static let forBooting: [HostTool] = [qemu]
+    /// What booting with `options` needs: QEMU, and e2fsprogs for a shared folder on legacy.
+    public static func forBooting(_ options: RunOptions) -> [HostTool] {
+        forBooting + (options.platform == .legacy && !options.shares.isEmpty ? e2fsprogs : [])
+    }
     /// What `toro test` needs besides: the boot tests fetch static-web's files with curl,
-    /// the ext2 tests run e2fsprogs.
-    public static let forTesting: [HostTool] = [qemu, curl, e2fsprogs]
+    /// and the host tests build and check ext2 images.
+    public static let forTesting: [HostTool] = [qemu, curl] + e2fsprogs
 
-    /// The full path of `command` on PATH, or nil.
+    /// The full path of `command` on PATH, or else in /usr/sbin or /sbin (where Debian puts
+    /// e2fsprogs, off a normal user's PATH), or nil.
     public static func which(_ command: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/sbin"
         for directory in path.split(separator: ":") where !directory.isEmpty {
             let candidate = "\(directory)/\(command)"
             if access(candidate, X_OK) == 0 { return candidate }
@@ -42,8 +50,14 @@ public enum Installer {
     /// The apt-get command that installs `tools`, as a user would type it.
     public static func installCommand(for tools: [HostTool], sudo: Bool) -> String {
         let prefix = sudo ? "sudo " : ""
-        let packages = tools.map(\.package).joined(separator: " ")
+        let packages = packageList(tools).joined(separator: " ")
         return "\(prefix)apt-get update && \(prefix)DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \(packages)"
+    }
+
+    /// The packages that provide `tools`, each once, in order.
+    static func packageList(_ tools: [HostTool]) -> [String] {
+        var seen = Set<String>()
+        return tools.map(\.package).filter { seen.insert($0).inserted }
     }
 
     /// Makes sure every tool in `tools` is on PATH, installing what is missing when root.
@@ -57,12 +71,12 @@ public enum Installer {
         }
         guard which("apt-get") != nil else {
             throw ToolFailure(.missingTool,
-                              "\(names) missing and apt-get is not available; install the package(s) \(missing.map(\.package).joined(separator: " ")) by hand")
+                              "\(names) missing and apt-get is not available; install the package(s) \(packageList(missing).joined(separator: " ")) by hand")
         }
-        Console.progress("\(names) missing: installing \(missing.map(\.package).joined(separator: " ")) from Debian's packages")
+        Console.progress("\(names) missing: installing \(packageList(missing).joined(separator: " ")) from Debian's packages")
         let steps: [[String]] = [
             ["apt-get", "update"],
-            ["apt-get", "install", "-y", "--no-install-recommends"] + missing.map(\.package),
+            ["apt-get", "install", "-y", "--no-install-recommends"] + packageList(missing),
         ]
         for step in steps {
             Console.progress(step.joined(separator: " "))

@@ -8,6 +8,12 @@
 // processor per socket. Both: no default devices, the serial port on stdio, and
 // isa-debug-exit at 0xf4 so the guest's status becomes QEMU's exit code.
 //
+// A legacy disk (`--share` on legacy, or `--disk`) is `-drive if=none,format=raw` (format
+// given, so QEMU neither probes the guest-written bytes nor refuses writes to sector 0)
+// behind `virtio-blk-pci,disable-legacy=on`: a modern-only virtio-pci function, the one
+// transport the kernel's virtio-pci driver speaks. Commas in the path are doubled, QEMU's
+// escape inside an option list.
+//
 // `-display none` rather than `-nographic`: with -nographic QEMU turns on SeaBIOS's serial
 // console, which writes terminal escapes (reset, clear screen, no line wrap) to the
 // user's terminal before the kernel starts. Neither platform has a display either way.
@@ -24,6 +30,8 @@ public struct QEMUCommand: Equatable, Sendable {
     public var vsockSocket: String? = nil
     /// The vhost-user socket of the virtio-fs back-end (toro-fs), when a folder is shared.
     public var fsSocket: String? = nil
+    /// The disk image attached as virtio-blk-pci (legacy only).
+    public var disk: DiskAttachment? = nil
     /// The tag the guest's virtio-fs driver mounts (virtio 1.2 §5.11.4, `tag`).
     public static let fsTag = "toro"
 
@@ -37,10 +45,12 @@ public struct QEMUCommand: Equatable, Sendable {
         self.kernelCommandLine = kernelCommandLine
     }
 
-    /// The command for `options` booting the image at `kernelPath`.
+    /// The command for `options` booting the image at `kernelPath`, with `--disk` attached
+    /// (a shared folder's image is the caller's to attach once it is built).
     public init(options: RunOptions, accelerator: Accelerator, kernelPath: String) {
         self.init(platform: options.platform, accelerator: accelerator, memoryMiB: options.memoryMiB,
                   cpus: options.cpus, kernelPath: kernelPath, kernelCommandLine: options.kernelCommandLine)
+        if let disk = options.disk { self.disk = DiskAttachment(path: disk, readOnly: false) }
     }
 
     public var arguments: [String] {
@@ -70,6 +80,11 @@ public struct QEMUCommand: Equatable, Sendable {
         case .legacy:
             args += ["-M", "pc"] + accelerator.qemuArguments
             args += ["-m", "\(memoryMiB)", "-smp", "\(cpus),sockets=\(cpus)"]
+            if let disk {
+                let file = disk.path.split(separator: ",", omittingEmptySubsequences: false).joined(separator: ",,")
+                args += ["-drive", "file=\(file),if=none,id=disk0,format=raw" + (disk.readOnly ? ",readonly=on" : ""),
+                         "-device", "virtio-blk-pci,drive=disk0,disable-legacy=on"]
+            }
         }
         args += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                  "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -80,6 +95,13 @@ public struct QEMUCommand: Equatable, Sendable {
 
     /// The command as one line a POSIX shell runs unchanged.
     public var shellLine: String { arguments.map(shellQuote).joined(separator: " ") }
+}
+
+/// A disk image QEMU attaches as virtio-blk-pci.
+public struct DiskAttachment: Equatable, Sendable {
+    public var path: String
+    public var readOnly: Bool
+    public init(path: String, readOnly: Bool) { self.path = path; self.readOnly = readOnly }
 }
 
 /// `text` quoted for a POSIX shell: bare when it only holds safe characters, otherwise in

@@ -1,6 +1,11 @@
 // `toro run`: validate, install what is missing, build, boot, and exit with the guest's
 // status (see ExitStatus.swift for the table). `toro build` lives here too: it is the
 // build half of run.
+//
+// A shared folder on legacy is an ext2 image (DiskImage.swift): built after the kernel,
+// attached as virtio-blk-pci, and after the guest exits (any status) checked and written
+// back into the folder, with one line saying what happened; the run's status stays the
+// guest's. `--print-command` shows the mke2fs line that would build it first.
 
 import Foundation
 
@@ -11,13 +16,23 @@ public enum RunCommand {
                                                     workingDirectory: Paths.userDirectory())
             try options.checkMemory(minimumMiB: ELFImage.minimumMemoryMiB(path: paths.image(options.platform, service: options.service)))
             let accelerator = try options.accel.resolve(on: HostFacts.probe())
-            if !options.printCommand { try Installer.ensure(Installer.forBooting) }
+            if !options.printCommand { try Installer.ensure(Installer.forBooting(options)) }
             let image = try KernelBuilder(paths: paths).build(options.platform, service: options.service)
             var command = QEMUCommand(options: options, accelerator: accelerator, kernelPath: image)
             let wantsSockets = !options.ports.isEmpty && options.platform == .microvm
             let share = options.platform == .microvm ? options.shares.first : nil
+            let legacyShare = options.platform == .legacy ? options.shares.first : nil
             if options.printCommand {
                 // Each back-end's line first (started in the background), QEMU's last.
+                if let legacyShare {
+                    let tree = try FolderTree.scan(legacyShare.path)
+                    if !tree.leftOut.isEmpty {
+                        Console.line("# toro builds the image from a copy of the folder without: " + tree.leftOut.joined(separator: ", "))
+                    }
+                    let mke2fs = ["mke2fs"] + DiskImage.mke2fsArguments(source: legacyShare.path, image: DiskImage.printedImage, tree: tree)
+                    Console.line(mke2fs.map(shellQuote).joined(separator: " "))
+                    command.disk = DiskAttachment(path: DiskImage.printedImage, readOnly: legacyShare.readOnly)
+                }
                 if let share {
                     let directory = "/tmp/toro-fs"
                     command.fsSocket = directory + "/fs.sock"
@@ -34,6 +49,14 @@ public enum RunCommand {
                 }
                 Console.line(command.shellLine)
                 return 0
+            }
+            var shareDisk: ShareDisk? = nil
+            if let legacyShare {
+                let disk = try DiskImage.build(legacyShare)
+                shareDisk = disk
+                command.disk = DiskAttachment(path: disk.imagePath, readOnly: legacyShare.readOnly)
+                let left = disk.tree.leftOut.isEmpty ? "" : "; left out: " + disk.tree.leftOut.joined(separator: ", ")
+                Console.progress("built an ext2 image of \(legacyShare.path) (\(disk.tree.entries.count) entries\(left))")
             }
             var fsBackend: HostBackend? = nil
             if let share {
@@ -67,6 +90,10 @@ public enum RunCommand {
             died.guestFinished = true
             backend?.stop()
             fsBackend?.stop()
+            if let shareDisk {
+                let report = DiskImage.finish(shareDisk).report
+                if report.isError { Console.error(report.line) } else { Console.progress(report.line) }
+            }
             if let message = died.get() {
                 Console.error(message)
                 return ToroStatus.qemuFailed.rawValue

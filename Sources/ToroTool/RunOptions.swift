@@ -3,9 +3,11 @@
 // Validation happens before anything is built or started: each error is one line and
 // status 64. Well-formed options the platform cannot honour are refused on purpose rather
 // than ignored, which would let a user believe a port or a folder is there: on legacy,
-// `-p` (no virtio-net and TCP/IP yet) and `--share` (no virtio-fs; ext2 comes later). On
-// microvm one `--share DIR[:ro]` is served by toro-fs over virtio-fs; a second is refused.
-
+// `-p` (no virtio-net and TCP/IP yet). One `--share DIR[:ro]` is served on microvm by
+// toro-fs over virtio-fs, on legacy as an ext2 image on virtio-blk written back into DIR
+// after the guest exits (DiskImage.swift); a second is refused. `--disk IMAGE` (legacy
+// only, not with --share, an existing file) attaches the user's own image as it is.
+//
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,6 +33,8 @@ public struct RunOptions: Equatable, Sendable {
     public var cpus = 1
     public var memoryMiB = 64
     public var shares: [SharedFolder] = []
+    /// `--disk IMAGE`: an existing disk image attached read-write as it is (legacy).
+    public var disk: String? = nil
     public var ports: [PortForward] = []
     public var accel: AccelChoice = .auto
     public var timeoutSeconds = 60
@@ -98,6 +102,14 @@ public struct RunOptions: Equatable, Sendable {
                 options.ports.append(try parsePort(try reader.value(for: flag)))
             case "--share":
                 options.shares.append(try parseShare(try reader.value(for: flag), workingDirectory: workingDirectory))
+            case "--disk" where !isCompare:
+                let path = try reader.value(for: flag)
+                if options.disk != nil {
+                    throw ToolFailure(.badArgument, "--disk given twice: the guest has one disk")
+                }
+                options.disk = try parseDisk(path, workingDirectory: workingDirectory)
+            case "--disk":
+                throw ToolFailure(.badArgument, "--disk does not apply to compare: microvm has no block device (use --share DIR)")
             case "--print-command" where !isCompare:
                 try reader.noValue(for: flag)
                 options.printCommand = true
@@ -146,15 +158,33 @@ public struct RunOptions: Equatable, Sendable {
         return SharedFolder(path: absolute, readOnly: readOnly)
     }
 
+    /// `--disk IMAGE`: IMAGE must be an existing regular file (or block device).
+    static func parseDisk(_ text: String, workingDirectory: String) throws(ToolFailure) -> String {
+        let absolute = absolutePath(text, from: workingDirectory)
+        var info = stat()
+        guard stat(absolute, &info) == 0 else {
+            throw ToolFailure(.badArgument, "--disk: no such file '\(text)' (make an ext2 image with mke2fs -t ext2 FILE SIZE)")
+        }
+        let kind = info.st_mode & S_IFMT
+        guard kind == S_IFREG || kind == S_IFBLK else {
+            throw ToolFailure(.badArgument, "--disk: '\(text)' is not a disk image file")
+        }
+        return absolute
+    }
+
     /// Refuses well-formed options whose devices the kernel does not have yet.
     func refuseMissingDevices() throws(ToolFailure) {
         if let port = ports.first, platform == .legacy {
             throw ToolFailure(.badArgument,
                               "-p \(port.host):\(port.guest) on legacy needs virtio-net and Toro's TCP/IP stack, which are not built yet (use microvm)")
         }
-        if let share = shares.first, platform == .legacy {
+        if let disk, platform == .microvm {
             throw ToolFailure(.badArgument,
-                              "--share \(share.path) on legacy needs virtio-fs, which only microvm has (use microvm)")
+                              "--disk \(disk) needs virtio-blk, which only legacy has (add --platform legacy)")
+        }
+        if let disk, let share = shares.first {
+            throw ToolFailure(.badArgument,
+                              "--disk \(disk) and --share \(share.path) both give the guest its disk: choose one")
         }
         if shares.count > 1 {
             throw ToolFailure(.badArgument,

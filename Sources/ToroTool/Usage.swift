@@ -6,7 +6,7 @@ public enum Usage {
 
     usage:
       ./toro run [--platform microvm|legacy] [--service NAME] [--cpus N] [--memory MIB]
-                 [--share DIR[:ro]] [-p HOSTPORT:GUESTPORT ...] [--accel auto|tcg|kvm]
+                 [--share DIR[:ro] | --disk IMAGE] [-p HOSTPORT:GUESTPORT ...] [--accel auto|tcg|kvm]
                  [--timeout SECONDS] [--print-command] [-- KERNEL-ARGS...]
       ./toro build [--service NAME|all] [--platform microvm|legacy|all]
       ./toro compare [--service NAME] [run options] [--expect FILE]
@@ -22,7 +22,9 @@ public enum Usage {
       run       build the kernel and boot one service; the guest's console is your terminal
       build     link the kernel with one service (default hello; all: every service) for each platform;
                 the last lines are the images' paths
-      compare   boot a service on both platforms and compare the service transcripts
+      compare   boot a service on both platforms and compare the service transcripts; with --share
+                each platform gets its own copy of the folder (DIR is not changed) and the two
+                copies must end identical too
       services  list the services, one line each: the applications, then the kernel's probes
                 (SMP, threads, the clock, interrupts, faults)
       new       create a service from the template: Sources/Services/Applications/NAME/NAME.swift
@@ -44,8 +46,16 @@ public enum Usage {
       -p H:G            microvm: toro-vsock (vhost-user vsock back-end) listens on 127.0.0.1:H
                         and bridges each TCP connection to guest port G; legacy: refused (no TCP/IP yet)
       --share DIR[:ro]  microvm: toro-fs (vhost-user virtio-fs back-end) serves DIR to the guest
-                        (:ro refuses every change); at most one; legacy: refused (no virtio-fs yet)
+                        (:ro refuses every change); at most one
                         e.g. ./toro run --service static-web --share ./site -p 8080:80
+                        legacy: an ext2 image of DIR (mke2fs -d, from e2fsprogs; symlinks leading
+                        out of DIR, devices and FIFOs left out) on virtio-blk-pci; after the guest
+                        exits, e2fsck -fn checks it and, when clean, DIR is made to match it
+                        (created, changed, renamed and deleted files and folders; never through a
+                        link); when not clean DIR is untouched and the image's path is printed;
+                        :ro attaches it read-only and writes nothing back
+      --disk IMAGE      legacy only: attach an existing disk image (e.g. ext2) read-write, as it is;
+                        the guest's writes stay in IMAGE across runs; not with --share
       --service NAME    one of the services `./toro services` lists (each with what it does)
       --cpus N          1 to 16 (the kernel's limit)
       -- KERNEL-ARGS    appended to the kernel command line after service=NAME,

@@ -8,7 +8,8 @@
 //     folder is refused: the outside file's bytes never appear.
 //   * 2,000 more requests, then the guest's `static-web: idle` heap figures equal those
 //     after the first round, and toro-fs holds as many descriptors as it did then.
-// Legacy has no virtio-fs: `--share` is refused with one line, status 64.
+// Legacy has no virtio-fs; there `--share` is an ext2 image on virtio-blk (DiskImage.swift),
+// and `--share` beside `--disk` is refused with one line, status 64.
 
 #if canImport(Glibc)
 import Glibc
@@ -18,18 +19,20 @@ import XCTest
 import ToroTool
 
 final class StaticWebBootTests: XCTestCase {
-    func testLegacyRefusesShareWithOneLine() {
+    func testLegacyRefusesShareBesideDiskWithOneLine() {
         guard Harness.preflight() else { return }
         let folder = NSTemporaryDirectory() + "toro-share-legacy-\(getpid())"
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let result = Harness.toro(["run", "--platform", "legacy", "--service", "static-web", "--share", folder], limit: 60)
+        let image = folder + "/disk.img"
+        FileManager.default.createFile(atPath: image, contents: Data(count: 4096))
+        let result = Harness.toro(["run", "--platform", "legacy", "--service", "static-web", "--share", folder, "--disk", image], limit: 60)
         let dump = Harness.describe(result)
         XCTAssertEqual(result.termination, .exited(64), dump)
         XCTAssertEqual(result.output, "", dump)
         let lines = result.errorOutput.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, dump)
-        XCTAssertTrue(lines.first.map { $0.hasPrefix("toro: ") && $0.contains("legacy") && $0.contains("virtio-fs") } ?? false, dump)
+        XCTAssertTrue(lines.first.map { $0.hasPrefix("toro: ") && $0.contains("--disk") && $0.contains("--share") } ?? false, dump)
     }
 
     func testServesTheFolderExactlyAndLeaksNothing() throws {
