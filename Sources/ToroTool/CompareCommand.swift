@@ -25,7 +25,7 @@ public enum CompareCommand {
                                                            workingDirectory: Paths.userDirectory())
             var options = given
             let chosen = try scenario(for: given, compat: paths.compat)
-            if let chosen { options = chosen.scenario.applied(to: given) }
+            if let chosen { options = try chosen.scenario.applied(to: given, folder: "\(paths.compat)/\(chosen.name)") }
             var expected: (name: String, lines: [String])? = nil
             let expectedPath = expectFile ?? chosen.map { "\(paths.compat)/\($0.name)/expected" } ?? ""
             if let text = try? String(contentsOfFile: expectedPath, encoding: .utf8) {
