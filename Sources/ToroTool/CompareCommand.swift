@@ -2,7 +2,8 @@
 // the Compat scenario's, when Compat/<service>/scenario exists), normalise both consoles
 // into service transcripts, and report whether they match each other and the expected
 // transcript (Compat/<service>/expected, else the `expected` file in the service's own
-// folder, or --expect FILE). Exit 0 only when all match.
+// folder, or --expect FILE). Exit 0 only when all match; without an expected transcript,
+// a run whose service failed or never printed `ready:` is a failure, not a match.
 //
 // With `--share DIR[:ro]` each platform gets its own copy of DIR (CompareShares.swift: toro-fs
 // on microvm, an ext2 image on legacy), DIR itself is never changed, and the two copies must
@@ -25,7 +26,7 @@ public enum CompareCommand {
                                                            workingDirectory: Paths.userDirectory())
             var options = given
             let chosen = try scenario(for: given, compat: paths.compat)
-            if let chosen { options = chosen.scenario.applied(to: given) }
+            if let chosen { options = try chosen.scenario.applied(to: given, folder: "\(paths.compat)/\(chosen.name)") }
             var expected: (name: String, lines: [String])? = nil
             let expectedPath = expectFile ?? chosen.map { "\(paths.compat)/\($0.name)/expected" } ?? ""
             if let text = try? String(contentsOfFile: expectedPath, encoding: .utf8) {
@@ -97,11 +98,14 @@ public enum CompareCommand {
         return candidates.first { $0.name == options.service } ?? candidates.first
     }
 
-    /// Compares the two platforms' transcripts with each other and with `expected`.
+    /// Compares the two platforms' transcripts with each other and with `expected`. With no
+    /// expected transcript, a run that never printed `ready:` or ended with a status other
+    /// than 0 is a failure even when both platforms failed alike.
     public static func compare(microvm: [String], legacy: [String],
                                expected: (name: String, lines: [String])?) -> Verdict {
         var report: [String] = []
         var matches = true
+        var failed = false
         if microvm == legacy {
             report.append("match: microvm and legacy transcripts are identical (\(microvm.count) lines):")
             report += microvm.map { "    " + $0 }
@@ -122,8 +126,22 @@ public enum CompareCommand {
             }
         } else {
             report.append("note: no expected transcript (Compat/<service>/expected, the service folder's expected, or --expect FILE); compared the platforms only")
+            // Without a transcript recording it, two runs that failed alike are no match:
+            // "both said 'no shared folder'" must not read as success.
+            for (name, lines) in [("microvm", microvm), ("legacy", legacy)] {
+                let ready = lines.contains { $0.hasPrefix("ready: ") }
+                let status = lines.last.flatMap { $0.hasPrefix("exit status: ") ? String($0.dropFirst(13)) : nil } ?? "none"
+                if !ready || status != "0" {
+                    failed = true
+                    report.append("FAILED: on \(name) the service " + (ready ? "" : "never printed ready: and ")
+                                  + "ended with exit status \(status)")
+                }
+            }
         }
-        report.append(matches ? "compare: everything matches" : "compare: transcripts differ")
+        if failed { matches = false }
+        report.append(matches ? "compare: everything matches"
+                      : failed && microvm == legacy ? "compare: the service failed (no expected transcript records that status)"
+                      : "compare: transcripts differ")
         return Verdict(matches: matches, report: report)
     }
 }

@@ -35,6 +35,11 @@ public struct FolderTree: Sendable, Equatable {
     /// lost+found), by relative path.
     public var leftOut: [String] = []
 
+    /// The entries left out, for one line: the first five by name and how many more.
+    public var leftOutSummary: String {
+        leftOut.prefix(5).joined(separator: ", ") + (leftOut.count > 5 ? " and \(leftOut.count - 5) more" : "")
+    }
+
     /// Whether `path` (relative) was in the tree.
     public func contains(_ path: String) -> Bool { entries[path] != nil }
 

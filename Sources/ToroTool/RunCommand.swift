@@ -27,7 +27,7 @@ public enum RunCommand {
                 if let legacyShare {
                     let tree = try FolderTree.scan(legacyShare.path)
                     if !tree.leftOut.isEmpty {
-                        Console.line("# toro builds the image from a copy of the folder without: " + tree.leftOut.joined(separator: ", "))
+                        Console.line("# toro builds the image from a copy of the folder without: " + tree.leftOutSummary)
                     }
                     let mke2fs = ["mke2fs"] + DiskImage.mke2fsArguments(source: legacyShare.path, image: DiskImage.printedImage, tree: tree)
                     Console.line(mke2fs.map(shellQuote).joined(separator: " "))
@@ -55,7 +55,7 @@ public enum RunCommand {
                 let disk = try DiskImage.build(legacyShare)
                 shareDisk = disk
                 command.disk = DiskAttachment(path: disk.imagePath, readOnly: legacyShare.readOnly)
-                let left = disk.tree.leftOut.isEmpty ? "" : "; left out: " + disk.tree.leftOut.joined(separator: ", ")
+                let left = disk.tree.leftOut.isEmpty ? "" : "; left out: " + disk.tree.leftOutSummary
                 Console.progress("built an ext2 image of \(legacyShare.path) (\(disk.tree.entries.count) entries\(left))")
             }
             var fsBackend: HostBackend? = nil

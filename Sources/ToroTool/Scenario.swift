@@ -6,6 +6,8 @@
 //   args:        kernel arguments, separated by spaces (appended after service=<name>)
 //   cpus:        number of CPUs (1-255)
 //   memory:      MiB of memory
+//   share:       FOLDER[:ro], a folder inside the scenario's own folder shared with the
+//                guest (compare gives each platform a copy; --share on the command line wins)
 //   description: one line for people
 // Compat/<scenario>/expected holds the normalised transcript both platforms must print.
 
@@ -14,11 +16,13 @@ public struct Scenario: Equatable, Sendable {
     public var args: [String] = []
     public var cpus: Int?
     public var memoryMiB: Int?
+    /// `share:`, relative to the scenario's folder (no `..`, not absolute).
+    public var share: SharedFolder?
     public var description: String?
 
     public init() {}
 
-    public static let keys = ["service", "args", "cpus", "memory", "description"]
+    public static let keys = ["service", "args", "cpus", "memory", "share", "description"]
 
     /// Parses a scenario file's text; `file` names it in error messages.
     public static func parse(_ text: String, file: String) throws(ToolFailure) -> Scenario {
@@ -53,6 +57,13 @@ public struct Scenario: Equatable, Sendable {
             case "memory":
                 scenario.memoryMiB = try ArgumentReader.number(value, flag: "\(place): memory",
                                                                range: 1...RunOptions.maxMemoryMiB, what: "a size in MiB")
+            case "share":
+                let readOnly = value.hasSuffix(":ro")
+                let folder = readOnly ? String(value.dropLast(3)) : value
+                guard !folder.isEmpty, !folder.hasPrefix("/"), !folder.split(separator: "/").contains("..") else {
+                    throw ToolFailure(.badArgument, "\(place): share needs a folder inside the scenario's folder, got '\(value)'")
+                }
+                scenario.share = SharedFolder(path: folder, readOnly: readOnly)
             default:
                 scenario.description = value
             }
@@ -60,9 +71,14 @@ public struct Scenario: Equatable, Sendable {
         return scenario
     }
 
-    /// `options` with this scenario's values filled in where the user gave no flag.
-    public func applied(to options: RunOptions) -> RunOptions {
+    /// `options` with this scenario's values filled in where the user gave no flag;
+    /// `folder` is the scenario's own folder (Compat/<name>), which `share` is inside.
+    public func applied(to options: RunOptions, folder: String = ".") throws(ToolFailure) -> RunOptions {
         var result = options
+        if let share, !options.given.contains("--share") {
+            let path = folder + "/" + share.path + (share.readOnly ? ":ro" : "")
+            result.shares = [try RunOptions.parseShare(path, workingDirectory: "/")]
+        }
         if let service, !options.given.contains("--service") { result.service = service }
         if let cpus, !options.given.contains("--cpus") { result.cpus = cpus }
         if let memoryMiB, !options.given.contains("--memory") { result.memoryMiB = memoryMiB }

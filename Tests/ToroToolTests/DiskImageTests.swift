@@ -215,6 +215,8 @@ final class DiskImageTests: XCTestCase {
         defer { _ = DiskImage.finish(disk) }
         XCTAssertEqual(disk.tree.leftOut.filter { !$0.hasPrefix("odd-") }, ["absolute", "absolute-inside", "climb", "fifo", "up"])
         XCTAssertEqual(disk.tree.leftOut.count, 6, "\(disk.tree.leftOut)")
+        XCTAssertTrue(disk.tree.leftOutSummary.hasPrefix("absolute, absolute-inside, climb, fifo, "), disk.tree.leftOutSummary)
+        XCTAssertTrue(disk.tree.leftOutSummary.hasSuffix(" and 1 more"), disk.tree.leftOutSummary)
         XCTAssertEqual(try lsNames(disk.imagePath, "/"), ["a.txt", "in", "lost+found", "sub"])
         XCTAssertEqual(try lsNames(disk.imagePath, "/sub"), ["up-in"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: disk.directory + "/stage"), "the staging copy is removed")

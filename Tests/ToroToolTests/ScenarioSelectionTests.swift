@@ -57,7 +57,7 @@ final class ScenarioSelectionTests: XCTestCase {
     func testTheChosenScenarioSuppliesWhatNoFlagGives() throws {
         let options = try RunOptions.parse(["--service", "intercore", "--cpus", "4"], command: "compare").0
         let scenario = try XCTUnwrap(try CompareCommand.scenario(for: options, compat: compat))
-        let applied = scenario.scenario.applied(to: options)
+        let applied = try scenario.scenario.applied(to: options)
         XCTAssertEqual(applied.cpus, 4)
         XCTAssertEqual(applied.memoryMiB, 128)
         XCTAssertEqual(applied.service, "intercore")

@@ -45,14 +45,30 @@ final class ScenarioTests: XCTestCase {
         scenario.cpus = 2
         scenario.memoryMiB = 128
         scenario.args = ["x=1"]
-        let plain = scenario.applied(to: try RunOptions.parse([], command: "compare").0)
+        let plain = try scenario.applied(to: try RunOptions.parse([], command: "compare").0)
         XCTAssertEqual(plain.cpus, 2)
         XCTAssertEqual(plain.memoryMiB, 128)
         XCTAssertEqual(plain.kernelArgs, ["x=1"])
-        let flagged = scenario.applied(to: try RunOptions.parse(["--memory", "64", "--", "y"], command: "compare").0)
+        let flagged = try scenario.applied(to: try RunOptions.parse(["--memory", "64", "--", "y"], command: "compare").0)
         XCTAssertEqual(flagged.cpus, 2)
         XCTAssertEqual(flagged.memoryMiB, 64)
         XCTAssertEqual(flagged.kernelArgs, ["y"])
+    }
+
+    func testScenarioShare() throws {
+        let scenario = try Scenario.parse("share: files:ro\n", file: "S")
+        XCTAssertEqual(scenario.share, SharedFolder(path: "files", readOnly: true))
+        for bad in ["share: ../x", "share: /etc", "share: :ro", "share: a/../../b"] {
+            XCTAssertThrowsError(try Scenario.parse(bad, file: "S"), bad)
+        }
+        let compat = FileManager.default.temporaryDirectory.path + "/toro-scenario-\(getpid())"
+        try FileManager.default.createDirectory(atPath: compat + "/files", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: compat) }
+        let plain = try scenario.applied(to: try RunOptions.parse([], command: "compare").0, folder: compat)
+        XCTAssertEqual(plain.shares, [SharedFolder(path: compat + "/files", readOnly: true)])
+        let given = try scenario.applied(to: try RunOptions.parse(["--share", "/tmp"], command: "compare").0, folder: compat)
+        XCTAssertEqual(given.shares, [SharedFolder(path: "/tmp", readOnly: false)], "--share wins")
+        XCTAssertThrowsError(try scenario.applied(to: RunOptions(), folder: compat + "/missing"))
     }
 
     func testShippedScenariosParse() throws {

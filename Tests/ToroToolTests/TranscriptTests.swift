@@ -82,6 +82,19 @@ final class TranscriptTests: XCTestCase {
         XCTAssertFalse(differ.matches)
         XCTAssertTrue(differ.report.joined(separator: "\n").contains("-exit status: 0\n+exit status: 3"))
 
+        let alone = CompareCommand.compare(microvm: t, legacy: t, expected: nil)
+        XCTAssertTrue(alone.matches, "two successful runs alike match without an expected transcript")
+
+        // Both failing alike is no match unless an expected transcript records the failure.
+        let failing = ["fs-manifest: no shared folder (on <platform>, start with --share DIR)", "exit status: 1"]
+        let bothFailed = CompareCommand.compare(microvm: failing, legacy: failing, expected: nil)
+        XCTAssertFalse(bothFailed.matches)
+        XCTAssertTrue(bothFailed.report.contains("FAILED: on legacy the service never printed ready: and ended with exit status 1"))
+        XCTAssertEqual(bothFailed.report.last, "compare: the service failed (no expected transcript records that status)")
+        XCTAssertTrue(CompareCommand.compare(microvm: failing, legacy: failing, expected: ("E", failing)).matches)
+        let panicked = CompareCommand.compare(microvm: other, legacy: other, expected: nil)
+        XCTAssertTrue(panicked.report.contains("FAILED: on microvm the service ended with exit status 3"))
+
         let doctored = CompareCommand.compare(microvm: t, legacy: t, expected: ("E", ["ready: hullo", "exit status: 0"]))
         XCTAssertFalse(doctored.matches)
         let text = doctored.report.joined(separator: "\n")
