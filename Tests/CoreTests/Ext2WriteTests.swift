@@ -222,4 +222,41 @@ final class Ext2VFSTests: XCTestCase {
         try Data(device.bytes).write(to: image)
         try E2fs.assertClean(image)
     }
+
+    /// A file closed after writing is on the disk (superblock counts too) before any unmount,
+    /// and a writer that keeps writing syncs once `syncIntervalSeconds` have passed.
+    func testCloseAfterWritingAndPeriodicWritesReachTheDisk() throws {
+        let folder = try E2fs.scratch("wsync")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = folder.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        let image = folder.appendingPathComponent("disk.img")
+        let device = MemoryBlockDevice(bytes: try E2fs.image(of: source, at: image, options: ["-b", "1024"], megabytes: 2))
+        var clock: UInt64 = 1000
+        let fs = try Ext2FileSystem.mount(device: device, cacheCapacity: 64, readOnly: false, clock: { clock })
+        let data = E2fs.pattern(5000, seed: 3)
+        let handle = try fs.open(vpath("/closed"), flags: [.write, .create], mode: 0o644)
+        _ = try data.withUnsafeBytes { try fs.write(handle, offset: 0, from: $0) }
+        let flushesBefore = device.flushes
+        try fs.close(handle)
+        XCTAssertGreaterThan(device.flushes, flushesBefore, "the close synced and flushed")
+        // The disk as it is now, without unmounting: a fresh mount read-only sees the file.
+        let copy = MemoryBlockDevice(bytes: device.bytes, readOnly: true)
+        let reader = try Ext2FileSystem.mount(device: copy, cacheCapacity: 16, readOnly: true)
+        XCTAssertEqual(try reader.contents("/closed"), data)
+
+        // A writer that never closes: nothing synced within the interval, a sync after it.
+        let open = try fs.open(vpath("/open"), flags: [.write, .create], mode: 0o644)
+        let writesBefore = device.writes
+        clock += 1
+        _ = try data.withUnsafeBytes { try fs.write(open, offset: 0, from: $0) }
+        XCTAssertEqual(device.writes, writesBefore, "within the interval the blocks wait in the cache")
+        clock += fs.syncIntervalSeconds
+        _ = try data.withUnsafeBytes { try fs.write(open, offset: 5000, from: $0) }
+        XCTAssertGreaterThan(device.writes, writesBefore, "past the interval the write synced")
+        try fs.close(open)
+        try fs.unmount()
+        try Data(device.bytes).write(to: image)
+        try E2fs.assertClean(image)
+    }
 }

@@ -38,6 +38,8 @@ public final class Ext2FileSystem: FileSystem {
         let id: UInt64
         let inode: UInt32
         let flags: OpenFlags
+        /// The file was created, truncated or written through this handle: its close syncs.
+        var changed = false
     }
 
     public let cache: BufferCache
@@ -47,6 +49,11 @@ public final class Ext2FileSystem: FileSystem {
     var handles: [OpenFile] = []
     var nextHandle: UInt64 = 1
     var mounted = true
+    /// When the last sync ran (the clock's seconds), and how long dirty blocks may wait in
+    /// the cache while writes go on: a write after that syncs (and a close after writing
+    /// always does).
+    var lastSync: UInt64 = 0
+    public var syncIntervalSeconds: UInt64 = 5
     /// Where the next block search starts: after the last block allocated.
     var allocationGoal: UInt32 = 0
     let now: () -> UInt64
@@ -156,8 +163,16 @@ public final class Ext2FileSystem: FileSystem {
     public func sync() throws(FileSystemError) {
         guard mounted else { throw .io }
         guard !isReadOnly else { return }
+        lastSync = now()
         try writeSuperblock(mounting: false)
         try cache.sync()
+    }
+
+    /// Syncs when `syncIntervalSeconds` have passed since the last sync: called after each
+    /// write, so a long-running writer's data reaches the disk periodically.
+    func syncIfDue() throws(FileSystemError) {
+        let current = now()
+        if current >= lastSync &+ syncIntervalSeconds || current < lastSync { try sync() }
     }
 
     /// Frees what open-but-unlinked files hold, marks the file system clean and writes

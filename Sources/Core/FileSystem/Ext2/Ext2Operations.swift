@@ -58,6 +58,7 @@ extension Ext2FileSystem {
         guard handles.count < Ext2FileSystem.maxHandles else { throw .tooManyOpenFiles }
         var number = Ext2FileSystem.rootInode
         var inode: Ext2Inode
+        var created = false
         if path.isRoot {
             inode = try readInode(number)
             if flags.contains(.create) && flags.contains(.exclusive) { throw .exists }
@@ -71,6 +72,7 @@ extension Ext2FileSystem {
                 guard flags.contains(.create) else { throw .notFound }
                 guard !isReadOnly else { throw .readOnly }
                 (number, inode) = try createInode(near: parentNumber, mode: Ext2Inode.typeFile | UInt16(mode & 0o7777))
+                created = true
                 do throws(FileSystemError) {
                     try addEntry(parentNumber, &parent, name, inode: number, type: 1)
                 } catch {
@@ -82,12 +84,14 @@ extension Ext2FileSystem {
         if inode.kind == .directory && (flags.contains(.write) || flags.contains(.create)) { throw .isADirectory }
         if inode.kind == .symlink || inode.kind == .other { throw .permissionDenied }
         if flags.contains(.write) && isReadOnly { throw .readOnly }
+        var changed = created
         if flags.contains(.truncate) && flags.contains(.write) && inode.size > 0 {
             try resize(number, &inode, to: 0)
+            changed = true
         }
         let id = nextHandle
         nextHandle += 1
-        handles.append(OpenFile(id: id, inode: number, flags: flags))
+        handles.append(OpenFile(id: id, inode: number, flags: flags, changed: changed))
         return FileHandleID(id)
     }
 
@@ -153,6 +157,8 @@ extension Ext2FileSystem {
         inode.changeTime = seconds
         try writeInode(file.inode, inode)
         if let failure, done == 0 { throw failure }
+        if let index = handles.firstIndex(where: { $0.id == file.id }) { handles[index].changed = true }
+        try syncIfDue()
         return done
     }
 
@@ -161,6 +167,8 @@ extension Ext2FileSystem {
         guard let index = handles.firstIndex(where: { $0.id == handle.rawValue }) else { throw .badDescriptor }
         let file = handles.remove(at: index)
         try releaseIfOrphan(file.inode)
+        // Close after writing: the file's data and metadata reach the disk.
+        if file.changed && !isReadOnly { try sync() }
     }
 
     public func truncate(_ path: VFSPath, size: UInt64) throws(FileSystemError) {
