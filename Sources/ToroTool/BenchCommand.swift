@@ -12,7 +12,8 @@
 // minimum for 1 CPU says nothing about N; `bench boot` alone gives the 1-CPU figure.
 //
 // `toro bench kv` (the kv service against a host-native server) lives in KVBench.swift,
-// `toro bench web` (static-web against python3 -m http.server) in WebBench.swift.
+// `toro bench web` (static-web against python3 -m http.server) in WebBench.swift,
+// `toro bench fs` (the fsbench probe on both platforms against the host) in FSBench.swift.
 
 import Foundation
 
@@ -65,6 +66,7 @@ public enum BenchCommand {
     public static func main(_ arguments: [String], paths: Paths) -> Int32 {
         if arguments.first == "kv" { return KVBench.main(Array(arguments.dropFirst()), paths: paths) }
         if arguments.first == "web" { return WebBench.main(Array(arguments.dropFirst()), paths: paths) }
+        if arguments.first == "fs" { return FSBench.main(Array(arguments.dropFirst()), paths: paths) }
         if arguments.first == "soak" { return SoakBench.main(Array(arguments.dropFirst()), paths: paths) }
         do throws(ToolFailure) {
             let options = try parse(arguments)

@@ -17,6 +17,7 @@ public enum Usage {
       ./toro bench kv [--runs N] [--requests N]
       ./toro bench web [--runs N] [--requests N]
       ./toro bench soak [--seconds N]
+      ./toro bench fs [--runs N]
 
     commands:
       run       build the kernel and boot one service; the guest's console is your terminal
@@ -36,6 +37,9 @@ public enum Usage {
                 requests/s and latency p50/p90/p99 with 1 and 50 connections (defaults: 3 runs, 5000 requests);
                 `bench web`: static-web on microvm (TCG, --share, -p) next to python3 -m http.server on the
                 same folder: requests/s for a 1 KiB file over 4 connections, MiB/s for a 64 MiB file;
+                `bench fs`: the fsbench probe on legacy (ext2 over virtio-blk) and microvm (virtio-fs), TCG,
+                --memory 256, and the host: time to read a 64 MiB file and to create 1,000 small files and
+                sync, medians (default 3 runs) and guest/host ratios (the guest's own clock, not the boot);
                 `bench soak`: kv, then static-web, each N s (default 60) with good clients beside an idle
                 flood, a key flood, slow readers and garbage: success rate, latency, refusals, heap before
                 and after (fails when a good request went unanswered or the heap did not come back)
