@@ -210,6 +210,10 @@ final class Ext2VFSTests: XCTestCase {
         XCTAssertEqual(try vfs.seek(fd, offset: 0, from: .start), 0)
         XCTAssertEqual(try vfs.read(fd, count: 100), Array("first line\nsecond line\n".utf8))
         XCTAssertEqual(try vfs.fstat(fd).size, 23)
+        let handle = try fs.open(vpath("/logs/day"), flags: .readWrite, mode: 0)
+        assertFileSystemError(.tooLarge) { try [1, 2].withUnsafeBytes { try fs.write(handle, offset: UInt64.max - 1, from: $0) } }
+        assertFileSystemError(.tooLarge) { try fs.truncate(vpath("/logs/day"), size: UInt64.max) }
+        try fs.close(handle)
         try vfs.close(fd)
         try vfs.rename(Array("/logs/day".utf8), to: Array("/day".utf8))
         XCTAssertEqual(try vfs.readdir(Array("/".utf8)).map { String(decoding: $0.name, as: UTF8.self) }.sorted(),
