@@ -129,7 +129,8 @@ extension Ext2FileSystem {
         var inode = try readInode(file.inode)
         guard inode.kind == .file else { throw .isADirectory }
         guard !buffer.isEmpty else { return 0 }
-        let end = offset + UInt64(buffer.count)
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(buffer.count))
+        guard !overflow else { throw .tooLarge }
         try checkSize(end)
         if offset > inode.size { try zeroTail(inode) }
         let size = superblock.blockSize
@@ -188,7 +189,8 @@ extension Ext2FileSystem {
 
     /// Refuses sizes the block map cannot address, or above 2 GiB without `large_file`.
     func checkSize(_ size: UInt64) throws(FileSystemError) {
-        let blocks = (size + UInt64(superblock.blockSize) - 1) / UInt64(superblock.blockSize)
+        let blockSize = UInt64(superblock.blockSize)
+        let blocks = size / blockSize + (size % blockSize == 0 ? 0 : 1)
         guard blocks <= maxLogicalBlocks else { throw .tooLarge }
         let large = superblock.readOnlyCompatible & Ext2Features.readOnlyLargeFile != 0 && superblock.revision >= 1
         guard size < (large ? UInt64(1) << 40 : UInt64(1) << 31) else { throw .tooLarge }
