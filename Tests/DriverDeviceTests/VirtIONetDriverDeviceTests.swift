@@ -138,7 +138,9 @@ final class VirtIONetDriverDeviceTests: XCTestCase {
         for bytes in outbound { XCTAssertTrue(guest.send(bytes)) }
         XCTAssertEqual(guest.device.sent, outbound.map { [UInt8](repeating: 0, count: 12) + $0 },
                        "a zero 12-byte header before each frame, as one buffer")
+        XCTAssertEqual(guest.transport.registers.notifications[0], 2, "bring-up, then the refill after the frames")
         XCTAssertTrue(guest.interrupt(), "the transmit completions")
+        XCTAssertEqual(guest.transport.registers.notifications[0], 2, "no receive kick when nothing was reposted")
         XCTAssertEqual(guest.driver.freeTransmit.count, 32, "every transmit buffer reclaimed")
         XCTAssertEqual(guest.driver.framesSent, 2)
         XCTAssertFalse(guest.driver.failed)

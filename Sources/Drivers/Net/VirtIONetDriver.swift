@@ -66,6 +66,8 @@ public final class VirtIONetDriver<Transport: VirtIOTransport, Memory: GuestMemo
     let scratch: UnsafeMutableRawBufferPointer
     /// True while one `drain` delivers frames (see the header).
     var receiving = false
+    /// Receive buffers reposted and not yet published (`drain` publishes them).
+    var repostPending = false
 
     /// Guards the queues, the buffer maps, the counters and `failed`.
     let lock = SpinLock()

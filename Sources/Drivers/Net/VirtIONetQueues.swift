@@ -4,7 +4,8 @@
 // Receive, one frame (§5.1.6.4): pop a used element from the receive queue, match its id to
 // the buffer posted under that descriptor, check the length, copy the frame (after the
 // 12-byte header) to the scratch buffer, repost the buffer, then call `onFrame` with the
-// lock released. Reposted buffers are published once per `drain`, after the loop: the
+// lock released. Reposted buffers are published (and the device kicked) once per `drain`,
+// after the loop, and only when there are some: the
 // device can hand back at most the buffers it held when the drain began, so one interrupt
 // delivers a bounded number of frames however fast the device sends.
 //
@@ -41,7 +42,8 @@ extension VirtIONetDriver {
             lock.lock()
         }
         receiving = false
-        if !failed {
+        if !failed && repostPending {
+            repostPending = false
             do throws(VirtqueueError) {
                 try receiveQueue.publishAndNotify(transport)
             } catch {
@@ -72,7 +74,7 @@ extension VirtIONetDriver {
             var count = Int(length) - VirtIONet.headerSize
             if count < VirtIONet.minimumFrame || count > VirtIONet.maximumFrame
                 || !memory.read(at: receiveAddress(index) + UInt64(VirtIONet.headerSize),
-                                into: UnsafeMutableRawBufferPointer(rebasing: scratch[0 ..< max(0, min(count, scratch.count))])) {
+                                into: UnsafeMutableRawBufferPointer(rebasing: scratch[0 ..< count])) {
                 droppedFrames += 1
                 count = -1
             }
@@ -80,6 +82,7 @@ extension VirtIONetDriver {
                 let head = try receiveQueue.ring.addBuffer(memory, address: receiveAddress(index),
                                                            length: UInt32(VirtIONet.bufferBytes), deviceWritable: true)
                 receiveOfHead[Int(head)] = index
+                repostPending = true
             } catch {
                 failLocked("the receive queue refused a buffer")
                 return nil
