@@ -56,7 +56,8 @@ public enum VirtIONet {
     /// The smallest frame handed up: an Ethernet header (shorter ones are dropped).
     public static let minimumFrame = 14
     /// One buffer's bytes: header and the largest frame (a receive buffer's device-writable
-    /// length, a transmit buffer's most).
+    /// length, a transmit buffer's most). §5.1.6.3.1, without MRG_RXBUF or GUEST_TSO/UFO:
+    /// "the driver SHOULD populate the receive queue(s) with buffers of at least 1526 bytes".
     public static let bufferBytes = headerSize + maximumFrame
 }
 
