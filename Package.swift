@@ -109,6 +109,7 @@ let package = Package(
         .target(name: "VsockDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/Vsock"),
         .target(name: "FSDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/FS"),
         .target(name: "BlkDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/Blk"),
+        .target(name: "NetDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/Net"),
         // x86-64 primitives shared by both platforms: the 32-bit to long-mode trampoline,
         // exception stubs, port I/O and control registers, and the few libc symbols the
         // Swift runtime links against.
@@ -167,7 +168,7 @@ let package = Package(
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VirtIO", "Wire", "TestSupport"]),
         // The real guest drivers (virtio-fs, vsock) against the real host devices, and the
         // guest's FUSE client against the host's FUSE server, in one process.
-        .testTarget(name: "DriverDeviceTests", dependencies: ["Drivers", "VsockDriver", "FSDriver", "BlkDriver", "Core", "VirtIO", "Wire", "VhostUser",
+        .testTarget(name: "DriverDeviceTests", dependencies: ["Drivers", "VsockDriver", "FSDriver", "BlkDriver", "NetDriver", "Core", "VirtIO", "Wire", "VhostUser",
                                                              "TestSupport"]),
         .testTarget(name: "ToroToolTests", dependencies: ["ToroTool", "KVProtocol", "Wire"]),
         // The PC chips' start-up sequences, run on the host over TestSupport's recording
