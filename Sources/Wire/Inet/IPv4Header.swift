@@ -20,6 +20,8 @@
 //   * `encode` always writes a 20-byte header (no options) with the checksum filled in; the
 //     total length is 20 + `payloadLength`. A decoded header's `headerLength` says what it
 //     took on the wire and is not carried into `encode`.
+//   * The reserved flag (bit 15) is ignored on receive and written as zero (RFC 791: "must
+//     be zero"); type of service is carried as it came.
 //   * Source and destination are not judged (martians, broadcast): that is routing's job.
 
 /// Why `IPv4Header.decode` refused a datagram.

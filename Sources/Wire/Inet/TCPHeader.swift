@@ -28,7 +28,8 @@ public enum TCPError: Error, Equatable, Sendable {
     case badDataOffset(UInt8)
     /// Data offset runs past the end of the segment.
     case dataOffsetPastSegment(UInt8)
-    /// The checksum over the pseudo-header and the segment does not verify.
+    /// The checksum over the pseudo-header and the segment does not verify (or the segment
+    /// is longer than 65,535 bytes, which no IPv4 datagram carries and no sum can cover).
     case badChecksum
     /// An option with a missing, short or overlong length, or an MSS whose length is not 4.
     case malformedOptions
