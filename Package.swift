@@ -64,6 +64,7 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("FUSERequest", ["Wire"]),
     ("FUSEServer", ["VhostUser", "Wire"]),
     ("HTTPRequest", ["Wire"]),
+    ("InetFrame", ["Wire"]),
     ("KVFile", ["KVProtocol", "Wire"]),
     ("PCIWalk", ["PC", "VirtIOPCI", "TestSupport"]),
     ("UsedRing", ["VirtIO", "TestSupport", "Wire"]),
