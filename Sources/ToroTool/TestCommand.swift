@@ -11,7 +11,7 @@
 //            NAME` (`swift build --product FuzzNAME` with libFuzzer + AddressSanitizer in the
 //            shared scratch path .build-fuzz, so the imported modules compile once for all
 //            targets; -> .build-fuzz/NAME), then
-//            `.build-fuzz/NAME -max_total_time=30 -rss_limit_mb=2048`; each target is one
+//            `.build-fuzz/NAME -max_total_time=20 -rss_limit_mb=2048`; each target is one
 //            unit (passed: built and exited 0). A crash's input is kept as
 //            .build-fuzz/NAME-artifacts/crash-<sha> (replay: .build-fuzz/NAME <that file>,
 //            or without the sanitizers .build/debug/FuzzNAME <that file>).
@@ -106,7 +106,7 @@ public enum TestCommand {
 
 /// Tier 4: the libFuzzer targets under Fuzz/, each built by Fuzz/build.sh and run briefly.
 public enum FuzzTier {
-    public static let seconds = 30
+    public static let seconds = 20
     public static let name = "tier 4 (fuzz targets)"
 
     /// The fuzz targets: folders directly under `root`/Fuzz that hold a main.swift, sorted

@@ -319,7 +319,7 @@ final class FuzzTierTests: XCTestCase {
         XCTAssertEqual(FuzzTier.targets(root: root), ["A", "B"])
         let (build, fuzz) = FuzzTier.commands(root: root, target: "A")
         XCTAssertEqual(build, ["bash", root + "/Fuzz/build.sh", "A"])
-        XCTAssertEqual(Array(fuzz.prefix(3)), [root + "/.build-fuzz/A", "-max_total_time=30", "-rss_limit_mb=2048"])
+        XCTAssertEqual(Array(fuzz.prefix(3)), [root + "/.build-fuzz/A", "-max_total_time=20", "-rss_limit_mb=2048"])
         // Targets but no build script: the tier fails with one failure, nothing is run.
         XCTAssertEqual(FuzzTier.run(root: root), TestCommand.Tally(passed: 0, failed: 1))
         // No targets at all: nothing to run, nothing failed.
