@@ -207,10 +207,7 @@ extension VirtIOBlockDriver {
         guard !failed else { return }
         failed = true
         DriverLog.failure("virtio-blk", reason)
-        transport.status = DeviceStatus(rawValue: 0)
-        // Bounded, and without `pause`: the lock is held (a test's pause runs the handler).
-        var reads = 0
-        while transport.status.rawValue != 0 && reads < 1000 { reads += 1 }
+        transport.resetAfterFailure()
         for slot in slots { slot.completion.signal() }
         slotFreed.signal()
     }

@@ -166,9 +166,6 @@ extension VirtIONetDriver {
         guard !failed else { return }
         failed = true
         DriverLog.failure("virtio-net", reason)
-        transport.status = DeviceStatus(rawValue: 0)
-        // Bounded: the lock is held.
-        var reads = 0
-        while transport.status.rawValue != 0 && reads < 1000 { reads += 1 }
+        transport.resetAfterFailure()
     }
 }

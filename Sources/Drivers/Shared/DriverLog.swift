@@ -4,6 +4,15 @@ import Core
 import VirtIO
 
 extension VirtIOTransport {
+    /// Resets a device the driver gives up on (status 0: it stops using every buffer it was
+    /// given, §2.4), reading the status back at most 1000 times and without pausing, since
+    /// callers hold their lock. A device that never reads 0 is left so: it was failed anyway.
+    public func resetAfterFailure() {
+        status = DeviceStatus(rawValue: 0)
+        var reads = 0
+        while status.rawValue != 0 && reads < 1000 { reads += 1 }
+    }
+
     /// Marks the device FAILED (virtio 1.2 §2.1.2) and logs why its driver left it unused.
     public func giveUp(_ message: StaticString) {
         VirtIODevice.fail(transport: self)
