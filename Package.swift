@@ -111,6 +111,9 @@ let package = Package(
         .target(name: "FSDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/FS"),
         .target(name: "BlkDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/Blk"),
         .target(name: "NetDriver", dependencies: ["Drivers", "Core", "VirtIO", "Wire"], path: "Sources/Drivers/Net"),
+        // Toro's own TCP/IP, platform-neutral: Ethernet, ARP, IPv4, ICMP echo, TCP (RFC 9293)
+        // and the socket provider over it (legacy's sockets over virtio-net).
+        .target(name: "Inet", dependencies: ["Core", "Wire"]),
         // x86-64 primitives shared by both platforms: the 32-bit to long-mode trampoline,
         // exception stubs, port I/O and control registers, and the few libc symbols the
         // Swift runtime links against.
@@ -157,6 +160,8 @@ let package = Package(
         // The drivers' pure parts: vsock connection state and credit, the FUSE client file system.
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "VsockDriver", "FSDriver", "Core", "Wire", "TestSupport"]),
         .testTarget(name: "VirtIOTests", dependencies: ["VirtIO", "TestSupport"]),
+        // The TCP/IP stack on a virtual clock: frames and segments in, frames out.
+        .testTarget(name: "InetTests", dependencies: ["Inet", "Core", "Wire", "TestSupport"]),
         // Host side of virtio-vsock: a vhost-user back-end for QEMU's vhost-user-vsock-device,
         // Firecracker-style hybrid Unix sockets and TCP port forwarding (`toro-vsock`).
         .target(name: "VhostUser", dependencies: ["VirtIO", "Wire"]),
