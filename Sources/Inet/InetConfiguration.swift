@@ -139,11 +139,20 @@ public struct InetConfiguration: Equatable, Sendable {
 }
 
 extension Log {
+    /// Writes `52:54:00:12:34:56`.
+    public static func mac(_ mac: MACAddress) {
+        for shift in stride(from: 40, through: 0, by: -8) {
+            if shift != 40 { put(58) }
+            let byte = UInt8(truncatingIfNeeded: mac.rawValue >> UInt64(shift))
+            for nibble in [byte >> 4, byte & 0xF] { put(nibble < 10 ? 48 + nibble : 87 + nibble) }
+        }
+    }
+
     /// Writes `a.b.c.d`.
     public static func address(_ address: IPv4Address) {
         for shift in stride(from: 24, through: 0, by: -8) {
             if shift != 24 { put(46) }
-            decimal(UInt64(address.rawValue >> shift & 0xFF))
+            decimal(UInt64(address.rawValue >> UInt32(shift) & 0xFF))
         }
     }
 }
