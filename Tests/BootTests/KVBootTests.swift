@@ -9,6 +9,8 @@
 //     figures it had after a warm-up client (the `kv: idle` log line) with 0 keys.
 //   * Killing toro-vsock while a client is connected stops the guest: `toro run` exits 125
 //     with one line, and no QEMU or back-end of that run is left (microvm).
+//   * A host port forwarded twice is refused with one line, status 64, before anything
+//     is built or started.
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +20,17 @@ import XCTest
 import ToroTool
 
 final class KVBootTests: XCTestCase {
+    func testAHostPortForwardedTwiceIsRefusedWithOneLine() {
+        guard Harness.preflight() else { return }
+        let result = Harness.toro(["run", "--platform", "legacy", "--service", "kv", "-p", "8080:80", "-p", "8080:81"], limit: 60)
+        let dump = Harness.describe(result)
+        XCTAssertEqual(result.termination, .exited(64), dump)
+        XCTAssertEqual(result.output, "", dump)
+        let lines = result.errorOutput.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, dump)
+        XCTAssertTrue(lines.first.map { $0.hasPrefix("toro: ") && $0.contains("host port 8080 is forwarded twice") } ?? false, dump)
+    }
+
     /// One round: a holder connection, 50 clients checking every reply (5 commands per
     /// key), the hostile clients, then the holder leaves; returns the idle report after.
     func runPhase(_ guest: BackgroundProcess, on platform: GuestPlatform, keysPerClient: Int,
