@@ -185,6 +185,6 @@ let package = Package(
         // register bus and asserted access by access.
         .testTarget(name: "PCTests", dependencies: ["PC", "TestSupport"], swiftSettings: volatile),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
-        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Wire", "KVProtocol"]),
+        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Wire", "KVProtocol", "TestSupport"]),
     ] + serviceLibraries + serviceTargets + fuzzing
 )
