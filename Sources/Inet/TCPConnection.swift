@@ -699,6 +699,8 @@ public final class TCPConnection {
         delayedAckAt = 0
         timeWaitUntil = now &+ TCPLimits.timeWait
         sendBuffer.release()
+        // Nothing more can arrive; unread bytes stay only for a service still holding it.
+        if serviceClosed { receiveBuffer.release() }
         changed()
     }
 
