@@ -137,7 +137,7 @@ public final class ARPCache {
     /// Frames now waiting for a resolution.
     public var waitingFrames: Int { slots.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
     /// Addresses being resolved, oldest first.
-    public var resolving: [IPv4Address] { resolutions.map(\.address) }
+    public var resolving: [IPv4Address] { resolutions.map { $0.address } }
 
     // MARK: entries
 
