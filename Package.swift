@@ -65,6 +65,7 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("FUSEServer", ["VhostUser", "Wire"]),
     ("HTTPRequest", ["Wire"]),
     ("InetFrame", ["Wire"]),
+    ("InetStack", ["Inet", "Core", "Wire"]),
     ("KVFile", ["KVProtocol", "Wire"]),
     ("PCIWalk", ["PC", "VirtIOPCI", "TestSupport"]),
     ("UsedRing", ["VirtIO", "TestSupport", "Wire"]),
@@ -184,6 +185,6 @@ let package = Package(
         // register bus and asserted access by access.
         .testTarget(name: "PCTests", dependencies: ["PC", "TestSupport"], swiftSettings: volatile),
         // Tiers 2-3: boot the kernels under QEMU through the toro tool (run by `./toro test`).
-        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Wire", "KVProtocol"]),
+        .testTarget(name: "BootTests", dependencies: ["ToroTool", "Wire", "KVProtocol", "TestSupport"]),
     ] + serviceLibraries + serviceTargets + fuzzing
 )

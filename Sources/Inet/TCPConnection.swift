@@ -403,6 +403,8 @@ public final class TCPConnection {
         if state == .closed || state == .timeWait && !flags.contains(.fin) { return }
         trimmed.header.flags.remove(.syn)
         processData(trimmed, now: now)
+        // Data that found no room (a zero window: a probe) is answered with our window.
+        if !segment.data.isEmpty && trimmed.data.isEmpty && state != .closed { sendAck(now: now) }
         transmitQueued(now: now)
     }
 

@@ -14,6 +14,13 @@
 // transport the kernel's virtio-pci driver speaks. Commas in the path are doubled, QEMU's
 // escape inside an option list.
 //
+// Legacy networking (`LegacyNetwork`) is a `virtio-net-pci,disable-legacy=on` NIC (modern
+// only, like the disk) on one of two back-ends: QEMU's user networking (slirp: the guest
+// is 10.0.2.15, the host's 127.0.0.1 is the gateway 10.0.2.2, and each `-p H:G` is a
+// `hostfwd=tcp:127.0.0.1:H-:G` that listens on the host's loopback only), or a Unix
+// stream socket someone else listens on (`-netdev stream`, each frame behind a 4-byte
+// big-endian length: the link of a test's own relay).
+//
 // `-display none` rather than `-nographic`: with -nographic QEMU turns on SeaBIOS's serial
 // console, which writes terminal escapes (reset, clear screen, no line wrap) to the
 // user's terminal before the kernel starts. Neither platform has a display either way.
@@ -32,6 +39,8 @@ public struct QEMUCommand: Equatable, Sendable {
     public var fsSocket: String? = nil
     /// The disk image attached as virtio-blk-pci (legacy only).
     public var disk: DiskAttachment? = nil
+    /// The NIC attached as virtio-net-pci and its back-end (legacy only).
+    public var network: LegacyNetwork? = nil
     /// The tag the guest's virtio-fs driver mounts (virtio 1.2 §5.11.4, `tag`).
     public static let fsTag = "toro"
 
@@ -51,6 +60,7 @@ public struct QEMUCommand: Equatable, Sendable {
         self.init(platform: options.platform, accelerator: accelerator, memoryMiB: options.memoryMiB,
                   cpus: options.cpus, kernelPath: kernelPath, kernelCommandLine: options.kernelCommandLine)
         if let disk = options.disk { self.disk = DiskAttachment(path: disk, readOnly: false) }
+        if options.platform == .legacy { network = LegacyNetwork(options: options) }
     }
 
     public var arguments: [String] {
@@ -85,6 +95,9 @@ public struct QEMUCommand: Equatable, Sendable {
                 args += ["-drive", "file=\(file),if=none,id=disk0,format=raw" + (disk.readOnly ? ",readonly=on" : ""),
                          "-device", "virtio-blk-pci,drive=disk0,disable-legacy=on"]
             }
+            if let network {
+                args += ["-netdev", network.netdev, "-device", "virtio-net-pci,netdev=\(LegacyNetwork.id),disable-legacy=on"]
+            }
         }
         args += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                  "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -102,6 +115,41 @@ public struct DiskAttachment: Equatable, Sendable {
     public var path: String
     public var readOnly: Bool
     public init(path: String, readOnly: Bool) { self.path = path; self.readOnly = readOnly }
+}
+
+/// The back-end of a legacy guest's virtio-net NIC.
+public enum LegacyNetwork: Equatable, Sendable {
+    /// QEMU's user networking, with each forward listening on the host's 127.0.0.1.
+    case user(forwards: [PortForward])
+    /// A Unix stream socket QEMU connects to (`--net-socket PATH`): length-prefixed frames.
+    case stream(path: String)
+
+    /// The netdev's id, which the NIC names.
+    public static let id = "net0"
+
+    /// The network `options` ask for on legacy, or nil when the run needs none
+    /// (`RunOptions.wantsNetwork`).
+    public init?(options: RunOptions) {
+        if let path = options.netSocket {
+            self = .stream(path: path)
+        } else if options.wantsNetwork {
+            self = .user(forwards: options.ports)
+        } else {
+            return nil
+        }
+    }
+
+    /// The `-netdev` option's value.
+    public var netdev: String {
+        switch self {
+        case .user(let forwards):
+            return (["user,id=\(Self.id)"] + forwards.map { "hostfwd=tcp:127.0.0.1:\($0.host)-:\($0.guest)" })
+                .joined(separator: ",")
+        case .stream(let path):
+            let escaped = path.split(separator: ",", omittingEmptySubsequences: false).joined(separator: ",,")
+            return "stream,id=\(Self.id),server=off,addr.type=unix,addr.path=\(escaped)"
+        }
+    }
 }
 
 /// `text` quoted for a POSIX shell: bare when it only holds safe characters, otherwise in

@@ -6,6 +6,11 @@
 // attached as virtio-blk-pci, and after the guest exits (any status) checked and written
 // back into the folder, with one line saying what happened; the run's status stays the
 // guest's. `--print-command` shows the mke2fs line that would build it first.
+//
+// Sockets (RunOptions.wantsNetwork): a microvm run starts toro-vsock; a legacy run gets a
+// virtio-net NIC on QEMU's user networking (with `-p`'s hostfwd rules) or on
+// `--net-socket PATH`. slirp accepts a forwarded connection before the guest answers, so
+// a client waits for the service's `ready:` line, as on microvm.
 
 import Foundation
 
@@ -19,7 +24,9 @@ public enum RunCommand {
             if !options.printCommand { try Installer.ensure(Installer.forBooting(options)) }
             let image = try KernelBuilder(paths: paths).build(options.platform, service: options.service)
             var command = QEMUCommand(options: options, accelerator: accelerator, kernelPath: image)
-            let wantsSockets = !options.ports.isEmpty && options.platform == .microvm
+            // The socket device: on microvm toro-vsock beside QEMU; on legacy the NIC is part
+            // of QEMU's own command line (QEMUCommand). One rule decides both (wantsNetwork).
+            let wantsSockets = options.wantsNetwork && options.platform == .microvm
             let share = options.platform == .microvm ? options.shares.first : nil
             let legacyShare = options.platform == .legacy ? options.shares.first : nil
             if options.printCommand {

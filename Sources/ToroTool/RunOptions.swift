@@ -2,11 +2,19 @@
 //
 // Validation happens before anything is built or started: each error is one line and
 // status 64. Well-formed options the platform cannot honour are refused on purpose rather
-// than ignored, which would let a user believe a port or a folder is there: on legacy,
-// `-p` (no virtio-net and TCP/IP yet). One `--share DIR[:ro]` is served on microvm by
-// toro-fs over virtio-fs, on legacy as an ext2 image on virtio-blk written back into DIR
-// after the guest exits (DiskImage.swift); a second is refused. `--disk IMAGE` (legacy
-// only, not with --share, an existing file) attaches the user's own image as it is.
+// than ignored, which would let a user believe a port or a folder is there. One `--share
+// DIR[:ro]` is served on microvm by toro-fs over virtio-fs, on legacy as an ext2 image on
+// virtio-blk written back into DIR after the guest exits (DiskImage.swift); a second is
+// refused. `--disk IMAGE` (legacy only, not with --share, an existing file) attaches the
+// user's own image as it is.
+//
+// Sockets: a run gets its platform's socket device (`wantsNetwork`) when it forwards a
+// port (`-p H:G`, many allowed, each host port once), when the service declares the
+// `sockets` device (hostping connects out without any `-p`), or, on legacy, with
+// `--net-socket PATH`. microvm: toro-vsock, which listens on 127.0.0.1:H for each `-p`;
+// legacy: a virtio-net NIC on QEMU's user networking, each `-p` a hostfwd on 127.0.0.1:H
+// (QEMUCommand.swift), or with `--net-socket PATH` on an existing Unix stream socket
+// instead (a link of a test's own, so no `-p`).
 //
 #if canImport(Glibc)
 import Glibc
@@ -36,6 +44,8 @@ public struct RunOptions: Equatable, Sendable {
     /// `--disk IMAGE`: an existing disk image attached read-write as it is (legacy).
     public var disk: String? = nil
     public var ports: [PortForward] = []
+    /// `--net-socket PATH`: the legacy NIC's frames go to this Unix stream socket.
+    public var netSocket: String? = nil
     public var accel: AccelChoice = .auto
     public var timeoutSeconds = 60
     public var printCommand = false
@@ -50,6 +60,15 @@ public struct RunOptions: Equatable, Sendable {
     public static let maxCPUs = 16
     public static let maxMemoryMiB = 1 << 20
     public static let maxTimeout = 86_400
+
+    /// Whether the guest gets its platform's socket device: a forwarded port, a service
+    /// that declares `sockets`, or a NIC socket (legacy). One rule for both platforms.
+    public var wantsNetwork: Bool {
+        !ports.isEmpty || netSocket != nil || (Services.named(service)?.devices.contains("sockets") ?? false)
+    }
+
+    /// The longest path a Unix socket address holds (`sun_path`, with its final NUL).
+    static let maxSocketPath = 107
 
     /// The kernel command line: `service=<name>` first, then the user's arguments.
     public var kernelCommandLine: String {
@@ -110,6 +129,14 @@ public struct RunOptions: Equatable, Sendable {
                 options.disk = try parseDisk(path, workingDirectory: workingDirectory)
             case "--disk":
                 throw ToolFailure(.badArgument, "--disk does not apply to compare: microvm has no block device (use --share DIR)")
+            case "--net-socket" where !isCompare:
+                let path = try reader.value(for: flag)
+                if options.netSocket != nil {
+                    throw ToolFailure(.badArgument, "--net-socket given twice: the guest has one NIC")
+                }
+                options.netSocket = try parseNetSocket(path, workingDirectory: workingDirectory)
+            case "--net-socket":
+                throw ToolFailure(.badArgument, "--net-socket does not apply to compare: microvm has no NIC (use -p HOSTPORT:GUESTPORT)")
             case "--print-command" where !isCompare:
                 try reader.noValue(for: flag)
                 options.printCommand = true
@@ -172,11 +199,38 @@ public struct RunOptions: Equatable, Sendable {
         return absolute
     }
 
-    /// Refuses well-formed options whose devices the kernel does not have yet.
+    /// `--net-socket PATH`: PATH must be an existing Unix socket (QEMU connects to it at
+    /// start and, in 7.2, does not say when nothing listens there).
+    static func parseNetSocket(_ text: String, workingDirectory: String) throws(ToolFailure) -> String {
+        let absolute = absolutePath(text, from: workingDirectory)
+        var info = stat()
+        guard stat(absolute, &info) == 0 else {
+            throw ToolFailure(.badArgument, "--net-socket: no such socket '\(text)' (start the program that listens on it first)")
+        }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw ToolFailure(.badArgument, "--net-socket: '\(text)' is not a Unix socket")
+        }
+        guard absolute.utf8.count <= maxSocketPath else {
+            throw ToolFailure(.badArgument, "--net-socket: the path '\(absolute)' is longer than a Unix socket address allows (\(maxSocketPath) bytes)")
+        }
+        return absolute
+    }
+
+    /// Refuses well-formed options whose devices the platform does not have, and
+    /// combinations that cannot both hold.
     func refuseMissingDevices() throws(ToolFailure) {
-        if let port = ports.first, platform == .legacy {
+        var hostPorts: Set<Int> = []
+        for port in ports where !hostPorts.insert(port.host).inserted {
+            throw ToolFailure(.badArgument, "-p: host port \(port.host) is forwarded twice (each host port forwards to one guest port)")
+        }
+        if let netSocket, platform == .microvm {
             throw ToolFailure(.badArgument,
-                              "-p \(port.host):\(port.guest) on legacy needs virtio-net and Toro's TCP/IP stack, which are not built yet (use microvm)")
+                              "--net-socket \(netSocket) needs virtio-net, which only legacy has (add --platform legacy)")
+        }
+        if let netSocket, let port = ports.first {
+            throw ToolFailure(.badArgument,
+                              "-p \(port.host):\(port.guest) and --net-socket \(netSocket) both give the NIC its network: "
+                              + "-p forwards through QEMU's user networking, --net-socket puts the guest on your link instead; choose one")
         }
         if let disk, platform == .microvm {
             throw ToolFailure(.badArgument,

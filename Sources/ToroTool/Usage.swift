@@ -6,8 +6,8 @@ public enum Usage {
 
     usage:
       ./toro run [--platform microvm|legacy] [--service NAME] [--cpus N] [--memory MIB]
-                 [--share DIR[:ro] | --disk IMAGE] [-p HOSTPORT:GUESTPORT ...] [--accel auto|tcg|kvm]
-                 [--timeout SECONDS] [--print-command] [-- KERNEL-ARGS...]
+                 [--share DIR[:ro] | --disk IMAGE] [-p HOSTPORT:GUESTPORT ... | --net-socket PATH]
+                 [--accel auto|tcg|kvm] [--timeout SECONDS] [--print-command] [-- KERNEL-ARGS...]
       ./toro build [--service NAME|all] [--platform microvm|legacy|all]
       ./toro compare [--service NAME] [run options] [--expect FILE]
       ./toro services
@@ -47,8 +47,19 @@ public enum Usage {
     run defaults: --platform microvm --service hello --cpus 1 --memory 64 --accel auto --timeout 60
       --accel auto      TCG when the host's KVM is kvm-pvm or /dev/kvm is unusable, else KVM
       --print-command   print the exact QEMU command line (shell-quoted) and start nothing
-      -p H:G            microvm: toro-vsock (vhost-user vsock back-end) listens on 127.0.0.1:H
-                        and bridges each TCP connection to guest port G; legacy: refused (no TCP/IP yet)
+      -p H:G            forward 127.0.0.1:H on the host to guest port G (repeatable, each H once);
+                        microvm: toro-vsock (vhost-user vsock back-end) listens on 127.0.0.1:H and
+                        bridges each TCP connection over virtio-vsock; legacy: a virtio-net NIC on
+                        QEMU's user networking (-netdev user,hostfwd=tcp:127.0.0.1:H-:G), served by
+                        Toro's TCP/IP (the guest is 10.0.2.15; the host is 10.0.2.2 to it)
+                        e.g. ./toro run --platform legacy --service kv -p 8080:80
+                        A service that declares the sockets device gets its socket device (and, on
+                        legacy, the NIC) even without -p; then it can connect out (hostping).
+                        The port accepts before the guest answers: wait for the 'ready:' line.
+      --net-socket PATH legacy only: put the NIC on an existing Unix stream socket instead of user
+                        networking (-netdev stream,server=off,addr.type=unix: QEMU connects to PATH;
+                        each Ethernet frame goes behind a 4-byte big-endian length); for a link of
+                        your own (a relay, a tap bridge); not with -p
       --share DIR[:ro]  microvm: toro-fs (vhost-user virtio-fs back-end) serves DIR to the guest
                         (:ro refuses every change); at most one
                         e.g. ./toro run --service static-web --share ./site -p 8080:80

@@ -226,15 +226,18 @@ final class LineCollector: @unchecked Sendable {
     }
 }
 
-/// A service booted in the background with `toro run`, as the kv, static-web and
-/// persistence tests use it.
+/// A service booted in the background with `toro run`, as the kv, static-web, echo and
+/// persistence tests use it, on either platform (microvm's `-p` is toro-vsock over
+/// virtio-vsock, legacy's is QEMU's user networking over virtio-net and Toro's TCP/IP).
 enum ServiceGuest {
-    /// `toro run --service <service> <arguments> --timeout <seconds> [-p <free port>:80] [-- <kernel arguments>]`,
-    /// once it printed `ready: <service>`; nil (after failing the test) when it does not.
-    static func boot(service: String, arguments: [String] = [], port: Bool, timeout: Int = 300,
-                     kernelArguments: [String] = [],
+    /// `toro run --platform <platform> --service <service> <arguments> --timeout <seconds>
+    /// [-p <free port>:<guestPort>] [-- <kernel arguments>]`, once it printed `ready: <service>`;
+    /// nil (after failing the test) when it does not.
+    static func boot(service: String, platform: GuestPlatform = .microvm, arguments: [String] = [], port: Bool,
+                     guestPort: Int = 80, timeout: Int = 300, kernelArguments: [String] = [],
                      file: StaticString = #filePath, line: UInt = #line) -> BackgroundProcess? {
-        var command = [Harness.cli, "run", "--service", service] + arguments + ["--timeout", "\(timeout)"]
+        var command = [Harness.cli, "run", "--platform", platform.rawValue, "--service", service] + arguments
+            + ["--timeout", "\(timeout)"]
         var hostPort = 0
         if port {
             guard let free = KVClient.freePort() else {
@@ -242,7 +245,7 @@ enum ServiceGuest {
                 return nil
             }
             hostPort = free
-            command += ["-p", "\(free):80"]
+            command += ["-p", "\(free):\(guestPort)"]
         }
         if !kernelArguments.isEmpty { command += ["--"] + kernelArguments }
         let guest: BackgroundProcess

@@ -57,4 +57,18 @@ final class CommandLineBootTests: XCTestCase {
         XCTAssertEqual(booted.termination, .exited(1), "guest status 0 is QEMU exit code 1\n" + Harness.describe(booted))
         XCTAssertTrue(booted.output.contains("ready: hello"), Harness.describe(booted))
     }
+
+    /// Legacy networking on the command line: each `-p` is a hostfwd on 127.0.0.1 for a
+    /// modern-only virtio-net NIC, and the printed line is what `run` starts.
+    func testLegacyPortsArePrintedAsUserNetworking() throws {
+        guard Harness.preflight() else { return }
+        let printed = Harness.toro(["run", "--platform", "legacy", "--service", "kv", "-p", "18080:80", "-p", "18081:81",
+                                    "--print-command"], limit: 240)
+        XCTAssertEqual(printed.termination, .exited(0), Harness.describe(printed))
+        let lines = Harness.lines(printed.output).filter { !$0.isEmpty }
+        XCTAssertEqual(lines.count, 1, Harness.describe(printed))
+        XCTAssertTrue(lines.last?.contains(" -netdev user,id=net0,hostfwd=tcp:127.0.0.1:18080-:80,hostfwd=tcp:127.0.0.1:18081-:81"
+                                           + " -device virtio-net-pci,netdev=net0,disable-legacy=on ") ?? false,
+                      Harness.describe(printed))
+    }
 }

@@ -1,13 +1,16 @@
-// Tier 2: the kv service (Toro's HashTableServer) on MicroVM, reached from the host through
-// `toro run -p HOSTPORT:80` and the toro-vsock back-end, driven by KVClient.
+// Tier 2: the kv service (Toro's HashTableServer) reached from the host through
+// `toro run -p HOSTPORT:80` and driven by KVClient, on both platforms: microvm's port is the
+// toro-vsock back-end over virtio-vsock, legacy's is QEMU's user networking (slirp) over
+// virtio-net and Toro's own TCP/IP.
 //
 //   * 50 concurrent connections do 10,000 commands, every reply checked exactly, while
 //     hostile clients send garbage, an over-long line, a command cut off by a reset, and
 //     a connection that never says anything; afterwards the kernel's heap is back to the
 //     figures it had after a warm-up client (the `kv: idle` log line) with 0 keys.
 //   * Killing toro-vsock while a client is connected stops the guest: `toro run` exits 125
-//     with one line, and no QEMU or back-end of that run is left.
-//   * Legacy has no sockets yet: `-p` is refused with one line, status 64.
+//     with one line, and no QEMU or back-end of that run is left (microvm).
+//   * A host port forwarded twice is refused with one line, status 64, before anything
+//     is built or started.
 
 #if canImport(Glibc)
 import Glibc
@@ -17,20 +20,21 @@ import XCTest
 import ToroTool
 
 final class KVBootTests: XCTestCase {
-    func testLegacyRefusesPortsWithOneLine() {
+    func testAHostPortForwardedTwiceIsRefusedWithOneLine() {
         guard Harness.preflight() else { return }
-        let result = Harness.toro(["run", "--platform", "legacy", "--service", "kv", "-p", "8080:80"], limit: 60)
+        let result = Harness.toro(["run", "--platform", "legacy", "--service", "kv", "-p", "8080:80", "-p", "8080:81"], limit: 60)
         let dump = Harness.describe(result)
         XCTAssertEqual(result.termination, .exited(64), dump)
         XCTAssertEqual(result.output, "", dump)
         let lines = result.errorOutput.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, dump)
-        XCTAssertTrue(lines.first.map { $0.hasPrefix("toro: ") && $0.contains("legacy") } ?? false, dump)
+        XCTAssertTrue(lines.first.map { $0.hasPrefix("toro: ") && $0.contains("host port 8080 is forwarded twice") } ?? false, dump)
     }
 
     /// One round: a holder connection, 50 clients checking every reply (5 commands per
     /// key), the hostile clients, then the holder leaves; returns the idle report after.
-    func runPhase(_ guest: BackgroundProcess, keysPerClient: Int, dump: () -> String) throws -> KVIdleReport? {
+    func runPhase(_ guest: BackgroundProcess, on platform: GuestPlatform, keysPerClient: Int,
+                  dump: () -> String) throws -> KVIdleReport? {
         // A holder connection keeps the client count above 0 for the whole phase, so the
         // next idle report comes after everything below has gone.
         let holder = try KVClient.connect(port: guest.port, within: 10)
@@ -61,7 +65,7 @@ final class KVBootTests: XCTestCase {
         for _ in 0...clients { release.signal() }
         XCTAssertEqual(done.wait(timeout: .now() + 900), .success, "the clients did not finish in 15 minutes\n" + dump())
         let seconds = Date().timeIntervalSince(begin)
-        print("kv boot test: \(answered.value) replies checked on \(clients) connections in \(String(format: "%.1f", seconds)) s")
+        print("kv boot test (\(platform)): \(answered.value) replies checked on \(clients) connections in \(String(format: "%.1f", seconds)) s")
         XCTAssertEqual(failures.entries, [], dump())
         XCTAssertEqual(answered.value, clients * keysPerClient * 5, dump())
 
@@ -80,7 +84,15 @@ final class KVBootTests: XCTestCase {
     }
 
     func testConcurrentAndHostileClientsThenTheHeapIsBackToBaseline() throws {
-        guard Harness.preflight(), let guest = KVGuest.boot() else { return }
+        try concurrentAndHostileClientsThenTheHeapIsBackToBaseline(on: .microvm)
+    }
+
+    func testLegacyConcurrentAndHostileClientsThenTheHeapIsBackToBaseline() throws {
+        try concurrentAndHostileClientsThenTheHeapIsBackToBaseline(on: .legacy)
+    }
+
+    func concurrentAndHostileClientsThenTheHeapIsBackToBaseline(on platform: GuestPlatform) throws {
+        guard Harness.preflight(), let guest = KVGuest.boot(on: platform) else { return }
         defer { KVGuest.stop(guest) }
         let dump = { KVGuest.describe(guest) }
 
@@ -92,10 +104,10 @@ final class KVBootTests: XCTestCase {
         guard guest.waitForLine(timeout: 30, where: { KVIdleReport.parse($0) != nil }) != nil else {
             return XCTFail("no 'kv: idle' line at start\n" + dump())
         }
-        guard let baseline = try runPhase(guest, keysPerClient: 2, dump: dump) else { return }
+        guard let baseline = try runPhase(guest, on: platform, keysPerClient: 2, dump: dump) else { return }
         XCTAssertEqual(baseline.keys, 0, dump())
 
-        guard let final = try runPhase(guest, keysPerClient: 40, dump: dump) else { return }
+        guard let final = try runPhase(guest, on: platform, keysPerClient: 40, dump: dump) else { return }
         XCTAssertEqual(final.keys, 0, "keys left behind\n" + dump())
         XCTAssertEqual(final.bytes, baseline.bytes, "heap bytes in use: baseline \(baseline), now \(final)\n" + dump())
         XCTAssertEqual(final.allocations, baseline.allocations, "live allocations: baseline \(baseline), now \(final)\n" + dump())
@@ -144,9 +156,10 @@ final class KVBootTests: XCTestCase {
 
 /// Booting kv in the background and the clients the tests run against it.
 enum KVGuest {
-    /// `toro run --service kv -p <free port>:80 --timeout 300`, once it printed `ready: kv`.
-    static func boot(file: StaticString = #filePath, line: UInt = #line) -> BackgroundProcess? {
-        ServiceGuest.boot(service: "kv", port: true, file: file, line: line)
+    /// `toro run --platform <platform> --service kv -p <free port>:80 --timeout 300`, once it
+    /// printed `ready: kv`.
+    static func boot(on platform: GuestPlatform = .microvm, file: StaticString = #filePath, line: UInt = #line) -> BackgroundProcess? {
+        ServiceGuest.boot(service: "kv", platform: platform, port: true, file: file, line: line)
     }
 
     static func stop(_ guest: BackgroundProcess) { ServiceGuest.stop(guest) }

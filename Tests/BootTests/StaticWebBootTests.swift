@@ -1,5 +1,7 @@
-// Tier 2: static-web on MicroVM serving a host folder (`--share`, toro-fs, virtio-fs) through
-// `-p` (toro-vsock), driven by WebClient (ToroTool/WebBench.swift) over raw TCP.
+// Tier 2: static-web serving a host folder through `-p`, driven by WebClient
+// (ToroTool/WebBench.swift) over raw TCP, on both platforms: on microvm the folder is
+// toro-fs over virtio-fs and the port toro-vsock; on legacy the folder is an ext2 image on
+// virtio-blk and the port QEMU's user networking on virtio-net with Toro's own TCP/IP.
 //
 //   * Every file of ShareFixture (empty, 1 KiB, 1 MiB, 64 MiB of random bytes, nested
 //     folders, names with spaces and UTF-8, index.html, a symlink inside) comes back byte
@@ -7,7 +9,7 @@
 //   * Traversal (`/../`, `/%2e%2e/`, `%2f`) is 400 and the symlink that points out of the
 //     folder is refused: the outside file's bytes never appear.
 //   * 2,000 more requests, then the guest's `static-web: idle` heap figures equal those
-//     after the first round, and toro-fs holds as many descriptors as it did then.
+//     after the first round, and (microvm) toro-fs holds as many descriptors as it did then.
 // Legacy has no virtio-fs; there `--share` is an ext2 image on virtio-blk (DiskImage.swift),
 // and `--share` beside `--disk` is refused with one line, status 64.
 
@@ -36,10 +38,18 @@ final class StaticWebBootTests: XCTestCase {
     }
 
     func testServesTheFolderExactlyAndLeaksNothing() throws {
+        try servesTheFolderExactlyAndLeaksNothing(on: .microvm)
+    }
+
+    func testLegacyServesTheFolderExactlyAndLeaksNothing() throws {
+        try servesTheFolderExactlyAndLeaksNothing(on: .legacy)
+    }
+
+    func servesTheFolderExactlyAndLeaksNothing(on platform: GuestPlatform) throws {
         guard Harness.preflight() else { return }
         let fixture = try ShareFixture()
         defer { fixture.remove() }
-        guard let guest = ShareGuest.boot(service: "static-web", share: fixture.share, port: true) else { return }
+        guard let guest = ShareGuest.boot(service: "static-web", platform: platform, share: fixture.share, port: true) else { return }
         defer { ShareGuest.stop(guest) }
         let dump = { ShareGuest.describe(guest) }
         let port = guest.port
@@ -60,7 +70,7 @@ final class StaticWebBootTests: XCTestCase {
             XCTAssertTrue(response.body == bytes, "\(path): \(response.bodyLength) bytes, not the file's \(bytes.count)")
             XCTAssertFalse(response.closes, "keep-alive: \(path)")
         }
-        print("static-web boot test: every file fetched in \(String(format: "%.1f", Date().timeIntervalSince(began))) s")
+        print("static-web boot test (\(platform)): every file fetched in \(String(format: "%.1f", Date().timeIntervalSince(began))) s")
 
         // curl, as a user would: every file in one invocation (curl keeps the connection).
         let downloads = fixture.parent + "/curl"
@@ -119,7 +129,7 @@ final class StaticWebBootTests: XCTestCase {
 
         // Round 2: 2,000 requests on one kept-alive connection over the same paths.
         let backendFDs1 = ShareGuest.backendDescriptors(guest)
-        XCTAssertNotNil(backendFDs1, "toro-fs not found\n" + dump())
+        if platform == .microvm { XCTAssertNotNil(backendFDs1, "toro-fs not found\n" + dump()) }
         let holder2 = try WebClient(port: port)
         XCTAssertEqual(try holder2.request("/empty.txt").status, 200)
         responses += 1
@@ -136,13 +146,13 @@ final class StaticWebBootTests: XCTestCase {
                 return XCTFail("request \(i) \(method) \(target): \(response.status), expected \(status)\n" + dump())
             }
         }
-        print("static-web boot test: 2,000 requests in \(String(format: "%.1f", Date().timeIntervalSince(loopStart))) s")
+        print("static-web boot test (\(platform)): 2,000 requests in \(String(format: "%.1f", Date().timeIntervalSince(loopStart))) s")
         loop.close()
         let idle2 = try waitForIdle(guest, after: holder2, requests: &responses, dump: dump)
         guard let idle1, let idle2 else { return }
         XCTAssertEqual(idle2.bytes, idle1.bytes, "heap bytes after round 1 \(idle1), after 2,000 more \(idle2)\n" + dump())
         XCTAssertEqual(idle2.allocations, idle1.allocations, "allocations: \(idle1) then \(idle2)\n" + dump())
-        XCTAssertEqual(ShareGuest.backendDescriptors(guest), backendFDs1, "toro-fs descriptors grew")
+        if platform == .microvm { XCTAssertEqual(ShareGuest.backendDescriptors(guest), backendFDs1, "toro-fs descriptors grew") }
         XCTAssertNil(guest.termination, "toro run ended early\n" + dump())
     }
 
@@ -256,10 +266,10 @@ struct ShareFixture {
 
 /// Booting a service with a shared folder (and optionally a port) in the background.
 enum ShareGuest {
-    static func boot(service: String, share: String, readOnly: Bool = false, port: Bool,
+    static func boot(service: String, platform: GuestPlatform = .microvm, share: String, readOnly: Bool = false, port: Bool,
                      file: StaticString = #filePath, line: UInt = #line) -> BackgroundProcess? {
-        ServiceGuest.boot(service: service, arguments: ["--share", share + (readOnly ? ":ro" : "")], port: port,
-                          timeout: 600, file: file, line: line)
+        ServiceGuest.boot(service: service, platform: platform, arguments: ["--share", share + (readOnly ? ":ro" : "")],
+                          port: port, timeout: 600, file: file, line: line)
     }
 
     static func stop(_ guest: BackgroundProcess) { ServiceGuest.stop(guest) }
