@@ -25,7 +25,10 @@ public enum Usage {
                 the last lines are the images' paths
       compare   boot a service on both platforms and compare the service transcripts; with --share
                 each platform gets its own copy of the folder (DIR is not changed) and the two
-                copies must end identical too
+                copies must end identical too; a Compat scenario with a client script (client:)
+                drives the service through each platform's forwarded port after 'ready:' and
+                the replies must be what the script expects on both (Compat/README.md); -p H:G
+                forwards a port of your own to each platform in turn
       services  list the services, one line each: the applications, then the kernel's probes
                 (SMP, threads, the clock, interrupts, faults)
       new       create a service from the template: Sources/Services/Applications/NAME/NAME.swift

@@ -106,6 +106,17 @@ final class ClientScriptTests: XCTestCase {
         }
     }
 
+    /// Compat/README.md documents every step and both scenario keys.
+    func testTheFormatIsDocumented() throws {
+        let readme = try String(contentsOfFile: Paths.fromEnvironment().compat + "/README.md", encoding: .utf8)
+        for verb in ClientScript.verbs {
+            XCTAssertTrue(readme.contains("| `\(verb)"), "Compat/README.md does not document '\(verb)'")
+        }
+        XCTAssertTrue(readme.contains("| `client:` |"))
+        XCTAssertTrue(readme.contains("| `port:` |"))
+        XCTAssertTrue(readme.contains(CompareNetwork.stoppedLine))
+    }
+
     func testScenarioKeys() throws {
         let scenario = try Scenario.parse("client: talk\nport: 8080\n", file: "s")
         XCTAssertEqual(scenario.client, "talk")
