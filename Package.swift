@@ -65,6 +65,7 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("FUSEServer", ["VhostUser", "Wire"]),
     ("HTTPRequest", ["Wire"]),
     ("InetFrame", ["Wire"]),
+    ("InetStack", ["Inet", "Core", "Wire"]),
     ("KVFile", ["KVProtocol", "Wire"]),
     ("PCIWalk", ["PC", "VirtIOPCI", "TestSupport"]),
     ("UsedRing", ["VirtIO", "TestSupport", "Wire"]),
@@ -86,7 +87,7 @@ let package = Package(
         .library(name: "LegacyKernel", type: .static, targets: ["Legacy"]),
         // Every module an image can be linked from, built in one `swift build` for the kernel
         // triple; the tool links one platform and one service out of it.
-        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "MicroVMScan", "MicroVMVsock", "MicroVMFS", "Legacy", "LegacyScan", "LegacyBlk", "BlkDriver"] + services.map(\.name)),
+        .library(name: "ToroImages", type: .static, targets: ["MicroVM", "MicroVMScan", "MicroVMVsock", "MicroVMFS", "Legacy", "LegacyScan", "LegacyBlk", "BlkDriver", "LegacyNet", "NetDriver", "Inet"] + services.map(\.name)),
         .executable(name: "toro-cli", targets: ["ToroCLI"]),
         .executable(name: "toro-vsock", targets: ["ToroVsock"]),
         .executable(name: "toro-fs", targets: ["ToroFS"]),
@@ -140,6 +141,9 @@ let package = Package(
         // Legacy's PCI device scan, reached only through an image's driver table.
         .target(name: "LegacyScan", dependencies: ["Core", "VirtIO", "VirtIOPCI", "PC", "Legacy"], swiftSettings: volatile),
         .target(name: "LegacyBlk", dependencies: ["Core", "VirtIO", "VirtIOPCI", "Drivers", "BlkDriver", "X86Asm", "PC", "Legacy"], swiftSettings: volatile),
+        // Legacy's sockets: virtio-net, the IPv4 interface, TCP and the socket provider over it.
+        .target(name: "LegacyNet", dependencies: ["Core", "VirtIO", "VirtIOPCI", "Drivers", "NetDriver", "Inet", "Wire", "X86Asm", "PC", "Legacy"],
+                swiftSettings: volatile),
         // The host tool: argument parsing, QEMU command lines, build, compare, bench.
         .target(name: "ToroTool", dependencies: ["KVProtocol", "Wire"]),
         .executableTarget(name: "ToroCLI", dependencies: ["ToroTool"]),

@@ -1,7 +1,8 @@
 // The Legacy platform's devices: the modern virtio-pci functions the PCI walk found
 // (vendor 0x1AF4, device 0x1040 + type), each given its transport (VirtIOPCI), bus
 // mastering, its INTx line on the 8259, and the driver the image's table names for its
-// kind. Today: virtio-blk (type 2) holding the ext2 file system. Transitional and legacy
+// kind: virtio-net (type 1) carrying the sockets over Toro's TCP/IP (the first NIC only),
+// virtio-blk (type 2) holding the ext2 file system. Transitional and legacy
 // devices (0x1000-0x103F) are refused with one line: `toro run` passes `disable-legacy=on`.
 // Reached only through the driver table's `toro_driver_scan` (Legacy/LegacyDevices.swift).
 import Core
@@ -13,6 +14,8 @@ import VirtIOPCI
 final class LegacyDevices {
     let scan: LegacyDeviceScan
     let pci = PCIBus()
+    /// The first virtio-net function was offered to the sockets driver (used or not).
+    var nicTried = false
 
     init(scan: LegacyDeviceScan) { self.scan = scan }
 
@@ -28,6 +31,13 @@ final class LegacyDevices {
             case UInt16(VirtIODeviceID.block) where scan.fileSystem == nil:
                 attach(.files, "virtio-blk", DriverHooks.files, function)
                 if scan.badArgument { scan.badCommandLine() }
+            case UInt16(VirtIODeviceID.network) where scan.sockets == nil && !nicTried:
+                nicTried = true
+                attach(.sockets, "virtio-net", DriverHooks.sockets, function)
+                if scan.badArgument { scan.badCommandLine() }
+            case UInt16(VirtIODeviceID.network):
+                logPCIFound("virtio-net", function)
+                Log.write(": a second NIC, left alone (Toro uses one)\n")
             default:
                 logPCIFound("virtio", function)
                 Log.write(": device type ")

@@ -42,6 +42,7 @@ public enum GuestPlatform: String, CaseIterable, Sendable {
         switch (self, device) {
         case (.microvm, "sockets"): "toro_attach_sockets_mmio"
         case (.microvm, "files"): "toro_attach_files_mmio"
+        case (.legacy, "sockets"): "toro_attach_sockets_pci"
         case (.legacy, "files"): "toro_attach_files_pci"
         default: nil
         }

@@ -28,7 +28,7 @@ public struct ImageLinker: Sendable {
         let shared = ["X86Asm", "VirtIO", "Wire", "Core", "PC"]
         switch platform {
         case .microvm: return shared + ["Drivers", "VsockDriver", "FSDriver", "MicroVMBoot", "VirtIOMMIO", "MicroVM", "MicroVMScan", "MicroVMVsock", "MicroVMFS"]
-        case .legacy: return shared + ["LegacyBoot", "VirtIOPCI", "Drivers", "BlkDriver", "Legacy", "LegacyScan", "LegacyBlk"]
+        case .legacy: return shared + ["LegacyBoot", "VirtIOPCI", "Drivers", "BlkDriver", "NetDriver", "Inet", "Legacy", "LegacyScan", "LegacyBlk", "LegacyNet"]
         }
     }
 

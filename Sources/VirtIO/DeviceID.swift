@@ -4,6 +4,8 @@
 
 /// The device types Toro has drivers or back-ends for.
 public enum VirtIODeviceID {
+    /// virtio-net (§5.1).
+    public static let network: UInt32 = 1
     /// virtio-blk (§5.2).
     public static let block: UInt32 = 2
     /// virtio-vsock (§5.10).

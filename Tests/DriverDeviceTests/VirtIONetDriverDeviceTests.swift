@@ -126,6 +126,18 @@ final class VirtIONetDriverDeviceTests: XCTestCase {
 
     // MARK: frames
 
+    func testAcknowledgingLeavesTheFramesForDrain() throws {
+        let guest = try bringUp()
+        XCTAssertTrue(guest.device.deliver(frame(60, seed: 9)))
+        XCTAssertTrue(guest.transport.interruptPending)
+        XCTAssertTrue(guest.driver.acknowledgeInterrupt(), "the device had something pending")
+        XCTAssertFalse(guest.transport.interruptPending, "acknowledged")
+        XCTAssertEqual(guest.received, [], "the handler's half takes no frame")
+        XCTAssertFalse(guest.driver.acknowledgeInterrupt(), "nothing pending any more")
+        guest.driver.drain()
+        XCTAssertEqual(guest.received, [frame(60, seed: 9)], "the thread's drain does")
+    }
+
     func testFramesBothWays() throws {
         let guest = try bringUp()
         let inbound = [frame(60, seed: 1), frame(1514, seed: 2), frame(14, seed: 3)]

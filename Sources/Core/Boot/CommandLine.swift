@@ -50,8 +50,8 @@ public struct KernelCommandLine: Equatable {
         entries.compactMap { KernelCommandLine.same($0.key, key) ? $0.value : nil }
     }
 
-    /// The first entry for `key`.
-    func entry(_ key: StaticString) -> Entry? {
+    /// The first entry for `key` (a bare flag too: its value is nil).
+    public func entry(_ key: StaticString) -> Entry? {
         entries.first { KernelCommandLine.same($0.key, key) }
     }
 

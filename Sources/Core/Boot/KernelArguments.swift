@@ -1,4 +1,4 @@
-// Numeric kernel arguments (`max-conns=64`, `idle-timeout=60`, `kv-keys=1000`): parsed
+// Kernel arguments with values (`max-conns=64`, `idle-timeout=60`, `ip=10.0.2.15/24`): parsed
 // strictly, so a typo is a clear error at start, never a silent default.
 //
 // Rules for callers: a service that reads one of these and gets an error logs
@@ -10,6 +10,9 @@ public enum KernelArgumentError: Error, Equatable {
     case notANumber(key: StaticString)
     /// A number outside what the argument accepts.
     case outOfRange(key: StaticString, minimum: Int, maximum: Int)
+    /// A value of another shape than numbers (an address, `ip=10.0.2.15/24`) that does not
+    /// parse or does not make sense; `reason` completes `kernel argument KEY ...`.
+    case invalid(key: StaticString, reason: StaticString)
 
     /// Keys compare by their bytes (StaticString is not Equatable).
     public static func == (a: KernelArgumentError, b: KernelArgumentError) -> Bool {
@@ -18,6 +21,8 @@ public enum KernelArgumentError: Error, Equatable {
             return same(x, y)
         case (.outOfRange(let x, let xMinimum, let xMaximum), .outOfRange(let y, let yMinimum, let yMaximum)):
             return same(x, y) && xMinimum == yMinimum && xMaximum == yMaximum
+        case (.invalid(let x, let xReason), .invalid(let y, let yReason)):
+            return same(x, y) && same(xReason, yReason)
         default:
             return false
         }
@@ -41,6 +46,11 @@ public enum KernelArgumentError: Error, Equatable {
             Log.decimal(minimum)
             Log.write(" and ")
             Log.decimal(maximum)
+        case .invalid(let key, let reason):
+            Log.write("kernel argument ")
+            Log.write(key)
+            Log.write(" ")
+            Log.write(reason)
         }
     }
 }

@@ -1,8 +1,9 @@
 // The virtio-net device, guest side (virtio 1.2 §5.1): Ethernet frames in and out over one
 // receive queue and one transmit queue. Generic over the transport (virtio-pci on legacy,
 // virtio-mmio on microvm) and the guest memory the rings and buffers live in; the platform
-// routes the device's interrupt to `handleInterrupt`. The frame paths (drain, send, reclaim,
-// failing) are VirtIONetQueues.swift.
+// routes the device's interrupt to `handleInterrupt`, or to `acknowledgeInterrupt` and a
+// thread that calls `drain` (legacy: LegacyNet/AttachNet.swift). The frame paths (drain,
+// send, reclaim, failing) are VirtIONetQueues.swift.
 //
 // Bring-up: VERSION_1 required; MAC and STATUS accepted when offered; never a checksum or
 // GSO offload, MRG_RXBUF, the control queue or multiqueue, so every frame is one buffer
@@ -179,9 +180,18 @@ public final class VirtIONetDriver<Transport: VirtIOTransport, Memory: GuestMemo
     /// when the device had nothing pending (a shared INTx line's other device).
     @discardableResult
     public func handleInterrupt() -> Bool {
+        let pending = acknowledgeInterrupt()
+        drain()
+        return pending
+    }
+
+    /// The interrupt handler's half when a thread takes the frames (legacy's network
+    /// thread): acknowledge the device (on virtio-pci, reading the ISR deasserts INTx,
+    /// §4.1.4.5) and nothing else. True when the device had something pending; the caller
+    /// then wakes the thread, which calls `drain`.
+    public func acknowledgeInterrupt() -> Bool {
         let status = transport.interruptStatus()
         transport.acknowledge(status)
-        drain()
         return status != 0
     }
 
