@@ -67,10 +67,11 @@ final class FSManifestBootTests: XCTestCase {
 
     func testStalledBackEndFailsTheWalkAfterTheTimeout() throws {
         guard Harness.preflight() else { return }
-        // 3,000 small files: about 3 s of walking under TCG, long enough to stop toro-fs in.
+        // 8,000 small files: several seconds of walking under TCG, long enough to stop toro-fs
+        // in (3,000 were once about 3 s; on a quiet machine the walk ended before the stop).
         let share = NSTemporaryDirectory() + "toro-stall-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: share) }
-        for folder in 0..<30 {
+        for folder in 0..<80 {
             try FileManager.default.createDirectory(atPath: share + "/d\(folder)", withIntermediateDirectories: true)
             for file in 0..<100 {
                 try Data(repeating: 0x78, count: 100).write(to: URL(fileURLWithPath: share + "/d\(folder)/f\(file).txt"))
