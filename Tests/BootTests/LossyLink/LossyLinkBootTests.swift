@@ -28,11 +28,12 @@ import ToroTool
 final class LossyLinkBootTests: XCTestCase {
     /// Both ways, over the lossy link.
     static let transferBytes = 16 << 20
-    /// Bounds the 16 MiB echo under TCG (measured: see the report in the test's output).
-    static let echoDeadline = 600.0
+    /// Bounds the 16 MiB echo under TCG: about 5 times the 27 s it took on a loaded 2-core
+    /// machine (the test prints each run's time).
+    static let echoDeadline = 150.0
 
     /// The namespace, its tap and the relay, torn down in reverse.
-    final class Link {
+    final class Link: @unchecked Sendable {
         let namespace: LinkNamespace
         let relay: FrameRelay
         let folder: String
@@ -209,7 +210,7 @@ final class LossyLinkBootTests: XCTestCase {
         }
         defer { close(fd) }
         let reader = SlowHTTPReader(fd: fd)
-        let result = reader.fetch("/big.bin", slowFor: 15, chunk: 1024, interval: 0.05, deadline: 300)
+        let result = reader.fetch("/big.bin", slowFor: 10, chunk: 1024, interval: 0.05, deadline: 120)
         print("lossy link, slow reader: \(result.summary)\n\(link.relay.counters.description)")
         XCTAssertNil(result.failure, result.summary + "\n" + dump())
         XCTAssertEqual(result.status, 200, dump())
