@@ -12,7 +12,8 @@
 // no successor within 10 ms goes out alone. The counters say what happened, per direction,
 // for failure messages and for the test's own check that the link really was impaired. The
 // relay also reads (never changes) each IPv4 TCP header it passes, counting zero-window
-// advertisements and resets, so a test can show that a peer's window really closed.
+// advertisements and resets, so a test can show that a peer's window really closed, and
+// (with `tracing`) keeps a one-line summary of each segment for a failure's post-mortem.
 //
 // The relay distrusts the socket: a frame length of 0 or above 65,535 ends the relay with
 // a reason (`state`), never a trap. It runs on one thread (poll over the socket, the tap
@@ -88,8 +89,9 @@ final class FrameRelay: @unchecked Sendable {
     static let maximumFrame = 65535
 
     /// Listens on `socketPath` (a fresh path) for QEMU; relays to and from `tapFD` once started.
-    init(socketPath: String, tapFD: Int32, impairment: Impairment, seed: UInt64) throws(LinkSetupError) {
+    init(socketPath: String, tapFD: Int32, impairment: Impairment, seed: UInt64, tracing: Bool = false) throws(LinkSetupError) {
         self.socketPath = socketPath
+        self.tracing = tracing
         self.tapFD = tapFD
         self.impairment = impairment
         generator = RNG(seed: seed)
@@ -294,8 +296,8 @@ final class FrameRelay: @unchecked Sendable {
         }
     }
 
-    /// Keeps every TCP segment's summary (at most `traceLimit`) when set before `start`.
-    var tracing = false
+    /// Keeps every TCP segment's summary (at most `traceLimit`; set at init).
+    private let tracing: Bool
     static let traceLimit = 500_000
     private var segments: [Segment] = []
 

@@ -39,7 +39,7 @@ final class LossyLinkBootTests: XCTestCase {
         let folder: String
         var socketPath: String { relay.socketPath }
 
-        init(tag: String, impairment: FrameRelay.Impairment, seed: UInt64) throws(LinkSetupError) {
+        init(tag: String, impairment: FrameRelay.Impairment, seed: UInt64, tracing: Bool = true) throws(LinkSetupError) {
             folder = NSTemporaryDirectory() + "toro-link-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             do {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -48,7 +48,8 @@ final class LossyLinkBootTests: XCTestCase {
             }
             namespace = try LinkNamespace.create(tag: tag)
             do throws(LinkSetupError) {
-                relay = try FrameRelay(socketPath: folder + "/link.sock", tapFD: namespace.tapFD, impairment: impairment, seed: seed)
+                relay = try FrameRelay(socketPath: folder + "/link.sock", tapFD: namespace.tapFD, impairment: impairment, seed: seed,
+                                       tracing: tracing)
             } catch {
                 namespace.remove()
                 throw error
@@ -62,6 +63,14 @@ final class LossyLinkBootTests: XCTestCase {
             let left = namespace.remove()
             try? FileManager.default.removeItem(atPath: folder)
             return left
+        }
+
+        /// Writes every traced segment to a file that outlives the test; its path.
+        func keepTrace() -> String {
+            let path = NSTemporaryDirectory() + "toro-link-trace-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).txt"
+            let text = relay.trace().map(\.description).joined(separator: "\n") + "\n"
+            try? text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
         }
 
         func describe(_ guest: BackgroundProcess?) -> String {
@@ -79,6 +88,9 @@ final class LossyLinkBootTests: XCTestCase {
     }
 
     func removeLink(_ link: Link) {
+        if (testRun?.failureCount ?? 0) > 0 {
+            print("the relay's TCP segments (-> toward the guest, <- from it): \(link.keepTrace())")
+        }
         let left = link.remove()
         XCTAssertEqual(left, [], "left behind after the test")
     }
