@@ -213,7 +213,7 @@ final class LossyLinkBootTests: XCTestCase {
         let file = EchoExchange.payload(count: 4 << 20, seed: 5)
         try Data(file).write(to: URL(fileURLWithPath: site + "/big.bin"))
         guard let guest = ServiceGuest.boot(service: "static-web", platform: .legacy,
-                                            arguments: ["--net-socket", link.socketPath, "--share", site],
+                                            arguments: ["--net-socket", link.socketPath, "--share", site + ":ro"],
                                             port: false, timeout: 600, kernelArguments: LinkNamespace.guestArguments) else { return }
         defer { ServiceGuest.stop(guest) }
         let dump = { link.describe(guest) }
