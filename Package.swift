@@ -65,6 +65,7 @@ let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("FUSEServer", ["VhostUser", "Wire"]),
     ("HTTPRequest", ["Wire"]),
     ("InetFrame", ["Wire"]),
+    ("InetStack", ["Inet", "Core", "Wire"]),
     ("KVFile", ["KVProtocol", "Wire"]),
     ("PCIWalk", ["PC", "VirtIOPCI", "TestSupport"]),
     ("UsedRing", ["VirtIO", "TestSupport", "Wire"]),

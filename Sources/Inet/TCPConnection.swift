@@ -154,8 +154,9 @@ public final class TCPConnection {
     /// When the connection last received anything from the peer.
     public private(set) var lastReceived: UInt64
 
-    /// An active open: sends SYN (RFC 9293 §3.10.1, "OPEN call, CLOSED state").
-    public init(connectFrom local: TCPEndpoint, to remote: TCPEndpoint, iss: UInt32, output: any IPv4Output, now: UInt64) {
+    /// The state every open starts from: ISS chosen, nothing sent yet.
+    private init(local: TCPEndpoint, remote: TCPEndpoint, iss: UInt32, output: any IPv4Output, state: TCPState,
+                 peerSegment: Int, now: UInt64) {
         self.local = local
         self.remote = remote
         self.output = output
@@ -163,35 +164,32 @@ public final class TCPConnection {
         sndUna = self.iss
         sndNxt = self.iss
         sndMax = self.iss
-        state = .synSent
+        self.state = state
         sendBuffer = TCPSendBuffer(capacity: TCPLimits.sendCapacity)
         receiveBuffer = TCPReceiveBuffer(capacity: TCPLimits.receiveCapacity)
-        congestionWindow = Self.initialWindow(TCPLimits.defaultPeerSegment)
+        sendSegment = peerSegment
+        congestionWindow = Self.initialWindow(peerSegment)
         lastReceived = now
+    }
+
+    /// An active open: sends SYN (RFC 9293 §3.10.1, "OPEN call, CLOSED state").
+    public convenience init(connectFrom local: TCPEndpoint, to remote: TCPEndpoint, iss: UInt32, output: any IPv4Output,
+                            now: UInt64) {
+        self.init(local: local, remote: remote, iss: iss, output: output, state: .synSent,
+                  peerSegment: TCPLimits.defaultPeerSegment, now: now)
         sendSyn(now: now)
     }
 
     /// A passive open: a SYN reached a listening port; answers SYN-ACK (§3.10.7.2).
-    public init(accepting syn: TCPSegment, local: TCPEndpoint, remote: TCPEndpoint, iss: UInt32,
-                output: any IPv4Output, now: UInt64) {
-        self.local = local
-        self.remote = remote
-        self.output = output
-        self.iss = SequenceNumber(iss)
-        sndUna = self.iss
-        sndNxt = self.iss
-        sndMax = self.iss
-        state = .synReceived
-        sendBuffer = TCPSendBuffer(capacity: TCPLimits.sendCapacity)
-        receiveBuffer = TCPReceiveBuffer(capacity: TCPLimits.receiveCapacity)
+    public convenience init(accepting syn: TCPSegment, local: TCPEndpoint, remote: TCPEndpoint, iss: UInt32,
+                            output: any IPv4Output, now: UInt64) {
+        self.init(local: local, remote: remote, iss: iss, output: output, state: .synReceived,
+                  peerSegment: Self.peerSegment(syn.header.maximumSegmentSize), now: now)
         irs = syn.sequence
         rcvNxt = irs + 1
         sndWnd = Int(syn.header.window)
         sndWl1 = syn.sequence
         sndWl2 = self.iss
-        sendSegment = Self.peerSegment(syn.header.maximumSegmentSize)
-        congestionWindow = Self.initialWindow(sendSegment)
-        lastReceived = now
         sendSyn(now: now)
     }
 
@@ -699,6 +697,8 @@ public final class TCPConnection {
         delayedAckAt = 0
         timeWaitUntil = now &+ TCPLimits.timeWait
         sendBuffer.release()
+        // Nothing more can arrive; unread bytes stay only for a service still holding it.
+        if serviceClosed { receiveBuffer.release() }
         changed()
     }
 

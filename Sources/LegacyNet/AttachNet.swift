@@ -9,7 +9,8 @@
 // on CPU 0 with the service threads that use the sockets (TCPSockets.swift), never in the
 // interrupt handler. The thread loops:
 //   wait for the event, at most until ARP's or TCP's next timer or 50 ms from now
-//   reset the event, drain the NIC (each frame -> NetInterface.receive), run the timers
+//   reset the event, drain the NIC (each frame -> NetInterface.receive), run the timers,
+//   yield (so that a flood of frames or a timer always due cannot starve the services)
 // An interrupt that comes after the reset signals the event again, so no frame waits past
 // the next loop. A failed device tells the socket provider once; its calls then throw.
 //
@@ -72,6 +73,9 @@ func attachSocketsPCI(_ raw: UnsafeMutableRawPointer?) -> Bool {
                 reported = true
                 sockets.deviceFailed()
             }
+            // Nothing preempts a thread: when the wait did not block (a flood of frames, a
+            // timer already due), the service threads of CPU 0 still get their turn.
+            Scheduler.yield()
         }
     }
     guard started != nil else {

@@ -19,10 +19,16 @@ public final class BackgroundProcess: @unchecked Sendable {
     private var err: [String] = []
     private var status: Termination?
     private var openReaders = 2
+    /// The most bytes of stdout kept in `outputLines` (later lines are read and dropped).
+    private let captureLimit: Int
+    private var captured = 0
 
     /// Starts `arguments` with `environment` added to ours; `echoErrors` copies the child's
-    /// stderr lines to ours as they arrive.
-    public init(_ arguments: [String], environment: [String: String] = [:], echoErrors: Bool = false) throws(ToolFailure) {
+    /// stderr lines to ours as they arrive. `captureLimit` bounds the stdout kept (an
+    /// untrusted guest's console).
+    public init(_ arguments: [String], environment: [String: String] = [:], echoErrors: Bool = false,
+                captureLimit: Int = Int.max) throws(ToolFailure) {
+        self.captureLimit = captureLimit
         let spawned: (pid: pid_t, stdout: Int32, stderr: Int32)
         do throws(ToolFailure) {
             spawned = try Subprocess.spawn(arguments, environment: environment)
@@ -56,7 +62,12 @@ public final class BackgroundProcess: @unchecked Sendable {
             let line = String(decoding: bytes.filter { $0 != 13 }, as: UTF8.self)
             if echo { writeAll(2, Array((line + "\n").utf8)[...]) }
             condition.lock()
-            if isOutput { out.append(line) } else { err.append(line) }
+            if isOutput {
+                captured += line.utf8.count + 1
+                if captured <= captureLimit { out.append(line) }
+            } else {
+                err.append(line)
+            }
             condition.broadcast()
             condition.unlock()
         }
@@ -65,7 +76,12 @@ public final class BackgroundProcess: @unchecked Sendable {
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
             for byte in buffer[0..<count] {
-                if byte == 10 { add(pending); pending.removeAll(keepingCapacity: true) } else { pending.append(byte) }
+                if byte == 10 {
+                    add(pending)
+                    pending.removeAll(keepingCapacity: true)
+                } else if pending.count < captureLimit {
+                    pending.append(byte)
+                }
             }
         }
         if !pending.isEmpty { add(pending) }

@@ -185,12 +185,14 @@ public enum BenchCommand {
     }
 }
 
-/// `--runs N` and `--requests N`, what the service benchmarks (`bench kv`, `bench web`)
-/// take: each flag's default and accepted range come from the benchmark.
+/// `--runs N`, `--requests N` and `--platform legacy|microvm|all`, what the service
+/// benchmarks (`bench kv`, `bench web`) take: each number's default and accepted range come
+/// from the benchmark; the platforms default to both.
 enum BenchArguments {
     static func parse(_ arguments: [String], command: String, runs: (Int, ClosedRange<Int>),
-                      requests: (Int, ClosedRange<Int>)) throws(ToolFailure) -> (runs: Int, requests: Int) {
-        var result = (runs: runs.0, requests: requests.0)
+                      requests: (Int, ClosedRange<Int>))
+        throws(ToolFailure) -> (runs: Int, requests: Int, platforms: [GuestPlatform]) {
+        var result = (runs: runs.0, requests: requests.0, platforms: GuestPlatform.allCases)
         var reader = ArgumentReader(arguments)
         while let flag = try reader.nextFlag() {
             switch flag {
@@ -200,6 +202,15 @@ enum BenchArguments {
             case "--requests":
                 result.requests = try ArgumentReader.number(try reader.value(for: flag), flag: flag, range: requests.1,
                                                             what: "a number of requests")
+            case "--platform":
+                let name = try reader.value(for: flag)
+                if name == "all" {
+                    result.platforms = GuestPlatform.allCases
+                } else if let platform = GuestPlatform(rawValue: name) {
+                    result.platforms = [platform]
+                } else {
+                    throw ToolFailure(.badArgument, "unknown platform '\(name)' (choose \(GuestPlatform.names), all)")
+                }
             default:
                 throw ArgumentReader.unknown(flag, command: command)
             }
@@ -208,5 +219,41 @@ enum BenchArguments {
             throw ToolFailure(.badArgument, "\(command) takes no kernel arguments (nothing after --)")
         }
         return result
+    }
+
+    /// What each platform's guest is reached through, for the benchmarks' first line.
+    static func reachedThrough(_ platform: GuestPlatform) -> String {
+        switch platform {
+        case .microvm: "microvm: vsock through toro-vsock"
+        case .legacy: "legacy: virtio-net and Toro's TCP/IP behind QEMU's user networking"
+        }
+    }
+
+    /// Boots `service` on each of `platforms` (BenchGuest); a platform whose guest does
+    /// not come up is reported on stderr and left out, the others go on. Throws when a
+    /// build fails or no guest came up.
+    static func startGuests(service: String, platforms: [GuestPlatform], paths: Paths,
+                            disk: (GuestPlatform) throws(ToolFailure) -> (share: String?, disk: String?))
+        throws(ToolFailure) -> (guests: [(platform: GuestPlatform, process: BackgroundProcess)], failed: [GuestPlatform]) {
+        var guests: [(platform: GuestPlatform, process: BackgroundProcess)] = []
+        var failed: [GuestPlatform] = []
+        var lastFailure: ToolFailure? = nil
+        for platform in platforms {
+            do throws(ToolFailure) {
+                let storage = try disk(platform)
+                guests.append((platform, try BenchGuest.start(service: service, platform: platform, share: storage.share,
+                                                               disk: storage.disk, paths: paths)))
+            } catch {
+                if error.status == .buildFailed || error.status == .missingTool {
+                    for guest in guests { _ = guest.process.stop() }
+                    throw error
+                }
+                Console.error("\(platform.rawValue): \(error.message)")
+                failed.append(platform)
+                lastFailure = error
+            }
+        }
+        if guests.isEmpty, let lastFailure { throw lastFailure }
+        return (guests, failed)
     }
 }

@@ -1,7 +1,8 @@
 // Boots a service for a benchmark (kv, web) or the soak: this same tool as a child
-// (`toro run --service S [--share DIR] -p PORT:80 --accel tcg -- ARGS`), waiting for its
-// `ready:` line; stopped with SIGTERM by the caller (its handler stops QEMU and the
-// back-ends).
+// (`toro run --platform P --service S [--share DIR | --disk IMAGE] -p PORT:80 --accel tcg
+// -- ARGS`), waiting for its `ready:` line; stopped with SIGTERM by the caller (its handler
+// stops QEMU and the back-ends). On microvm the port is toro-vsock's; on legacy it is a
+// hostfwd of QEMU's user networking to virtio-net and Toro's TCP/IP.
 
 #if canImport(Glibc)
 import Glibc
@@ -9,17 +10,21 @@ import Glibc
 import Foundation
 
 enum BenchGuest {
-    /// Builds the microvm kernel and the back-ends the run needs (the child then builds
-    /// nothing), starts it, and waits up to 600 s for `ready: <service>`.
-    static func start(service: String, share: String? = nil, kernelArguments: [String] = [],
-                      paths: Paths) throws(ToolFailure) -> BackgroundProcess {
-        try KernelBuilder(paths: paths).build(.microvm, service: service)
-        _ = try VsockBackend.executable(paths: paths)
-        if share != nil { _ = try FSBackend.executable(paths: paths) }
+    /// Builds the platform's kernel and the back-ends the run needs (the child then builds
+    /// nothing), starts it, and waits up to 600 s for `ready: <service>`. `share` is a
+    /// folder for microvm's virtio-fs, `disk` an image for legacy's virtio-blk.
+    static func start(service: String, platform: GuestPlatform = .microvm, share: String? = nil, disk: String? = nil,
+                      kernelArguments: [String] = [], paths: Paths) throws(ToolFailure) -> BackgroundProcess {
+        try KernelBuilder(paths: paths).build(platform, service: service)
+        if platform == .microvm {
+            _ = try VsockBackend.executable(paths: paths)
+            if share != nil { _ = try FSBackend.executable(paths: paths) }
+        }
         guard let port = KVClient.freePort() else { throw ToolFailure(.qemuFailed, "no free TCP port on 127.0.0.1") }
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var command = [binary, "run", "--service", service]
+        var command = [binary, "run", "--platform", platform.rawValue, "--service", service]
         if let share { command += ["--share", share] }
+        if let disk { command += ["--disk", disk] }
         command += ["-p", "\(port):80", "--accel", "tcg", "--timeout", "\(RunOptions.maxTimeout)"]
         if !kernelArguments.isEmpty { command += ["--"] + kernelArguments }
         Console.progress("starting toro " + command.dropFirst().joined(separator: " ") + "…")
@@ -29,7 +34,7 @@ enum BenchGuest {
         guard guest.waitForLine(timeout: 600, where: { $0 == "ready: \(service)" }) != nil else {
             let tail = guest.outputLines.suffix(20).joined(separator: "\n")
             _ = guest.stop()
-            throw ToolFailure(.qemuFailed, "\(service) did not print 'ready: \(service)' (\(guest.termination.map { "\($0)" } ?? "timeout"))"
+            throw ToolFailure(.qemuFailed, "\(service) on \(platform.rawValue) did not print 'ready: \(service)' (\(guest.termination.map { "\($0)" } ?? "timeout"))"
                               + (tail.isEmpty ? "" : "; its console ended with:\n" + tail))
         }
         return guest

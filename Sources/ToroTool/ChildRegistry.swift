@@ -1,6 +1,7 @@
 // The children toro has running, so that SIGINT/SIGTERM/SIGHUP of toro itself leaves no
 // process behind: the handler stops each child (its whole group when it has one) and
-// exits with 128 + the signal, as a shell would.
+// exits with 128 + the signal, as a shell would. A run that must finish something after
+// its guest (`finishBeforeExit`) exits with that status once it has.
 //
 // The table is a fixed array of plain integers because a signal handler may only touch
 // async-signal-safe state: no allocation, no locks.
@@ -24,6 +25,12 @@ enum ChildRegistry {
         for signal in [SIGINT, SIGTERM, SIGHUP] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { signal in
+                if ChildRegistry.finishBeforeExit && ChildRegistry.pendingSignal == 0 {
+                    // Stop the guest, and let toro finish what must follow it.
+                    ChildRegistry.pendingSignal = signal
+                    ChildRegistry.killAll()
+                    return
+                }
                 ChildRegistry.killAll()
                 _exit(128 + signal)
             }
@@ -31,6 +38,13 @@ enum ChildRegistry {
             sigaction(signal, &action, nil)
         }
     }
+
+    /// Set while a run has work to do after its guest stops (a legacy shared folder's
+    /// write-back): the first SIGINT/SIGTERM/SIGHUP then stops the children and returns,
+    /// recording itself in `pendingSignal`; toro finishes and exits with 128 + it. A second
+    /// signal exits at once, as before.
+    nonisolated(unsafe) static var finishBeforeExit = false
+    nonisolated(unsafe) static var pendingSignal: Int32 = 0
 
     static func add(pid: pid_t, group: Bool) {
         guard ready else { return }

@@ -9,6 +9,12 @@
 // on microvm, an ext2 image on legacy), DIR itself is never changed, and the two copies must
 // end identical too.
 //
+// Over the network (CompareNetwork.swift): a socket service gets its socket device on both
+// platforms (toro-vsock on microvm, virtio-net on QEMU's user networking on legacy), with
+// the user's `-p` forwards; a scenario with `client:` runs its client script against each
+// platform's forwarded port after `ready:`, and each platform's replies must be what the
+// script expects and the same as the other's (ClientScript.swift, ClientRunner.swift).
+//
 // The differential boot tests run this same command; there is no second code path.
 
 import Foundation
@@ -27,6 +33,14 @@ public enum CompareCommand {
             var options = given
             let chosen = try scenario(for: given, compat: paths.compat)
             if let chosen { options = try chosen.scenario.applied(to: given, folder: "\(paths.compat)/\(chosen.name)") }
+            // The client script, and the user's -p checked against its port, before anything is built.
+            var client: ClientScript? = nil
+            var clientPort: Int? = nil
+            if let chosen, let script = try chosen.scenario.clientScript(folder: "\(paths.compat)/\(chosen.name)", name: chosen.name) {
+                client = script
+                clientPort = chosen.scenario.clientPort ?? Scenario.defaultClientPort
+                if !options.ports.isEmpty { _ = try CompareNetwork.forwards(given: options.ports, clientPort: clientPort) }
+            }
             var expected: (name: String, lines: [String])? = nil
             let expectedPath = expectFile ?? chosen.map { "\(paths.compat)/\($0.name)/expected" } ?? ""
             if let text = try? String(contentsOfFile: expectedPath, encoding: .utf8) {
@@ -46,24 +60,47 @@ public enum CompareCommand {
             let builder = KernelBuilder(paths: paths)
             let shares = try options.shares.first.map { (share) throws(ToolFailure) in try CompareShares.prepare(share) }
             var transcripts: [[String]] = []
+            var replies: [ClientOutcome] = []
             do throws(ToolFailure) {
                 for platform in GuestPlatform.allCases {
                     var platformOptions = options
                     platformOptions.platform = platform
+                    platformOptions.ports = try CompareNetwork.forwards(given: options.ports, clientPort: clientPort)
                     let image = try builder.build(platform, service: options.service)
                     var command = QEMUCommand(options: platformOptions, accelerator: accelerator, kernelPath: image)
                     let finish = try shares?.attach(platform, to: &command, paths: paths)
-                    Console.progress("booting \(options.service) on \(platform.rawValue)…")
-                    let outcome = Boot.run(command, timeout: options.timeoutSeconds, echo: false)
-                    if let line = finish?() { Console.progress("\(platform.rawValue): \(line)") }
-                    if let message = outcome.message { Console.progress("\(platform.rawValue): \(message)") }
-                    transcripts.append(Transcript.normalise(outcome.output, status: outcome.status.rawValue))
+                    let vsock: HostBackend?
+                    do throws(ToolFailure) {
+                        vsock = try CompareNetwork.attachVsock(platformOptions, to: &command, paths: paths)
+                    } catch {
+                        _ = finish?()
+                        throw error
+                    }
+                    let forwards = platformOptions.ports.map { "127.0.0.1:\($0.host) -> guest port \($0.guest)" }
+                    Console.progress("booting \(options.service) on \(platform.rawValue)"
+                                     + (forwards.isEmpty ? "" : " (\(forwards.joined(separator: ", ")))") + "…")
+                    if let client, let port = platformOptions.ports.first(where: { $0.guest == clientPort })?.host {
+                        let run = CompareNetwork.boot(command, service: options.service, timeout: options.timeoutSeconds,
+                                                      script: client, port: port)
+                        vsock?.stop()
+                        if let line = finish?() { Console.progress("\(platform.rawValue): \(line)") }
+                        if let message = run.message { Console.progress("\(platform.rawValue): \(message)") }
+                        transcripts.append(CompareNetwork.transcript(run))
+                        replies.append(run.client)
+                    } else {
+                        let outcome = Boot.run(command, timeout: options.timeoutSeconds, echo: false)
+                        vsock?.stop()
+                        if let line = finish?() { Console.progress("\(platform.rawValue): \(line)") }
+                        if let message = outcome.message { Console.progress("\(platform.rawValue): \(message)") }
+                        transcripts.append(Transcript.normalise(outcome.output, status: outcome.status.rawValue))
+                    }
                 }
             } catch {
                 if let shares { DiskImage.discard(shares.directory) }
                 throw error
             }
-            var verdict = compare(microvm: transcripts[0], legacy: transcripts[1], expected: expected)
+            let clients = client.map { (file: $0.file, microvm: replies[0], legacy: replies[1]) }
+            var verdict = compare(microvm: transcripts[0], legacy: transcripts[1], expected: expected, clients: clients)
             if let shares {
                 let folders = shares.compareCopies()
                 verdict.report.insert(contentsOf: folders.report, at: verdict.report.count - 1)
@@ -98,11 +135,14 @@ public enum CompareCommand {
         return candidates.first { $0.name == options.service } ?? candidates.first
     }
 
-    /// Compares the two platforms' transcripts with each other and with `expected`. With no
-    /// expected transcript, a run that never printed `ready:` or ended with a status other
-    /// than 0 is a failure even when both platforms failed alike.
+    /// Compares the two platforms' transcripts with each other and with `expected`, and,
+    /// with a client script, each platform's replies with what the script expects and with
+    /// each other. With no expected transcript, a run that never printed `ready:` or ended
+    /// with a status other than 0 (or stopped after its client) is a failure even when
+    /// both platforms failed alike.
     public static func compare(microvm: [String], legacy: [String],
-                               expected: (name: String, lines: [String])?) -> Verdict {
+                               expected: (name: String, lines: [String])?,
+                               clients: (file: String, microvm: ClientOutcome, legacy: ClientOutcome)? = nil) -> Verdict {
         var report: [String] = []
         var matches = true
         var failed = false
@@ -131,17 +171,52 @@ public enum CompareCommand {
             for (name, lines) in [("microvm", microvm), ("legacy", legacy)] {
                 let ready = lines.contains { $0.hasPrefix("ready: ") }
                 let status = lines.last.flatMap { $0.hasPrefix("exit status: ") ? String($0.dropFirst(13)) : nil } ?? "none"
-                if !ready || status != "0" {
+                if !ready || (status != "0" && lines.last != CompareNetwork.stoppedLine) {
                     failed = true
                     report.append("FAILED: on \(name) the service " + (ready ? "" : "never printed ready: and ")
                                   + "ended with exit status \(status)")
                 }
             }
         }
-        if failed { matches = false }
+        var repliesDiffer = false
+        if let clients {
+            let replies = compareReplies(file: clients.file, microvm: clients.microvm, legacy: clients.legacy)
+            report += replies.report
+            repliesDiffer = !replies.matches
+        }
+        let transcriptsDiffer = !matches
+        if failed || repliesDiffer { matches = false }
         report.append(matches ? "compare: everything matches"
-                      : failed && microvm == legacy ? "compare: the service failed (no expected transcript records that status)"
+                      : failed && microvm == legacy && !repliesDiffer ? "compare: the service failed (no expected transcript records that status)"
+                      : transcriptsDiffer && repliesDiffer ? "compare: transcripts and replies differ"
+                      : repliesDiffer ? "compare: replies differ"
                       : "compare: transcripts differ")
+        return Verdict(matches: matches, report: report)
+    }
+
+    /// The client's replies on each platform against the script's expectations (each
+    /// failed step on a line of its own), then the two platforms' replies line by line.
+    public static func compareReplies(file: String, microvm: ClientOutcome, legacy: ClientOutcome) -> Verdict {
+        var report: [String] = []
+        var matches = true
+        for (name, outcome) in [("microvm", microvm), ("legacy", legacy)] {
+            if outcome.mismatches.isEmpty {
+                report.append("match: \(name)'s replies are what \(file) expects (\(outcome.stepsRun) steps)")
+            } else {
+                matches = false
+                report.append("DIFFER: \(name)'s replies are not what \(file) expects (\(outcome.mismatches.count) "
+                              + (outcome.mismatches.count == 1 ? "step" : "steps") + "):")
+                report += outcome.mismatches.prefix(30).map { "    " + $0 }
+                if outcome.mismatches.count > 30 { report.append("    … and \(outcome.mismatches.count - 30) more") }
+            }
+        }
+        if microvm.replies == legacy.replies {
+            report.append("match: microvm and legacy replies are identical (\(microvm.replies.count) lines)")
+        } else {
+            matches = false
+            report.append("DIFFER: microvm and legacy replies differ:")
+            report.append(Diff.unified(microvm.replies, legacy.replies, oldName: "microvm", newName: "legacy"))
+        }
         return Verdict(matches: matches, report: report)
     }
 }

@@ -23,6 +23,10 @@ public enum Installer {
     public static let mke2fs = HostTool(command: "mke2fs", package: "e2fsprogs")
     public static let e2fsck = HostTool(command: "e2fsck", package: "e2fsprogs")
     public static let debugfs = HostTool(command: "debugfs", package: "e2fsprogs")
+    /// Network namespaces and tap devices for legacy's network boot tests.
+    public static let ip = HostTool(command: "ip", package: "iproute2")
+    /// A real Linux peer's ICMP echo, against legacy's IPv4 (LegacyNetBootTests).
+    public static let ping = HostTool(command: "ping", package: "iputils-ping")
     /// What an ext2 image of a shared folder needs (DiskImage.swift): build, check, extract.
     public static let e2fsprogs: [HostTool] = [mke2fs, e2fsck, debugfs]
 
@@ -32,9 +36,10 @@ public enum Installer {
     public static func forBooting(_ options: RunOptions) -> [HostTool] {
         forBooting + (options.platform == .legacy && !options.shares.isEmpty ? e2fsprogs : [])
     }
-    /// What `toro test` needs besides: the boot tests fetch static-web's files with curl,
-    /// and the host tests build and check ext2 images.
-    public static let forTesting: [HostTool] = [qemu, curl] + e2fsprogs
+    /// What `toro test` needs besides: the boot tests fetch static-web's files with curl and
+    /// ping legacy's IPv4 from a network namespace (ip, ping), and the host tests build and
+    /// check ext2 images.
+    public static let forTesting: [HostTool] = [qemu, curl, ip, ping] + e2fsprogs
 
     /// The full path of `command` on PATH, or else in /usr/sbin or /sbin (where Debian puts
     /// e2fsprogs, off a normal user's PATH), or nil.

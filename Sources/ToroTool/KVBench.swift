@@ -1,8 +1,11 @@
-// `toro bench kv [--runs N] [--requests N]`: the kv service on MicroVM (under TCG, reached
-// through `-p` and the toro-vsock back-end) next to a host-native server speaking the same
-// protocol (HostKVServer), measured by the same client (KVClient): requests per second and
-// latency p50/p90/p99 with 1 connection and with 50 connections, and the ratio Toro / host.
-// Figures only: a slow run never fails the command; a wrong reply or a boot that fails does.
+// `toro bench kv [--runs N] [--requests N] [--platform legacy|microvm|all]`: the kv service
+// on each platform (under TCG, reached through `-p`: toro-vsock on microvm, virtio-net and
+// Toro's TCP/IP behind QEMU's user networking on legacy; both by default) next to a
+// host-native server speaking the same protocol (HostKVServer), measured by the same client
+// (KVClient): requests per second and latency p50/p90/p99 with 1 connection and with 50
+// connections, and the ratio Toro / host for each platform. Figures only: a slow run never
+// fails the command; a wrong reply or a boot that fails does (the other platform is still
+// measured).
 //
 // Each measurement opens its connections first (one untimed GET each, so every connection
 // is served before the clock starts), then every connection sends its share of the
@@ -11,9 +14,10 @@
 // host 50, then again) so that noise on the host hits both alike; requests per second is
 // the median over the runs, latencies are percentiles of every request of every run.
 //
-// The guest is booted by this same tool as a child (`toro run --service kv -p PORT:80
-// --accel tcg`, BenchGuest.swift) and stopped with SIGTERM at the end (its own handler
-// stops QEMU and the back-end).
+// Each guest is booted by this same tool as a child (`toro run --platform P --service kv
+// -p PORT:80 --accel tcg`, BenchGuest.swift), both before the first run (an idle guest
+// halts and costs nothing), and stopped with SIGTERM at the end (its own handler stops
+// QEMU and the back-end).
 
 #if canImport(Glibc)
 import Glibc
@@ -25,18 +29,20 @@ public enum KVBench {
         public var runs = 3
         /// Requests per measurement (spread over its connections).
         public var requests = 5000
+        /// `--platform`: both unless one is named.
+        public var platforms = GuestPlatform.allCases
         public init() {}
     }
 
     public static let connectionCounts = [1, 50]
-    static let usage = "./toro bench kv [--runs N] [--requests N]"
+    static let usage = "./toro bench kv [--runs N] [--requests N] [--platform legacy|microvm|all]"
+    static let hostLabel = "host native"
 
     /// Parses the arguments after `bench kv`.
     public static func parse(_ arguments: [String]) throws(ToolFailure) -> Options {
         var options = Options()
-        (options.runs, options.requests) = try BenchArguments.parse(arguments, command: "bench kv",
-                                                                    runs: (options.runs, 1...1000),
-                                                                    requests: (options.requests, 50...10_000_000))
+        (options.runs, options.requests, options.platforms) = try BenchArguments.parse(
+            arguments, command: "bench kv", runs: (options.runs, 1...1000), requests: (options.requests, 50...10_000_000))
         return options
     }
 
@@ -50,17 +56,19 @@ public enum KVBench {
     }
 
     public static func main(_ arguments: [String], paths: Paths) -> Int32 {
-        let guest: BackgroundProcess
+        let guests: [(platform: GuestPlatform, process: BackgroundProcess)]
+        let failedPlatforms: [GuestPlatform]
         let options: Options
         do throws(ToolFailure) {
             options = try parse(arguments)
             try Installer.ensure(Installer.forBooting)
-            guest = try BenchGuest.start(service: "kv", paths: paths)
+            (guests, failedPlatforms) = try BenchArguments.startGuests(service: "kv", platforms: options.platforms,
+                                                                       paths: paths) { _ in (nil, nil) }
         } catch {
             Console.error(error.message)
             return error.status.rawValue
         }
-        defer { _ = guest.stop() }
+        defer { for guest in guests { _ = guest.process.stop() } }
         let host: HostKVServer
         do throws(KVClientError) { host = try HostKVServer() } catch {
             Console.error("could not start the host-native server: \(error)")
@@ -69,22 +77,23 @@ public enum KVBench {
         host.start()
         defer { host.stop() }
 
-        let targets = [("toro microvm", guest.port), ("host native", host.port)]
+        let targets = guests.map { ("toro \($0.platform.rawValue)", $0.process.port) } + [(hostLabel, host.port)]
         var figures: [Figures] = []
         for (label, _) in targets {
             for connections in connectionCounts { figures.append(Figures(label: label, connections: connections)) }
         }
         Console.line("kv benchmark: \(plural(options.runs, "run")) of \(options.requests) requests at each of "
                      + "\(connectionCounts.map(String.init).joined(separator: " and ")) connections, "
-                     + "25% SET / 75% GET, one request in flight per connection; kv on microvm (TCG, 1 CPU, 64 MiB, "
-                     + "vsock through toro-vsock) and a host-native threaded server")
+                     + "25% SET / 75% GET, one request in flight per connection; kv under TCG, 1 CPU, 64 MiB ("
+                     + guests.map { BenchArguments.reachedThrough($0.platform) }.joined(separator: "; ")
+                     + ") and a host-native threaded server")
         for run in 1...options.runs {
             var index = 0
             for (label, port) in targets {
                 for connections in connectionCounts {
                     Console.progress("run \(run)/\(options.runs): \(label), \(plural(connections, "connection"))…")
                     let result = measure(port: port, connections: connections, requests: options.requests,
-                                         tag: "r\(run)\(label.first!)\(connections)")
+                                         tag: "r\(run)\(label.split(separator: " ").last!.first!)\(connections)")
                     if let seconds = result.seconds, result.failures.isEmpty {
                         figures[index].requestsPerSecond.append(Double(options.requests) / seconds)
                     }
@@ -95,10 +104,11 @@ public enum KVBench {
             }
         }
         for line in table(figures) { Console.line(line) }
+        for platform in failedPlatforms { Console.line("toro \(platform.rawValue): did not boot (see above)") }
         let failures = figures.flatMap { figure in figure.failures.map { "\(figure.label), \(plural(figure.connections, "connection")): \($0)" } }
         for failure in failures.prefix(10) { Console.error(failure) }
         if failures.count > 10 { Console.error("… and \(failures.count - 10) more failures") }
-        return failures.isEmpty ? 0 : 1
+        return failures.isEmpty && failedPlatforms.isEmpty ? 0 : 1
     }
 
     /// One measurement: wall time (nil when it could not run), each request's latency, and
@@ -199,18 +209,23 @@ public enum KVBench {
                          + column(number(rps, "%.0f"), 11) + p.map { column(number($0, "%.3f"), 10) }.joined()
                          + column("\(figure.failures.count)", 8))
         }
-        var ratios: [String] = []
-        for connections in connectionCounts {
-            guard let toro = summary["toro microvm \(connections)"], let host = summary["host native \(connections)"] else { continue }
-            func ratio(_ a: Double?, _ b: Double?) -> String {
-                guard let a, let b, b > 0 else { return "-" }
-                return String(format: a / b >= 10 ? "%.0fx" : "%.2fx", a / b)
+        // One line per Toro platform: its figures over the host's, at each connection count.
+        var labels: [String] = []
+        for figure in figures where figure.label != hostLabel && !labels.contains(figure.label) { labels.append(figure.label) }
+        for label in labels {
+            var ratios: [String] = []
+            for connections in connectionCounts {
+                guard let toro = summary["\(label) \(connections)"], let host = summary["\(hostLabel) \(connections)"] else { continue }
+                func ratio(_ a: Double?, _ b: Double?) -> String {
+                    guard let a, let b, b > 0 else { return "-" }
+                    return String(format: a / b >= 10 ? "%.0fx" : "%.2fx", a / b)
+                }
+                let names = ["p50", "p90", "p99"]
+                ratios.append("\(plural(connections, "connection")): req/s \(ratio(toro.rps, host.rps)), "
+                              + names.indices.map { "\(names[$0]) \(ratio(toro.p[$0], host.p[$0]))" }.joined(separator: ", "))
             }
-            let names = ["p50", "p90", "p99"]
-            ratios.append("\(plural(connections, "connection")): req/s \(ratio(toro.rps, host.rps)), "
-                          + names.indices.map { "\(names[$0]) \(ratio(toro.p[$0], host.p[$0]))" }.joined(separator: ", "))
+            lines.append("\(label) / host: " + ratios.joined(separator: "; "))
         }
-        lines.append("toro / host: " + ratios.joined(separator: "; "))
         return lines
     }
 }

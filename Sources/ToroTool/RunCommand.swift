@@ -5,7 +5,9 @@
 // A shared folder on legacy is an ext2 image (DiskImage.swift): built after the kernel,
 // attached as virtio-blk-pci, and after the guest exits (any status) checked and written
 // back into the folder, with one line saying what happened; the run's status stays the
-// guest's. `--print-command` shows the mke2fs line that would build it first.
+// guest's. Stopping toro (Ctrl-C, SIGTERM) stops the guest and still writes the folder
+// back, then exits with 128 + the signal: a server's saved state (kv's SAVE) is kept.
+// `--print-command` shows the mke2fs line that would build it first.
 //
 // Sockets (RunOptions.wantsNetwork): a microvm run starts toro-vsock; a legacy run gets a
 // virtio-net NIC on QEMU's user networking (with `-p`'s hostfwd rules) or on
@@ -93,6 +95,9 @@ public enum RunCommand {
             fsBackend?.watch(onDeath)
             let cpus = options.cpus == 1 ? "1 CPU" : "\(options.cpus) CPUs"
             Console.progress("booting \(options.service) on \(options.platform.rawValue) (\(accelerator.rawValue), \(cpus), \(options.memoryMiB) MiB)")
+            // Ctrl-C (or SIGTERM) stops a legacy guest with a shared folder and still writes
+            // the folder back: what the guest saved before it stopped is kept.
+            ChildRegistry.finishBeforeExit = shareDisk != nil
             let outcome = Boot.run(command, timeout: options.timeoutSeconds, echo: true)
             died.guestFinished = true
             backend?.stop()
@@ -100,6 +105,10 @@ public enum RunCommand {
             if let shareDisk {
                 let report = DiskImage.finish(shareDisk).report
                 if report.isError { Console.error(report.line) } else { Console.progress(report.line) }
+            }
+            if ChildRegistry.pendingSignal != 0 {
+                Console.progress("stopped by signal \(ChildRegistry.pendingSignal)")
+                return 128 + ChildRegistry.pendingSignal
             }
             if let message = died.get() {
                 Console.error(message)

@@ -8,8 +8,14 @@
 //   memory:      MiB of memory
 //   share:       FOLDER[:ro], a folder inside the scenario's own folder shared with the
 //                guest (compare gives each platform a copy; --share on the command line wins)
+//   client:      FILE, a client script inside the scenario's folder (ClientScript.swift):
+//                compare forwards a free host port to the guest's `port:`, waits for the
+//                service's `ready:` line, runs the script, then stops the guest
+//   port:        the guest port the client connects to (1-65535, default 80; needs client:)
 //   description: one line for people
 // Compat/<scenario>/expected holds the normalised transcript both platforms must print.
+
+import Foundation
 
 public struct Scenario: Equatable, Sendable {
     public var service: String?
@@ -18,11 +24,18 @@ public struct Scenario: Equatable, Sendable {
     public var memoryMiB: Int?
     /// `share:`, relative to the scenario's folder (no `..`, not absolute).
     public var share: SharedFolder?
+    /// `client:`, a client script's file, relative to the scenario's folder.
+    public var client: String?
+    /// `port:`, the guest port the client script connects to.
+    public var clientPort: Int?
     public var description: String?
+
+    /// The guest port a client script connects to unless `port:` says otherwise.
+    public static let defaultClientPort = 80
 
     public init() {}
 
-    public static let keys = ["service", "args", "cpus", "memory", "share", "description"]
+    public static let keys = ["service", "args", "cpus", "memory", "share", "client", "port", "description"]
 
     /// Parses a scenario file's text; `file` names it in error messages.
     public static func parse(_ text: String, file: String) throws(ToolFailure) -> Scenario {
@@ -64,11 +77,32 @@ public struct Scenario: Equatable, Sendable {
                     throw ToolFailure(.badArgument, "\(place): share needs a folder inside the scenario's folder, got '\(value)'")
                 }
                 scenario.share = SharedFolder(path: folder, readOnly: readOnly)
+            case "client":
+                guard !value.isEmpty, !value.hasPrefix("/"), !value.split(separator: "/").contains("..") else {
+                    throw ToolFailure(.badArgument, "\(place): client needs a file inside the scenario's folder, got '\(value)'")
+                }
+                scenario.client = value
+            case "port":
+                scenario.clientPort = try ArgumentReader.number(value, flag: "\(place): port", range: 1...65535,
+                                                                what: "a port number")
             default:
                 scenario.description = value
             }
         }
+        if scenario.clientPort != nil && scenario.client == nil {
+            throw ToolFailure(.badArgument, "\(file): 'port' is the port the client script connects to, and there is no 'client'")
+        }
         return scenario
+    }
+
+    /// The client script named by `client:`, read from `folder` (the scenario's folder);
+    /// `name` is the scenario's, for messages. nil without `client:`.
+    public func clientScript(folder: String, name: String) throws(ToolFailure) -> ClientScript? {
+        guard let client else { return nil }
+        guard let text = try? String(contentsOfFile: folder + "/" + client, encoding: .utf8) else {
+            throw ToolFailure(.badArgument, "Compat/\(name)/scenario: client: cannot read '\(client)' in Compat/\(name)")
+        }
+        return try ClientScript.parse(text, file: "Compat/\(name)/\(client)")
     }
 
     /// `options` with this scenario's values filled in where the user gave no flag;

@@ -14,8 +14,8 @@ public enum Usage {
       ./toro new NAME
       ./toro test
       ./toro bench boot [--runs N] [--cpus N]
-      ./toro bench kv [--runs N] [--requests N]
-      ./toro bench web [--runs N] [--requests N]
+      ./toro bench kv [--runs N] [--requests N] [--platform legacy|microvm|all]
+      ./toro bench web [--runs N] [--requests N] [--platform legacy|microvm|all]
       ./toro bench soak [--seconds N]
       ./toro bench fs [--runs N]
 
@@ -25,7 +25,10 @@ public enum Usage {
                 the last lines are the images' paths
       compare   boot a service on both platforms and compare the service transcripts; with --share
                 each platform gets its own copy of the folder (DIR is not changed) and the two
-                copies must end identical too
+                copies must end identical too; a Compat scenario with a client script (client:)
+                drives the service through each platform's forwarded port after 'ready:' and
+                the replies must be what the script expects on both (Compat/README.md); -p H:G
+                forwards a port of your own to each platform in turn
       services  list the services, one line each: the applications, then the kernel's probes
                 (SMP, threads, the clock, interrupts, faults)
       new       create a service from the template: Sources/Services/Applications/NAME/NAME.swift
@@ -33,10 +36,12 @@ public enum Usage {
       test      install what is missing and run every test tier (what CI runs)
       bench     boot benchmark: Toro next to a do-nothing kernel, image sizes, smallest memory;
                 `bench boot --cpus N` boots every kernel with N CPUs (default 1);
-                `bench kv`: the kv service on microvm (TCG, through -p) next to a host-native server,
-                requests/s and latency p50/p90/p99 with 1 and 50 connections (defaults: 3 runs, 5000 requests);
-                `bench web`: static-web on microvm (TCG, --share, -p) next to python3 -m http.server on the
-                same folder: requests/s for a 1 KiB file over 4 connections, MiB/s for a 64 MiB file;
+                `bench kv`: the kv service on each platform (TCG, through -p) next to a host-native server,
+                requests/s and latency p50/p90/p99 with 1 and 50 connections, toro/host ratios per platform
+                (defaults: 3 runs, 5000 requests, --platform all: microvm and legacy in one run);
+                `bench web`: static-web on each platform (TCG; microvm --share, legacy an ext2 image; -p) next
+                to python3 -m http.server on the same folder: requests/s for a 1 KiB file over 4 connections,
+                MiB/s for a 64 MiB file, medians and toro/host ratios per platform (default --platform all);
                 `bench fs`: the fsbench probe on legacy (ext2 over virtio-blk) and microvm (virtio-fs), TCG,
                 --memory 256, and the host: time to read a 64 MiB file and to create 1,000 small files and
                 sync, medians (default 3 runs) and guest/host ratios (the guest's own clock, not the boot);

@@ -1,10 +1,14 @@
-// `toro bench web [--runs N] [--requests N]`: the static-web service on MicroVM (TCG, the
-// folder through `--share` and toro-fs, the port through `-p` and toro-vsock) next to
-// `python3 -m http.server` serving the same folder, measured by the same client (WebClient
-// below) in the same run: requests per second for a 1 KiB file over 4 connections
-// (median of the runs) and MiB/s for one 64 MiB file (median of the runs), then the ratio
-// Toro / host. Figures only: a slow run never fails the command; a wrong body or a boot
-// that fails does.
+// `toro bench web [--runs N] [--requests N] [--platform legacy|microvm|all]`: the static-web
+// service on each platform (TCG; both by default) next to `python3 -m http.server` serving
+// the same folder, measured by the same client (WebClient below) in the same run: requests
+// per second for a 1 KiB file over 4 connections (median of the runs) and MiB/s for one
+// 64 MiB file (median of the runs), then the ratio Toro / host for each platform. microvm
+// gets the folder through `--share` and toro-fs and the port through `-p` and toro-vsock;
+// legacy gets an ext2 image of the folder (built here, attached with `--disk`, removed at
+// the end: a guest stopped by a signal never unmounts it, so nothing is written back) and
+// the port through virtio-net, Toro's TCP/IP and QEMU's user networking. Figures only: a
+// slow run never fails the command; a wrong body or a boot that fails does (the other
+// platform is still measured).
 //
 // The client keeps a connection alive while the server allows it (static-web does;
 // python's http.server speaks HTTP/1.0 and closes after each response, so the client
@@ -137,6 +141,8 @@ public enum WebBench {
         public var runs = 3
         /// Requests of the 1 KiB file per run.
         public var requests = 1000
+        /// `--platform`: both unless one is named.
+        public var platforms = GuestPlatform.allCases
         public init() {}
     }
 
@@ -146,9 +152,8 @@ public enum WebBench {
 
     public static func parse(_ arguments: [String]) throws(ToolFailure) -> Options {
         var options = Options()
-        (options.runs, options.requests) = try BenchArguments.parse(arguments, command: "bench web",
-                                                                    runs: (options.runs, 1...100),
-                                                                    requests: (options.requests, 4...1_000_000))
+        (options.runs, options.requests, options.platforms) = try BenchArguments.parse(
+            arguments, command: "bench web", runs: (options.runs, 1...100), requests: (options.requests, 4...1_000_000))
         return options
     }
 
@@ -228,41 +233,45 @@ public enum WebBench {
         let folder = NSTemporaryDirectory() + "toro-bench-web-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let files: (small: [UInt8], large: [UInt8])
-        let guest: BackgroundProcess
+        var guests: [(platform: GuestPlatform, process: BackgroundProcess)] = []
+        var failedPlatforms: [GuestPlatform] = []
+        var images: [ShareDisk] = []
+        defer { for image in images { DiskImage.discard(image.directory) } }
         let host: BackgroundProcess
         do throws(ToolFailure) {
             options = try parse(arguments)
-            try Installer.ensure(Installer.forBooting)
+            try Installer.ensure(Installer.forBooting + (options.platforms.contains(.legacy) ? Installer.e2fsprogs : []))
             guard let python = Installer.which("python3") else {
                 throw ToolFailure(.missingTool, "bench web compares with python3 -m http.server, and python3 is not on PATH")
             }
             do { files = try generate(in: folder) } catch {
                 throw ToolFailure(.qemuFailed, "could not write the benchmark folder \(folder): \(error)")
             }
-            guest = try BenchGuest.start(service: "static-web", share: folder, paths: paths)
-            guard let hostPort = KVClient.freePort(), hostPort != guest.port else {
-                _ = guest.stop()
+            (guests, failedPlatforms) = try BenchArguments.startGuests(service: "static-web", platforms: options.platforms,
+                                                                       paths: paths) { (platform) throws(ToolFailure) in
+                guard platform == .legacy else { return (folder, nil) }
+                let image = try DiskImage.build(SharedFolder(path: folder, readOnly: true))
+                images.append(image)
+                return (nil, image.imagePath)
+            }
+            guard let hostPort = KVClient.freePort(), !guests.contains(where: { $0.process.port == hostPort }) else {
                 throw ToolFailure(.qemuFailed, "no free TCP port on 127.0.0.1")
             }
             Console.progress("starting python3 -m http.server \(hostPort) on the same folder…")
-            do throws(ToolFailure) {
-                host = try BackgroundProcess([python, "-m", "http.server", "\(hostPort)", "--bind", "127.0.0.1", "--directory", folder])
-            } catch {
-                _ = guest.stop()
-                throw error
-            }
+            host = try BackgroundProcess([python, "-m", "http.server", "\(hostPort)", "--bind", "127.0.0.1", "--directory", folder])
             host.port = hostPort
         } catch {
+            for guest in guests { _ = guest.process.stop() }
             Console.error(error.message)
             return error.status.rawValue
         }
-        defer { _ = guest.stop(); _ = host.stop() }
-        let targets = [("toro microvm", guest.port), ("python3 host", host.port)]
-        var rates: [[Double]] = [[], []], speeds: [[Double]] = [[], []]
+        defer { for guest in guests { _ = guest.process.stop() }; _ = host.stop() }
+        let targets = guests.map { ("toro \($0.platform.rawValue)", $0.process.port) } + [("python3 host", host.port)]
+        var rates = [[Double]](repeating: [], count: targets.count), speeds = rates
         var failures: [String] = []
         Console.line("web benchmark: \(options.runs) runs; \(options.requests) GETs of a 1 KiB file over \(connections) connections "
-                     + "(keep-alive where the server allows it), and one GET of a 64 MiB file; static-web on microvm "
-                     + "(TCG, 1 CPU, 64 MiB, virtio-fs through toro-fs, vsock through toro-vsock) and python3 -m http.server")
+                     + "(keep-alive where the server allows it), and one GET of a 64 MiB file; static-web under TCG, 1 CPU, 64 MiB ("
+                     + guests.map { reachedThrough($0.platform) }.joined(separator: "; ") + ") and python3 -m http.server")
         for run in 1...options.runs {
             for (index, (label, port)) in targets.enumerated() {
                 Console.progress("run \(run)/\(options.runs): \(label)…")
@@ -278,8 +287,17 @@ public enum WebBench {
             }
         }
         for line in table(labels: targets.map(\.0), rates: rates, speeds: speeds) { Console.line(line) }
+        for platform in failedPlatforms { Console.line("toro \(platform.rawValue): did not boot (see above)") }
         for failure in failures.prefix(10) { Console.error(failure) }
-        return failures.isEmpty ? 0 : 1
+        return failures.isEmpty && failedPlatforms.isEmpty ? 0 : 1
+    }
+
+    /// What each platform's guest is served through, for the first line.
+    static func reachedThrough(_ platform: GuestPlatform) -> String {
+        switch platform {
+        case .microvm: "microvm: virtio-fs through toro-fs, vsock through toro-vsock"
+        case .legacy: "legacy: an ext2 image on virtio-blk, virtio-net and Toro's TCP/IP behind QEMU's user networking"
+        }
     }
 
     static func table(labels: [String], rates: [[Double]], speeds: [[Double]]) -> [String] {
@@ -291,11 +309,15 @@ public enum WebBench {
                          + column(number(BenchCommand.median(rates[index]), "%.0f"), 13)
                          + column(number(BenchCommand.median(speeds[index]), "%.1f"), 14))
         }
-        func ratio(_ values: [[Double]]) -> String {
-            guard let toro = BenchCommand.median(values[0]), let host = BenchCommand.median(values[1]), host > 0 else { return "-" }
-            return String(format: "%.2fx", toro / host)
+        // The last label is the host; one ratio line per Toro platform before it.
+        let host = labels.count - 1
+        for index in 0..<host {
+            func ratio(_ values: [[Double]]) -> String {
+                guard let toro = BenchCommand.median(values[index]), let base = BenchCommand.median(values[host]), base > 0 else { return "-" }
+                return String(format: "%.2fx", toro / base)
+            }
+            lines.append("\(labels[index]) / host (medians): 1 KiB req/s \(ratio(rates)), 64 MiB MiB/s \(ratio(speeds))")
         }
-        lines.append("toro / host (medians): 1 KiB req/s \(ratio(rates)), 64 MiB MiB/s \(ratio(speeds))")
         return lines
     }
 }

@@ -36,7 +36,8 @@ final class CommandLineBootTests: XCTestCase {
 
     func testDevicesTheKernelLacksAreRefused() {
         guard Harness.preflight() else { return }
-        assertRefused(["run", "--platform", "legacy", "-p", "8080:80"], mentions: "virtio-net")
+        assertRefused(["run", "--platform", "legacy", "-p", "8080:80", "-p", "8080:81"], mentions: "forwarded twice")
+        assertRefused(["run", "--platform", "legacy", "--net-socket", "/no/such.sock"], mentions: "no such socket")
         assertRefused(["run", "--share", Harness.root, "--disk", Harness.root + "/Package.swift"], mentions: "--disk")
         assertRefused(["run", "--platform", "legacy", "--disk", "/no/such/image"], mentions: "no such file")
         assertRefused(["run", "--share", "/no/such/folder"], mentions: "no such folder")

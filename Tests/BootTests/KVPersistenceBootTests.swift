@@ -28,11 +28,21 @@ final class KVPersistenceBootTests: XCTestCase {
     }
 
     func testSaveSurvivesAReboot() throws {
+        try saveSurvivesAReboot(on: .microvm)
+    }
+
+    /// Legacy: the folder is an ext2 image on virtio-blk, written back after each run, and
+    /// the port is QEMU's user networking to Toro's own TCP/IP.
+    func testLegacySaveSurvivesAReboot() throws {
+        try saveSurvivesAReboot(on: .legacy)
+    }
+
+    func saveSurvivesAReboot(on platform: GuestPlatform) throws {
         guard Harness.preflight() else { return }
         let folder = try makeFolder("save")
         defer { try? FileManager.default.removeItem(atPath: folder) }
 
-        guard let first = ShareGuest.boot(service: "kv", share: folder, port: true) else { return }
+        guard let first = ShareGuest.boot(service: "kv", platform: platform, share: folder, port: true) else { return }
         XCTAssertTrue(first.outputLines.contains("kv: no kv.db in the shared folder; starting empty"), ShareGuest.describe(first))
         let kv = try KVClient.connect(port: first.port, within: 10, timeout: 60)
         XCTAssertEqual(try kv.request("SET greeting hello from the first boot"), "OK")
@@ -47,7 +57,7 @@ final class KVPersistenceBootTests: XCTestCase {
         XCTAssertEqual(KVFile.decode(saved), .success([Array("greeting".utf8): Array("hello from the first boot".utf8),
                                                        Array("other".utf8): Array("42".utf8)]))
 
-        guard let second = ShareGuest.boot(service: "kv", share: folder, port: true) else { return }
+        guard let second = ShareGuest.boot(service: "kv", platform: platform, share: folder, port: true) else { return }
         defer { ShareGuest.stop(second) }
         XCTAssertTrue(second.outputLines.contains("kv: loaded 2 keys from kv.db"), ShareGuest.describe(second))
         let again = try KVClient.connect(port: second.port, within: 10, timeout: 60)

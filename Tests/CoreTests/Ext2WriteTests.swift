@@ -265,6 +265,35 @@ final class Ext2VFSTests: XCTestCase {
     }
 }
 
+extension Ext2WriteTests {
+    /// Every change to the tree reaches the disk before the call returns (kv's SAVE writes
+    /// kv.db.tmp, closes it and renames it over kv.db: the machine may stop right after).
+    func testTreeChangesReachTheDiskAtOnce() throws {
+        let folder = try E2fs.scratch("wdirsync")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = folder.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try Data("old".utf8).write(to: source.appendingPathComponent("kv.db"))
+        try Data("gone".utf8).write(to: source.appendingPathComponent("stale"))
+        let image = folder.appendingPathComponent("disk.img")
+        let device = MemoryBlockDevice(bytes: try E2fs.image(of: source, at: image, options: ["-b", "1024"], megabytes: 2))
+        let fs = try Ext2FileSystem.mount(device: device, cacheCapacity: 64, readOnly: false, clock: { 1000 })
+        let handle = try fs.open(vpath("/kv.db.tmp"), flags: [.write, .create], mode: 0o644)
+        _ = try Array("new".utf8).withUnsafeBytes { try fs.write(handle, offset: 0, from: $0) }
+        try fs.close(handle)
+        try fs.rename(from: vpath("/kv.db.tmp"), to: vpath("/kv.db"))
+        try fs.makeDirectory(vpath("/made"), mode: 0o755)
+        try fs.remove(vpath("/stale"))
+        // The disk as it is now, without a sync or an unmount.
+        let reader = try Ext2FileSystem.mount(device: MemoryBlockDevice(bytes: device.bytes, readOnly: true),
+                                              cacheCapacity: 16, readOnly: true)
+        XCTAssertEqual(try reader.contents("/kv.db"), Array("new".utf8))
+        XCTAssertEqual(try reader.readDirectory(vpath("/")).map { String(decoding: $0.name, as: UTF8.self) }.sorted(),
+                       ["kv.db", "lost+found", "made"])
+        try fs.unmount()
+    }
+}
+
 /// Symlinks are listed and stat'ed, never opened; removing a fast one (target in the inode)
 /// and a slow one (target in a block) leaves a clean file system.
 final class Ext2SymlinkTests: XCTestCase {

@@ -234,6 +234,13 @@ final class KVBenchOptionsTests: XCTestCase {
         let options = try KVBench.parse(["--runs", "5", "--requests=10000"])
         XCTAssertEqual(options.runs, 5)
         XCTAssertEqual(options.requests, 10000)
+        // Both platforms unless one is named.
+        XCTAssertEqual(KVBench.Options().platforms, [.microvm, .legacy])
+        XCTAssertEqual(try KVBench.parse(["--platform", "legacy"]).platforms, [.legacy])
+        XCTAssertEqual(try KVBench.parse(["--platform=microvm"]).platforms, [.microvm])
+        XCTAssertEqual(try KVBench.parse(["--platform", "legacy", "--platform", "all"]).platforms, [.microvm, .legacy])
+        XCTAssertEqual(try WebBench.parse(["--platform", "legacy"]).platforms, [.legacy])
+        XCTAssertEqual(WebBench.Options().platforms, [.microvm, .legacy])
     }
 
     func testMistakes() {
@@ -244,6 +251,11 @@ final class KVBenchOptionsTests: XCTestCase {
         assertBadArgument(["--cpus", "2"], message: "unknown option '--cpus' for 'bench kv' (see ./toro --help)")
         assertBadArgument(["--", "x"], message: "bench kv takes no kernel arguments (nothing after --)")
         assertBadArgument(["extra"], message: "unexpected argument 'extra' (kernel arguments go after --)")
+        assertBadArgument(["--platform", "pc"], message: "unknown platform 'pc' (choose microvm, legacy, all)")
+        assertBadArgument(["--platform"], message: "--platform needs a value")
+        XCTAssertThrowsError(try WebBench.parse(["--platform", "arm"])) { error in
+            XCTAssertEqual((error as! ToolFailure).message, "unknown platform 'arm' (choose microvm, legacy, all)")
+        }
     }
 
     /// Refused before anything is installed, built or booted; `bench boot` is unchanged.
@@ -251,7 +263,10 @@ final class KVBenchOptionsTests: XCTestCase {
         XCTAssertEqual(CLI.main(["bench", "kv", "--runs", "0"]), ToroStatus.badArgument.rawValue)
         XCTAssertEqual(CLI.main(["bench", "kv", "--memory", "64"]), ToroStatus.badArgument.rawValue)
         XCTAssertEqual(try BenchCommand.parse(["boot", "--runs", "2"]).runs, 2)
-        XCTAssertTrue(Usage.overview.contains("./toro bench kv [--runs N] [--requests N]"))
+        XCTAssertTrue(Usage.overview.contains("./toro bench kv [--runs N] [--requests N] [--platform legacy|microvm|all]"))
+        XCTAssertTrue(Usage.overview.contains("./toro bench web [--runs N] [--requests N] [--platform legacy|microvm|all]"))
+        XCTAssertEqual(CLI.main(["bench", "kv", "--platform", "pc"]), ToroStatus.badArgument.rawValue)
+        XCTAssertEqual(CLI.main(["bench", "web", "--platform", "pc"]), ToroStatus.badArgument.rawValue)
     }
 
     func testPercentilesAndTable() {
@@ -264,15 +279,30 @@ final class KVBenchOptionsTests: XCTestCase {
         let figures = [
             KVBench.Figures(label: "toro microvm", connections: 1, requestsPerSecond: [100], latencies: [0.010]),
             KVBench.Figures(label: "toro microvm", connections: 50, requestsPerSecond: [400], latencies: [0.100]),
+            KVBench.Figures(label: "toro legacy", connections: 1, requestsPerSecond: [50, 70, 60], latencies: [0.020]),
+            KVBench.Figures(label: "toro legacy", connections: 50, requestsPerSecond: [800], latencies: [0.050]),
             KVBench.Figures(label: "host native", connections: 1, requestsPerSecond: [10000], latencies: [0.0001]),
             KVBench.Figures(label: "host native", connections: 50, requestsPerSecond: [40000], latencies: [0.001]),
         ]
         let lines = KVBench.table(figures)
-        XCTAssertEqual(lines.count, 6)
-        XCTAssertEqual(lines.last, "toro / host: 1 connection: req/s 0.01x, p50 100x, p90 100x, p99 100x; "
+        XCTAssertEqual(lines.count, 9)
+        XCTAssertEqual(lines[7], "toro microvm / host: 1 connection: req/s 0.01x, p50 100x, p90 100x, p99 100x; "
                        + "50 connections: req/s 0.01x, p50 100x, p90 100x, p99 100x")
+        XCTAssertEqual(lines[8], "toro legacy / host: 1 connection: req/s 0.01x, p50 200x, p90 200x, p99 200x; "
+                       + "50 connections: req/s 0.02x, p50 50x, p90 50x, p99 50x")
         XCTAssertTrue(lines[1].hasPrefix("toro microvm"), lines[1])
         XCTAssertTrue(lines[1].contains("10.000"), lines[1])
+        XCTAssertTrue(lines[3].hasPrefix("toro legacy "), lines[3])
+        XCTAssertTrue(lines[3].contains("    60 "), "the median of the runs: \(lines[3])")
+        // One platform alone: one ratio line.
+        XCTAssertEqual(KVBench.table(Array(figures[2...])).last?.hasPrefix("toro legacy / host: "), true)
+        XCTAssertEqual(KVBench.table(Array(figures[2...])).count, 6)
+        let web = WebBench.table(labels: ["toro microvm", "toro legacy", "python3 host"],
+                                 rates: [[100], [50, 40, 60], [1000]], speeds: [[10], [], [100]])
+        XCTAssertEqual(web.count, 6)
+        XCTAssertEqual(web[4], "toro microvm / host (medians): 1 KiB req/s 0.10x, 64 MiB MiB/s 0.10x")
+        XCTAssertEqual(web[5], "toro legacy / host (medians): 1 KiB req/s 0.05x, 64 MiB MiB/s -")
+        XCTAssertTrue(web[2].hasPrefix("toro legacy ") && web[2].contains("50") && web[2].hasSuffix("-"), web[2])
     }
 
     func testIdleReport() {

@@ -1,6 +1,9 @@
 // The `FileSystem` operations that change ext2's tree: listing, mkdir, unlink, rmdir and
 // rename (across folders too: a moved directory's `..` is repointed and both parents'
 // link counts follow). Errors mirror MemoryFileSystem's, checked before anything changes.
+// Each change to the tree is synced before it returns (as Linux's `dirsync` mount option):
+// a service that writes a file, closes it (which syncs) and renames it over the old one
+// (kv's SAVE) finds the new name on the disk even if the machine stops a moment later.
 
 extension Ext2FileSystem {
     public func readDirectory(_ path: VFSPath) throws(FileSystemError) -> [DirectoryEntry] {
@@ -10,6 +13,11 @@ extension Ext2FileSystem {
     }
 
     public func makeDirectory(_ path: VFSPath, mode: UInt32) throws(FileSystemError) {
+        try makeDirectoryEntries(path, mode: mode)
+        try sync()
+    }
+
+    private func makeDirectoryEntries(_ path: VFSPath, mode: UInt32) throws(FileSystemError) {
         guard mounted else { throw .io }
         if path.isRoot { throw .exists }
         var (parentNumber, parent, name) = try resolveParent(path)
@@ -38,6 +46,11 @@ extension Ext2FileSystem {
     }
 
     public func remove(_ path: VFSPath) throws(FileSystemError) {
+        try removeEntries(path)
+        try sync()
+    }
+
+    private func removeEntries(_ path: VFSPath) throws(FileSystemError) {
         guard mounted else { throw .io }
         if path.isRoot { throw .isADirectory }
         var (parentNumber, parent, name) = try resolveParent(path)
@@ -49,6 +62,11 @@ extension Ext2FileSystem {
     }
 
     public func removeDirectory(_ path: VFSPath) throws(FileSystemError) {
+        try removeDirectoryEntries(path)
+        try sync()
+    }
+
+    private func removeDirectoryEntries(_ path: VFSPath) throws(FileSystemError) {
         guard mounted else { throw .io }
         if path.isRoot { throw .invalidPath }
         var (parentNumber, parent, name) = try resolveParent(path)
@@ -65,6 +83,11 @@ extension Ext2FileSystem {
     }
 
     public func rename(from: VFSPath, to: VFSPath) throws(FileSystemError) {
+        try renameEntries(from: from, to: to)
+        try sync()
+    }
+
+    private func renameEntries(from: VFSPath, to: VFSPath) throws(FileSystemError) {
         guard mounted else { throw .io }
         if from.isRoot || to.isRoot { throw .invalidPath }
         let (sourceParentNumber, sourceParent, sourceName) = try resolveParent(from)
