@@ -36,34 +36,24 @@ final class SequentialConnectionBootTests: XCTestCase {
         let port = guest.port
 
         /// One connection: a GET, then the client closes.
-        func visit(_ index: Int) throws -> Void {
+        func visit(_ index: Int) throws {
             let client = try KVClient.connect(port: port, within: 10, timeout: 30)
             let reply = try client.request("GET key\(index % 10)")
             client.close()
             if reply != "NOT_FOUND" { XCTFail("connection \(index): GET got '\(reply)'\n" + dump()) }
         }
         /// A quiet moment, one more connection, and the idle report that follows it.
-        func probe(_ what: String) throws -> KVIdleReport? {
-            usleep(1_000_000)
-            let mark = guest.outputLines.count
-            try visit(-1)
-            guard let line = guest.waitForLine(from: mark, timeout: 30, where: { KVIdleReport.parse($0) != nil }),
-                  let report = KVIdleReport.parse(line.line) else {
-                XCTFail("no 'kv: idle' report \(what)\n" + dump())
-                return nil
-            }
-            return report
-        }
+        func probe() throws -> KVIdleReport? { try KVGuest.settledReport(guest, platform: platform, dump: dump) }
 
         // Warm-up: whatever the first connections allocate for good (the ARP entry, the
         // listener's tables) is there before the baseline is taken.
         for index in 0..<20 { try visit(index) }
-        guard let before = try probe("before the connections") else { return }
+        guard let before = try probe() else { return }
         let begin = Date()
         for index in 0..<Self.connections { try visit(index) }
         let seconds = Date().timeIntervalSince(begin)
         print("sequential connections (\(platform)): \(Self.connections) in \(String(format: "%.1f", seconds)) s")
-        guard let after = try probe("after the connections") else { return }
+        guard let after = try probe() else { return }
         XCTAssertEqual(after, before, "\(Self.connections) connections left memory behind\n" + dump())
         XCTAssertNil(guest.termination, dump())
     }

@@ -47,11 +47,18 @@ final class StaticWebBootTests: XCTestCase {
 
     func servesTheFolderExactlyAndLeaksNothing(on platform: GuestPlatform) throws {
         guard Harness.preflight() else { return }
-        let fixture = try ShareFixture()
+        let testBegan = Date()
+        defer { print("static-web boot test (\(platform)): \(String(format: "%.1f", Date().timeIntervalSince(testBegan))) s in all") }
+        // Legacy's ext2 does not follow symlinks (an inside link is not served there), so
+        // its folder has none inside; the link out of the folder is left out of the image.
+        let fixture = try ShareFixture(insideLink: platform == .microvm)
         defer { fixture.remove() }
-        guard let guest = ShareGuest.boot(service: "static-web", platform: platform, share: fixture.share, port: true) else { return }
+        // Read-only on legacy: nothing is written, so no e2fsck and write-back of 64 MiB at the end.
+        guard let guest = ShareGuest.boot(service: "static-web", platform: platform, share: fixture.share,
+                                          readOnly: platform == .legacy, port: true) else { return }
         defer { ShareGuest.stop(guest) }
         let dump = { ShareGuest.describe(guest) }
+        print("static-web boot test (\(platform)): ready after \(String(format: "%.1f", Date().timeIntervalSince(testBegan))) s")
         let port = guest.port
         var responses = 0
         let began = Date()
@@ -62,7 +69,9 @@ final class StaticWebBootTests: XCTestCase {
         XCTAssertEqual(try holder.request("/empty.txt").status, 200, dump())
         responses += 1
         let client = try WebClient(port: port)
-        for (path, bytes) in fixture.files.sorted(by: { $0.key < $1.key }) {
+        // Legacy moves 64 MiB through slirp at a few MiB/s under TCG: big.bin comes once,
+        // through curl below, to keep the test's time modest.
+        for (path, bytes) in fixture.files.sorted(by: { $0.key < $1.key }) where platform == .microvm || path != "big.bin" {
             let response = try client.request(ShareFixture.urlPath(path))
             responses += 1
             XCTAssertEqual(response.status, 200, "\(path)\n" + dump())
@@ -83,6 +92,7 @@ final class StaticWebBootTests: XCTestCase {
         var curlProcess = Subprocess(curl)
         curlProcess.timeout = 300
         let fetched = curlProcess.run()
+        print("static-web boot test (\(platform)): curl fetched every file in \(String(format: "%.1f", fetched.seconds)) s")
         responses += paths.count
         XCTAssertEqual(fetched.termination, .exited(0), "curl: " + Harness.describe(fetched))
         for (i, path) in paths.enumerated() {
@@ -125,7 +135,7 @@ final class StaticWebBootTests: XCTestCase {
             XCTAssertFalse(String(decoding: response.body, as: UTF8.self).contains(ShareFixture.secret), target)
         }
         client.close()
-        let idle1 = try waitForIdle(guest, after: holder, requests: &responses, dump: dump)
+        let idle1 = try waitForIdle(guest, on: platform, after: holder, requests: &responses, dump: dump)
 
         // Round 2: 2,000 requests on one kept-alive connection over the same paths.
         let backendFDs1 = ShareGuest.backendDescriptors(guest)
@@ -136,7 +146,8 @@ final class StaticWebBootTests: XCTestCase {
         let loop = try WebClient(port: port)
         let cycle: [(String, String, Int)] = [("GET", "/one-k.bin", 200), ("GET", "/empty.txt", 200), ("HEAD", "/one-m.bin", 200),
                                               ("GET", "/missing.txt", 404), ("GET", "/with%20space/a%20b.txt", 200),
-                                              ("GET", "/../x", 400), ("GET", "/", 200), ("GET", "/inside-link.bin", 200)]
+                                              ("GET", "/../x", 400), ("GET", "/", 200),
+                                              ("GET", "/inside-link.bin", platform == .microvm ? 200 : 404)]
         let loopStart = Date()
         for i in 0..<2000 {
             let (method, target, status) = cycle[i % cycle.count]
@@ -148,7 +159,7 @@ final class StaticWebBootTests: XCTestCase {
         }
         print("static-web boot test (\(platform)): 2,000 requests in \(String(format: "%.1f", Date().timeIntervalSince(loopStart))) s")
         loop.close()
-        let idle2 = try waitForIdle(guest, after: holder2, requests: &responses, dump: dump)
+        let idle2 = try waitForIdle(guest, on: platform, after: holder2, requests: &responses, dump: dump)
         guard let idle1, let idle2 else { return }
         XCTAssertEqual(idle2.bytes, idle1.bytes, "heap bytes after round 1 \(idle1), after 2,000 more \(idle2)\n" + dump())
         XCTAssertEqual(idle2.allocations, idle1.allocations, "allocations: \(idle1) then \(idle2)\n" + dump())
@@ -187,6 +198,22 @@ final class StaticWebBootTests: XCTestCase {
 
     /// Closes `holder` (the last client) and returns the idle report that counts every
     /// response sent so far (each connection is accounted for once it is gone).
+    ///
+    /// Legacy: then, after a quiet moment longer than TIME-WAIT, one more request on a fresh
+    /// connection, and the idle report after it: the guest's TCP tables (whose arrays keep
+    /// the capacity the busiest moment gave them) are then in the same state after either
+    /// round, and the figures are comparable.
+    func waitForIdle(_ guest: BackgroundProcess, on platform: GuestPlatform, after holder: WebClient, requests: inout Int,
+                     dump: () -> String) throws -> WebIdleReport? {
+        guard let first = try waitForIdle(guest, after: holder, requests: &requests, dump: dump) else { return nil }
+        guard platform == .legacy else { return first }
+        usleep(UInt32((KVGuest.timeWaitSeconds + 1) * 1_000_000))
+        let probe = try WebClient(port: guest.port)
+        XCTAssertEqual(try probe.request("/empty.txt").status, 200, dump())
+        requests += 1
+        return try waitForIdle(guest, after: probe, requests: &requests, dump: dump)
+    }
+
     func waitForIdle(_ guest: BackgroundProcess, after holder: WebClient, requests: inout Int,
                      dump: () -> String) throws -> WebIdleReport? {
         usleep(500_000)
@@ -209,7 +236,7 @@ final class StaticWebBootTests: XCTestCase {
 ///     empty.txt  one-k.bin  one-m.bin  big.bin (64 MiB)  index.html
 ///     nested/deeper/file.txt  nested/deeper/empty
 ///     with space/a b.txt      utf8 ü/ñandú ☃.txt
-///     inside-link.bin -> one-k.bin       (inside: served as the file)
+///     inside-link.bin -> one-k.bin       (inside: served as the file; not with insideLink: false)
 ///     outside-link.txt -> ../outside/secret.txt   (out of the share: refused)
 ///   <parent>/outside/secret.txt
 struct ShareFixture {
@@ -219,7 +246,8 @@ struct ShareFixture {
     /// Regular files and the inside symlink: relative path -> bytes.
     var files: [String: [UInt8]] = [:]
 
-    init(bigFile: Bool = true) throws {
+    /// `insideLink`: whether the share holds inside-link.bin (a symlink to one-k.bin).
+    init(bigFile: Bool = true, insideLink: Bool = true) throws {
         parent = NSTemporaryDirectory() + "toro-share-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fm = FileManager.default
         for folder in ["site/nested/deeper", "site/with space", "site/utf8 ü", "outside"] {
@@ -227,15 +255,10 @@ struct ShareFixture {
         }
         var generator = SystemRandomNumberGenerator()
         func random(_ count: Int) -> [UInt8] {
-            var out = [UInt8](repeating: 0, count: count)
-            out.withUnsafeMutableBytes { raw in
-                var i = 0
-                while i < count {
-                    var word = generator.next()
-                    for _ in 0..<min(8, count - i) { raw[i] = UInt8(truncatingIfNeeded: word); word >>= 8; i += 1 }
-                }
-            }
-            return out
+            // Whole words, then the bytes: a byte-at-a-time loop takes seconds for 64 MiB in a debug build.
+            var words = [UInt64](repeating: 0, count: (count + 7) / 8)
+            for index in words.indices { words[index] = generator.next() }
+            return words.withUnsafeBytes { Array($0.prefix(count)) }
         }
         files["empty.txt"] = []
         files["one-k.bin"] = random(1024)
@@ -250,9 +273,11 @@ struct ShareFixture {
             try Data(bytes).write(to: URL(fileURLWithPath: share + "/" + path))
         }
         try Data(Self.secret.utf8).write(to: URL(fileURLWithPath: parent + "/outside/secret.txt"))
-        try fm.createSymbolicLink(atPath: share + "/inside-link.bin", withDestinationPath: "one-k.bin")
         try fm.createSymbolicLink(atPath: share + "/outside-link.txt", withDestinationPath: "../outside/secret.txt")
-        files["inside-link.bin"] = files["one-k.bin"]
+        if insideLink {
+            try fm.createSymbolicLink(atPath: share + "/inside-link.bin", withDestinationPath: "one-k.bin")
+            files["inside-link.bin"] = files["one-k.bin"]
+        }
     }
 
     func remove() { try? FileManager.default.removeItem(atPath: parent) }

@@ -12,7 +12,8 @@
 // no successor within 10 ms goes out alone. The counters say what happened, per direction,
 // for failure messages and for the test's own check that the link really was impaired. The
 // relay also reads (never changes) each IPv4 TCP header it passes, counting zero-window
-// advertisements and resets, so a test can show that a peer's window really closed.
+// advertisements and resets, so a test can show that a peer's window really closed, and
+// (with `tracing`) keeps a one-line summary of each segment for a failure's post-mortem.
 //
 // The relay distrusts the socket: a frame length of 0 or above 65,535 ends the relay with
 // a reason (`state`), never a trap. It runs on one thread (poll over the socket, the tap
@@ -88,8 +89,9 @@ final class FrameRelay: @unchecked Sendable {
     static let maximumFrame = 65535
 
     /// Listens on `socketPath` (a fresh path) for QEMU; relays to and from `tapFD` once started.
-    init(socketPath: String, tapFD: Int32, impairment: Impairment, seed: UInt64) throws(LinkSetupError) {
+    init(socketPath: String, tapFD: Int32, impairment: Impairment, seed: UInt64, tracing: Bool = false) throws(LinkSetupError) {
         self.socketPath = socketPath
+        self.tracing = tracing
         self.tapFD = tapFD
         self.impairment = impairment
         generator = RNG(seed: seed)
@@ -274,15 +276,59 @@ final class FrameRelay: @unchecked Sendable {
         }
     }
 
+    /// One TCP segment as the relay saw it (before any impairment), for `trace`.
+    struct Segment: Sendable {
+        var direction: Direction
+        var time: Double
+        var sourcePort: Int
+        var destinationPort: Int
+        var sequence: UInt32
+        var acknowledgment: UInt32
+        var flags: UInt8
+        var window: Int
+        var payload: Int
+
+        var description: String {
+            let names: [(UInt8, String)] = [(0x02, "S"), (0x10, "."), (0x08, "P"), (0x01, "F"), (0x04, "R")]
+            let flagText = names.filter { flags & $0.0 != 0 }.map(\.1).joined()
+            return String(format: "%10.3f ", time) + "\(direction == .toGuest ? "->" : "<-") \(sourcePort)>\(destinationPort) [\(flagText)] "
+                + "seq \(sequence) ack \(acknowledgment) win \(window) len \(payload)"
+        }
+    }
+
+    /// Keeps every TCP segment's summary (at most `traceLimit`; set at init).
+    private let tracing: Bool
+    static let traceLimit = 500_000
+    private var segments: [Segment] = []
+
+    /// The traced segments of the connection whose Linux-side port is `port` (every one when nil).
+    func trace(port: Int? = nil) -> [Segment] {
+        lock.lock(); defer { lock.unlock() }
+        guard let port else { return segments }
+        return segments.filter { $0.sourcePort == port || $0.destinationPort == port }
+    }
+
     /// Counts zero windows and resets in an IPv4 TCP frame (the caller holds the lock).
     private func observe(_ frame: [UInt8], _ d: Int) {
         guard frame.count >= 14 + 20, frame[12] == 0x08, frame[13] == 0x00, frame[14] >> 4 == 4, frame[23] == 6 else { return }
-        let tcp = 14 + Int(frame[14] & 0x0f) * 4
+        let ipHeader = Int(frame[14] & 0x0f) * 4
+        let tcp = 14 + ipHeader
         guard frame.count >= tcp + 20 else { return }
         let flags = frame[tcp + 13]
         let window = Int(frame[tcp + 14]) << 8 | Int(frame[tcp + 15])
         if flags & 0x04 != 0 { counts.resets[d] += 1 }
         if window == 0 && flags & 0x10 != 0 && flags & 0x06 == 0 { counts.zeroWindows[d] += 1 }
+        guard tracing && segments.count < Self.traceLimit else { return }
+        func word(_ at: Int) -> UInt32 {
+            UInt32(frame[at]) << 24 | UInt32(frame[at + 1]) << 16 | UInt32(frame[at + 2]) << 8 | UInt32(frame[at + 3])
+        }
+        let total = Int(frame[16]) << 8 | Int(frame[17])
+        let payload = max(0, total - ipHeader - Int(frame[tcp + 12] >> 4) * 4)
+        segments.append(Segment(direction: d == 0 ? .toGuest : .fromGuest, time: Self.now(),
+                                sourcePort: Int(frame[tcp]) << 8 | Int(frame[tcp + 1]),
+                                destinationPort: Int(frame[tcp + 2]) << 8 | Int(frame[tcp + 3]),
+                                sequence: word(tcp + 4), acknowledgment: word(tcp + 8), flags: flags, window: window,
+                                payload: payload))
     }
 
     static func now() -> Double {

@@ -16,7 +16,8 @@
 // Rules for callers: `create` needs root, /dev/net/tun and `ip` (iproute2); it throws the
 // reason otherwise, and the test fails with it (never skips). Call `remove` (in a defer):
 // it closes the tap (a non-persistent tap goes with its last descriptor) and deletes NS,
-// and reports anything that outlived it. Names carry the test's pid and a random tag.
+// and reports anything that outlived it. Names carry the test's pid and a random tag; a
+// namespace whose test process died before its `remove` is deleted by the next `create`.
 
 #if canImport(Glibc)
 import Glibc
@@ -65,6 +66,7 @@ final class LinkNamespace: @unchecked Sendable {
     /// Makes the namespace and the tap inside it, with `address`/24, up.
     static func create(tag: String, address: String = hostAddress) throws(LinkSetupError) -> LinkNamespace {
         if let reason = unavailableReason() { throw LinkSetupError(description: reason) }
+        removeStale()
         let random = String(UInt32.random(in: 0...0xffff), radix: 16)
         let name = "toro-\(tag)-\(getpid())-\(random)"
         let tap = "tt\(getpid() % 100_000)x\(random)"
@@ -118,6 +120,18 @@ final class LinkNamespace: @unchecked Sendable {
         if LinkNamespace.namespaces().contains(name) { problems.append("namespace \(name) is still there") }
         if FileManager.default.fileExists(atPath: "/sys/class/net/\(tap)") { problems.append("tap \(tap) is still there") }
         return problems
+    }
+
+    /// Deletes namespaces a test process that no longer runs left behind (killed before
+    /// its `remove`): `toro-<tag>-<pid>-<random>` with no process `pid`. Their taps went
+    /// with that process's descriptors.
+    static func removeStale() {
+        for name in namespaces() where name.hasPrefix("toro-") {
+            let parts = name.split(separator: "-")
+            guard parts.count >= 4, let pid = pid_t(parts[parts.count - 2]), pid != getpid(),
+                  kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            _ = try? ip(["netns", "del", name])
+        }
     }
 
     /// The names `ip netns list` shows.

@@ -28,17 +28,18 @@ import ToroTool
 final class LossyLinkBootTests: XCTestCase {
     /// Both ways, over the lossy link.
     static let transferBytes = 16 << 20
-    /// Bounds the 16 MiB echo under TCG (measured: see the report in the test's output).
-    static let echoDeadline = 600.0
+    /// Bounds the 16 MiB echo under TCG: about 5 times the 27 s it took on a loaded 2-core
+    /// machine (the test prints each run's time).
+    static let echoDeadline = 150.0
 
     /// The namespace, its tap and the relay, torn down in reverse.
-    final class Link {
+    final class Link: @unchecked Sendable {
         let namespace: LinkNamespace
         let relay: FrameRelay
         let folder: String
         var socketPath: String { relay.socketPath }
 
-        init(tag: String, impairment: FrameRelay.Impairment, seed: UInt64) throws(LinkSetupError) {
+        init(tag: String, impairment: FrameRelay.Impairment, seed: UInt64, tracing: Bool = true) throws(LinkSetupError) {
             folder = NSTemporaryDirectory() + "toro-link-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             do {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -47,7 +48,8 @@ final class LossyLinkBootTests: XCTestCase {
             }
             namespace = try LinkNamespace.create(tag: tag)
             do throws(LinkSetupError) {
-                relay = try FrameRelay(socketPath: folder + "/link.sock", tapFD: namespace.tapFD, impairment: impairment, seed: seed)
+                relay = try FrameRelay(socketPath: folder + "/link.sock", tapFD: namespace.tapFD, impairment: impairment, seed: seed,
+                                       tracing: tracing)
             } catch {
                 namespace.remove()
                 throw error
@@ -61,6 +63,14 @@ final class LossyLinkBootTests: XCTestCase {
             let left = namespace.remove()
             try? FileManager.default.removeItem(atPath: folder)
             return left
+        }
+
+        /// Writes every traced segment to a file that outlives the test; its path.
+        func keepTrace() -> String {
+            let path = NSTemporaryDirectory() + "toro-link-trace-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).txt"
+            let text = relay.trace().map(\.description).joined(separator: "\n") + "\n"
+            try? text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
         }
 
         func describe(_ guest: BackgroundProcess?) -> String {
@@ -78,6 +88,9 @@ final class LossyLinkBootTests: XCTestCase {
     }
 
     func removeLink(_ link: Link) {
+        if (testRun?.failureCount ?? 0) > 0 {
+            print("the relay's TCP segments (-> toward the guest, <- from it): \(link.keepTrace())")
+        }
         let left = link.remove()
         XCTAssertEqual(left, [], "left behind after the test")
     }
@@ -200,7 +213,7 @@ final class LossyLinkBootTests: XCTestCase {
         let file = EchoExchange.payload(count: 4 << 20, seed: 5)
         try Data(file).write(to: URL(fileURLWithPath: site + "/big.bin"))
         guard let guest = ServiceGuest.boot(service: "static-web", platform: .legacy,
-                                            arguments: ["--net-socket", link.socketPath, "--share", site],
+                                            arguments: ["--net-socket", link.socketPath, "--share", site + ":ro"],
                                             port: false, timeout: 600, kernelArguments: LinkNamespace.guestArguments) else { return }
         defer { ServiceGuest.stop(guest) }
         let dump = { link.describe(guest) }
@@ -209,7 +222,7 @@ final class LossyLinkBootTests: XCTestCase {
         }
         defer { close(fd) }
         let reader = SlowHTTPReader(fd: fd)
-        let result = reader.fetch("/big.bin", slowFor: 15, chunk: 1024, interval: 0.05, deadline: 300)
+        let result = reader.fetch("/big.bin", slowFor: 10, chunk: 1024, interval: 0.05, deadline: 120)
         print("lossy link, slow reader: \(result.summary)\n\(link.relay.counters.description)")
         XCTAssertNil(result.failure, result.summary + "\n" + dump())
         XCTAssertEqual(result.status, 200, dump())
@@ -219,178 +232,5 @@ final class LossyLinkBootTests: XCTestCase {
                              "Linux never advertised a zero window: the reader was not slow enough\n" + dump())
         XCTAssertNil(guest.termination, dump())
         XCTAssertEqual(Self.alarming(guest.outputLines), [], dump())
-    }
-}
-
-/// Reads one HTTP response slowly: `chunk` bytes every `interval` seconds for the first
-/// `slowFor` seconds, then as fast as it comes.
-struct SlowHTTPReader {
-    let fd: Int32
-
-    struct Result {
-        var status = 0
-        var body: [UInt8] = []
-        var failure: String?
-        var slowBytes = 0
-        var seconds = 0.0
-
-        var summary: String {
-            "status \(status), \(body.count) body bytes in \(String(format: "%.1f", seconds)) s, "
-                + "\(slowBytes) of them read slowly" + (failure.map { "; \($0)" } ?? "")
-        }
-    }
-
-    func fetch(_ path: String, slowFor: Double, chunk: Int, interval: Double, deadline: Double) -> Result {
-        var result = Result()
-        let begin = Date()
-        var limit = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: toro\r\nConnection: close\r\n\r\n".utf8)
-        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
-            result.failure = "send: \(String(cString: strerror(errno)))"
-            return result
-        }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        var expected: Int? = nil
-        var headerEnd: Int? = nil
-        while true {
-            let elapsed = Date().timeIntervalSince(begin)
-            if elapsed > deadline { result.failure = "the deadline of \(Int(deadline)) s passed"; break }
-            let slow = elapsed < slowFor
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, slow ? chunk : $0.count, 0) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                result.failure = "recv after \(received.count) bytes: \(String(cString: strerror(errno)))"
-                break
-            }
-            if count == 0 { break }
-            received.append(contentsOf: buffer[0..<count])
-            if slow { result.slowBytes += count }
-            if headerEnd == nil, let end = Self.find([13, 10, 13, 10], in: received) {
-                headerEnd = end + 4
-                let head = String(decoding: received[0..<end], as: UTF8.self)
-                let lines = head.components(separatedBy: "\r\n")
-                result.status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
-                for line in lines.dropFirst() where line.lowercased().hasPrefix("content-length:") {
-                    expected = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
-                }
-            }
-            if let headerEnd, let expected, received.count - headerEnd >= expected { break }
-            if slow { usleep(UInt32(interval * 1e6)) }
-        }
-        if let headerEnd { result.body = Array(received[headerEnd...]) }
-        result.seconds = Date().timeIntervalSince(begin)
-        return result
-    }
-
-    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        return (0...(haystack.count - needle.count)).first { start in
-            (0..<needle.count).allSatisfy { haystack[start + $0] == needle[$0] }
-        }
-    }
-}
-
-/// Two Unix stream sockets (each a relay's) joined byte for byte, both ways.
-final class SocketSplice: @unchecked Sendable {
-    private var fds: [Int32] = []
-    private let done = DispatchGroup()
-
-    init(_ first: String, _ second: String) throws(LinkSetupError) {
-        for path in [first, second] {
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
-            }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            guard connected == 0 else {
-                close(fd)
-                throw LinkSetupError(description: "connect \(path): \(String(cString: strerror(errno)))")
-            }
-            fds.append(fd)
-        }
-        for (from, to) in [(fds[0], fds[1]), (fds[1], fds[0])] {
-            done.enter()
-            Thread.detachNewThread { [done] in
-                var buffer = [UInt8](repeating: 0, count: 65536)
-                copying: while true {
-                    let count = buffer.withUnsafeMutableBytes { read(from, $0.baseAddress, $0.count) }
-                    if count < 0 && errno == EINTR { continue }
-                    if count <= 0 { break }
-                    var offset = 0
-                    while offset < count {
-                        let sent = buffer.withUnsafeBytes { send(to, $0.baseAddress! + offset, count - offset, Int32(MSG_NOSIGNAL)) }
-                        if sent < 0 && errno == EINTR { continue }
-                        if sent <= 0 { break copying }
-                        offset += sent
-                    }
-                }
-                shutdown(to, Int32(SHUT_WR))
-                done.leave()
-            }
-        }
-    }
-
-    func stop() {
-        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
-        _ = done.wait(timeout: .now() + 5)
-        for fd in fds { close(fd) }
-        fds = []
-    }
-}
-
-/// Linux's own echo server inside a namespace: one connection at a time, every byte back,
-/// its sending side shut at the client's end of stream.
-final class LinuxEchoServer: @unchecked Sendable {
-    private let listenFD: Int32
-    private let done = DispatchSemaphore(value: 0)
-
-    init(in namespace: LinkNamespace, port: Int) throws(LinkSetupError) {
-        let made = try namespace.inNamespace { () -> Int32 in
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = UInt16(port).bigEndian
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0, listen(fd, 4) == 0 else { close(fd); return -1 }
-            return fd
-        }
-        guard made >= 0 else { throw LinkSetupError(description: "cannot listen on port \(port) in \(namespace.name)") }
-        listenFD = made
-        Thread.detachNewThread { [listenFD, done] in
-            defer { done.signal() }
-            while true {
-                let client = accept(listenFD, nil, nil)
-                if client < 0 { if errno == EINTR { continue }; return }
-                var buffer = [UInt8](repeating: 0, count: 65536)
-                echoing: while true {
-                    let count = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
-                    if count < 0 && errno == EINTR { continue }
-                    if count <= 0 { break }
-                    var offset = 0
-                    while offset < count {
-                        let sent = buffer.withUnsafeBytes { send(client, $0.baseAddress! + offset, count - offset, Int32(MSG_NOSIGNAL)) }
-                        if sent < 0 && errno == EINTR { continue }
-                        if sent <= 0 { break echoing }
-                        offset += sent
-                    }
-                }
-                shutdown(client, Int32(SHUT_WR))
-                close(client)
-            }
-        }
-    }
-
-    func stop() {
-        shutdown(listenFD, Int32(SHUT_RDWR))
-        _ = done.wait(timeout: .now() + 5)
-        close(listenFD)
     }
 }
