@@ -78,12 +78,6 @@ final class KVBootTests: XCTestCase {
         let idleDuringPhase = guest.outputLines[phaseStart...].filter { KVIdleReport.parse($0) != nil }
         XCTAssertEqual(idleDuringPhase, [], "an idle report while the holder was connected\n" + dump())
         XCTAssertEqual(try holder.request("GET holder"), "NOT_FOUND", dump())
-        if platform == .legacy {
-            // Toro's TCP keeps a connection the guest closed first in TIME-WAIT for 4 s (its
-            // object, a few hundred bytes; TCPLimits.timeWait): let the phase's connections
-            // finish waiting, so both reports see only the holder's own.
-            Thread.sleep(forTimeInterval: 5)
-        }
         let beforeQuit = guest.outputLines.count
         XCTAssertEqual(try holder.request("QUIT"), "BYE", dump())
         holder.close()
