@@ -46,7 +46,7 @@ public struct ARPLimits: Equatable, Sendable {
 
     public init(entries: Int = 64, lifetime: UInt64 = 60_000_000_000, refreshWindow: UInt64 = 5_000_000_000,
                 retryInterval: UInt64 = 1_000_000_000, tries: Int = 3, resolutions: Int = 8,
-                framesPerDestination: Int = 4, framesTotal: Int = 16, frameBytes: Int = 1514) {
+                framesPerDestination: Int = 16, framesTotal: Int = 32, frameBytes: Int = 1514) {
         self.entries = entries
         self.lifetime = lifetime
         self.refreshWindow = refreshWindow
