@@ -78,7 +78,7 @@ public final class TCPSockets: SocketProvider {
     public func deviceFailed() {
         failed = true
         for stream in streams { stream.changed.signal() }
-        for listener in listeners { listener.arrived.signal() }
+        for listener in listeners { listener.queue.wake() }
     }
 
     func forget(_ stream: TCPStream) {
@@ -109,9 +109,8 @@ final class TCPListener: Listener {
     let passive: TCPPassivePort
     unowned(unsafe) let sockets: TCPSockets
     var admission: ListenerAdmission<TCPStream>
-    var pending: [TCPStream] = []
-    let arrived = Event()
-    var closed = false
+    let queue = AcceptQueue<TCPStream>()
+    var closed: Bool { queue.closed }
 
     init(passive: TCPPassivePort, sockets: TCPSockets, limits: ConnectionLimits) {
         self.passive = passive
@@ -122,41 +121,26 @@ final class TCPListener: Listener {
     var limits: ConnectionLimits { admission.limits }
 
     func accept() throws(SocketError) -> any StreamSocket {
-        while true {
-            if closed { throw .closed }
-            if sockets.failed { throw .deviceFailed }
-            if !pending.isEmpty {
-                let stream = pending.removeFirst()
-                if pending.isEmpty { pending = [] }
-                return stream
-            }
-            arrived.reset()
-            arrived.wait()
-        }
+        try queue.next { sockets.failed }
     }
 
     func close() {
         guard !closed else { return }
-        closed = true
-        let now = Clock.monotonicNanoseconds()
-        for stream in pending { stream.close() }
-        pending.removeAll()
-        sockets.stack.stopListening(passive, now: now)
+        for stream in queue.close() { stream.close() }
+        sockets.stack.stopListening(passive, now: Clock.monotonicNanoseconds())
         sockets.removeListener(self)
-        arrived.signal()
     }
 
     /// A handshake on this port completed (network thread): admit it as a stream, or not
     /// (the stack then resets it).
     func admit(_ connection: TCPConnection, now: UInt64) -> Bool {
         guard !closed else { return false }
-        switch admission.decide(pending: pending.count, now: now) {
+        switch admission.decide(pending: queue.pending.count, now: now) {
         case .refuse:
             return false
         case .evict(let victim):
             victim.evicted = true
-            if let index = pending.firstIndex(where: { $0 === victim }) {
-                pending.remove(at: index)
+            if queue.remove(victim) {
                 victim.close()
                 victim.connection.abort(now: now)
             } else {
@@ -169,8 +153,7 @@ final class TCPListener: Listener {
         stream.listener = self
         admission.table.add(stream)
         sockets.streams.append(stream)
-        pending.append(stream)
-        arrived.signal()
+        queue.push(stream)
         return true
     }
 

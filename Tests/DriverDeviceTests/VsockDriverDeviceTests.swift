@@ -97,7 +97,7 @@ final class VsockDriverDeviceTests: XCTestCase {
             limits: ConnectionLimits(maximumConnections: 8, backlog: 4, idleTimeout: 0)) as? VsockListener)
         let client = try unixClient(uds)
         writeAll(client, Array("CONNECT \(VsockDriverDeviceTests.port)\n".utf8))
-        XCTAssertTrue(guest.step(until: { !listener.pending.isEmpty }), "the REQUEST reached the listener")
+        XCTAssertTrue(guest.step(until: { !listener.queue.pending.isEmpty }), "the REQUEST reached the listener")
         let stream = try XCTUnwrap(try listener.accept() as? VsockStream)
         let reply = readAvailable(client, count: 3, timeout: 2).bytes
         XCTAssertEqual(String(decoding: reply.prefix(3), as: UTF8.self), "OK ", "the guest's RESPONSE answered the client")

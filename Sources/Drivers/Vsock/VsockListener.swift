@@ -12,9 +12,8 @@ final class VsockListener: Listener {
     unowned(unsafe) let sockets: VsockSockets
     var admission: ListenerAdmission<VsockStream>
     /// Admitted, answered, not yet accepted by the service (at most `limits.backlog`).
-    var pending: [VsockStream] = []
-    let arrived = Event()
-    var closed = false
+    let queue = AcceptQueue<VsockStream>()
+    var closed: Bool { queue.closed }
 
     init(port: UInt32, sockets: VsockSockets, limits: ConnectionLimits) {
         self.port = port
@@ -25,32 +24,19 @@ final class VsockListener: Listener {
     var limits: ConnectionLimits { admission.limits }
 
     func accept() throws(SocketError) -> any StreamSocket {
-        while true {
-            if closed { throw .closed }
-            if sockets.driver.failed { throw .deviceFailed }
-            if !pending.isEmpty {
-                let stream = pending.removeFirst()
-                if pending.isEmpty { pending = [] }
-                return stream
-            }
-            arrived.reset()
-            arrived.wait()
-        }
+        try queue.next { sockets.driver.failed }
     }
 
     func close() {
         guard !closed else { return }
-        closed = true
-        for stream in pending { stream.close() }
-        pending.removeAll()
+        for stream in queue.close() { stream.close() }
         sockets.removeListener(self)
-        arrived.signal()
     }
 
     /// Decides on a peer's new connection: true to admit it (after evicting a silent
     /// connection if that is what made room), false to refuse it with an RST.
     func admit(now: UInt64) -> Bool {
-        switch admission.decide(pending: pending.count, now: now) {
+        switch admission.decide(pending: queue.pending.count, now: now) {
         case .refuse:
             return false
         case .evict(let victim):
@@ -64,8 +50,7 @@ final class VsockListener: Listener {
     func add(_ stream: VsockStream) {
         stream.listener = self
         admission.table.add(stream)
-        pending.append(stream)
-        arrived.signal()
+        queue.push(stream)
     }
 
     /// The service closed `stream`: it leaves the table (an evicted one left it already,
@@ -81,9 +66,8 @@ final class VsockListener: Listener {
 
     private func evict(_ victim: VsockStream) {
         victim.evicted = true
-        if let index = pending.firstIndex(where: { $0 === victim }) {
+        if queue.remove(victim) {
             // Never accepted: nobody else holds it.
-            pending.remove(at: index)
             victim.close()
             return
         }

@@ -217,6 +217,6 @@ public final class VsockSockets: SocketProvider {
 
     func wakeEveryone() {
         for stream in streams { stream.changed.signal() }
-        for listener in listeners { listener.arrived.signal() }
+        for listener in listeners { listener.queue.wake() }
     }
 }
