@@ -90,6 +90,7 @@ public final class HostBackend: @unchecked Sendable {
     /// user's folder, a link planted towards /etc while toro runs as root) is refused, so
     /// the back-end's socket is never created through someone else's link.
     static func makePrivateDirectory(_ path: String) throws(ToolFailure) {
+        sweepStaleDirectories()
         if mkdir(path, 0o700) == 0 { return }
         let why = errnoText()
         var info = stat()
@@ -102,6 +103,30 @@ public final class HostBackend: @unchecked Sendable {
         let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         for name in leftovers { try? FileManager.default.removeItem(atPath: path + "/" + name) }
         chmod(path, 0o700)
+    }
+
+    /// Removes the back-end folders (`toro-vsock-PID`, `toro-fs-PID`) of runs whose toro is
+    /// gone: a run stopped by a signal exits at once and leaves its folder behind. Only real
+    /// folders this user owns whose PID no longer exists are removed.
+    static func sweepStaleDirectories(in parent: String = NSTemporaryDirectory()) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+        for name in names {
+            guard let pid = staleRunPID(name), kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            let path = (parent.hasSuffix("/") ? parent : parent + "/") + name
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid() else { continue }
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
+    /// The PID in a back-end folder's name, or nil for any other name.
+    static func staleRunPID(_ name: String) -> pid_t? {
+        for prefix in ["toro-vsock-", "toro-fs-"] where name.hasPrefix(prefix) {
+            let digits = name.dropFirst(prefix.count)
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let pid = pid_t(digits), pid > 0 else { return nil }
+            return pid
+        }
+        return nil
     }
 
     /// Calls `died` (on another thread) if the back-end exits before `stop`.

@@ -103,4 +103,26 @@ final class BackendFolderTests: XCTestCase {
             XCTAssertTrue((error as? ToolFailure)?.message.contains("is not a folder of this user's") ?? false, "\(error)")
         }
     }
+
+    /// A run stopped by a signal leaves its folder; the next run removes those whose toro
+    /// is gone, and nothing else (a live run's, another name, a link).
+    func testFoldersOfRunsThatAreGoneAreSwept() throws {
+        let parent = NSTemporaryDirectory() + "toro-sweep-test-\(getpid())"
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        // A PID that existed and is gone: a child that has exited and been reaped.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        let gone = child.processIdentifier
+        for name in ["toro-vsock-\(gone)", "toro-fs-\(gone)", "toro-vsock-\(getpid())", "toro-vsock-x1", "other-\(gone)"] {
+            try FileManager.default.createDirectory(atPath: parent + "/" + name, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: parent + "/" + name + "/vsock.sock", contents: Data())
+        }
+        try FileManager.default.createSymbolicLink(atPath: parent + "/toro-fs-\(gone + 1)", withDestinationPath: parent + "/other-\(gone)")
+        HostBackend.sweepStaleDirectories(in: parent)
+        let left = try FileManager.default.contentsOfDirectory(atPath: parent).sorted()
+        XCTAssertEqual(left, ["other-\(gone)", "toro-fs-\(gone + 1)", "toro-vsock-\(getpid())", "toro-vsock-x1"].sorted())
+    }
 }
