@@ -293,33 +293,3 @@ extension Ext2WriteTests {
         try fs.unmount()
     }
 }
-
-/// Symlinks are listed and stat'ed, never opened; removing a fast one (target in the inode)
-/// and a slow one (target in a block) leaves a clean file system.
-final class Ext2SymlinkTests: XCTestCase {
-    func testSymlinks() throws {
-        let folder = try E2fs.scratch("symlink")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let source = folder.appendingPathComponent("src")
-        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
-        try Data("t".utf8).write(to: source.appendingPathComponent("target"))
-        try FileManager.default.createSymbolicLink(atPath: source.appendingPathComponent("fast").path, withDestinationPath: "target")
-        try FileManager.default.createSymbolicLink(atPath: source.appendingPathComponent("slow").path,
-                                                   withDestinationPath: String(repeating: "d/", count: 60) + "target")
-        let image = folder.appendingPathComponent("disk.img")
-        let device = MemoryBlockDevice(bytes: try E2fs.image(of: source, at: image, options: ["-b", "1024"], megabytes: 2))
-        let fs = try Ext2FileSystem.mount(device: device, cacheCapacity: 8, readOnly: false)
-        let kinds = Dictionary(uniqueKeysWithValues: try fs.readDirectory(.root).map { (String(decoding: $0.name, as: UTF8.self), $0.kind) })
-        XCTAssertEqual(kinds["fast"], .symlink)
-        XCTAssertEqual(kinds["slow"], .symlink)
-        XCTAssertEqual(try fs.stat(vpath("/slow")).kind, .symlink)
-        assertFileSystemError(.permissionDenied) { try fs.open(vpath("/fast"), flags: .read, mode: 0) }
-        let free = try fs.statFileSystem().freeBlocks
-        try fs.remove(vpath("/fast"))
-        try fs.remove(vpath("/slow"))
-        XCTAssertEqual(try fs.statFileSystem().freeBlocks, free + 1, "the slow link's block is freed")
-        try fs.unmount()
-        try Data(device.bytes).write(to: image)
-        try E2fs.assertClean(image)
-    }
-}

@@ -29,7 +29,8 @@ public enum FileSystemError: Error, Equatable, Sendable {
     /// A component exceeds 255 bytes or the whole path 4096 bytes (ENAMETOOLONG).
     case nameTooLong
     /// The back-end refuses access (EACCES, EPERM): for virtio-fs, a symlink that leaves
-    /// the shared folder, a device file, or an operation the host does not allow.
+    /// the shared folder, a device file, or an operation the host does not allow; for ext2,
+    /// a symlink climbing above the root, or more than 40 links in one lookup (a loop).
     case permissionDenied
     /// The work would not fit the memory budget (ENOMEM): refused by admission control
     /// (`MemoryBudget.admit`) before anything was allocated, e.g. a listing of a huge folder.

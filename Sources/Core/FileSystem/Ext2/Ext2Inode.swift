@@ -88,8 +88,10 @@ struct Ext2Inode {
         }
     }
 
-    /// A fast symlink keeps its target in `i_block` and owns no blocks.
-    var isFastSymlink: Bool {
-        kind == .symlink && (sectors == 0 || (attributeBlock != 0 && sectors <= 8)) && size < 60
+    /// A fast symlink keeps its target in `i_block` and owns no data block: its sectors are
+    /// at most its extended-attribute block's (Linux's ext2_inode_is_fast_symlink). The
+    /// size is not consulted: a fast link's size of 60 or more is damage, for the reader.
+    func isFastSymlink(sectorsPerBlock: UInt32) -> Bool {
+        kind == .symlink && sectors <= (attributeBlock != 0 ? sectorsPerBlock : 0)
     }
 }

@@ -4,33 +4,17 @@
 //
 // Link counts: a file has one link per entry; a directory 2 (its entry and its `.`) plus
 // one per subdirectory (their `..`). An inode whose last link goes while a handle holds it
-// is freed at the last `close` (or at `unmount`). Symlinks and device nodes are listed and
-// stat'ed, never opened (`permissionDenied`): this back-end does not follow links.
+// is freed at the last `close` (or at `unmount`).
+//
+// Symlinks are followed by path lookup (Ext2PathLookup.swift: confined to this file system,
+// at most 40 per lookup): `stat`, `open` and `truncate` reach the target, `remove` and
+// `rename` act on the link itself. `open` with `.create` never creates through a link: on a
+// dangling one it is `permissionDenied` (`exists` with `.exclusive`), as toro-fs answers
+// (O_CREAT|O_NOFOLLOW). This back-end makes no links. Device nodes, FIFOs and sockets are
+// listed and stat'ed, never opened (`permissionDenied`).
 
 extension Ext2FileSystem {
     static let maxLinks: UInt16 = 32_000
-
-    /// The inode `path` names.
-    func resolve(_ path: VFSPath) throws(FileSystemError) -> (number: UInt32, inode: Ext2Inode) {
-        guard mounted else { throw .io }
-        var number = Ext2FileSystem.rootInode
-        var inode = try readInode(number)
-        for component in path.components {
-            guard inode.kind == .directory else { throw .notADirectory }
-            guard let entry = try find(inode, component) else { throw .notFound }
-            number = entry.inode
-            inode = try readInode(number)
-        }
-        return (number, inode)
-    }
-
-    /// The directory holding `path`'s last component, and that name.
-    func resolveParent(_ path: VFSPath) throws(FileSystemError) -> (number: UInt32, inode: Ext2Inode, name: [UInt8]) {
-        guard let parent = path.parent, let name = path.name else { throw .invalidPath }
-        let (number, inode) = try resolve(parent)
-        guard inode.kind == .directory else { throw .notADirectory }
-        return (number, inode, name)
-    }
 
     func openFile(_ handle: FileHandleID) throws(FileSystemError) -> OpenFile {
         guard mounted else { throw .io }
@@ -63,11 +47,19 @@ extension Ext2FileSystem {
             inode = try readInode(number)
             if flags.contains(.create) && flags.contains(.exclusive) { throw .exists }
         } else {
-            var (parentNumber, parent, name) = try resolveParent(path)
+            var (parentNumber, parent, name, _) = try resolveParent(path)
             if let entry = try find(parent, name) {
                 if flags.contains(.create) && flags.contains(.exclusive) { throw .exists }
                 number = entry.inode
                 inode = try readInode(number)
+                if inode.kind == .symlink {
+                    // The whole path again, the link followed; a dangling one is not created through.
+                    do throws(FileSystemError) {
+                        (number, inode) = try resolve(path)
+                    } catch {
+                        throw error == .notFound && flags.contains(.create) ? .permissionDenied : error
+                    }
+                }
             } else {
                 guard flags.contains(.create) else { throw .notFound }
                 guard !isReadOnly else { throw .readOnly }
@@ -246,9 +238,7 @@ extension Ext2FileSystem {
     /// Frees an inode with no links left: its blocks, attribute block and bitmap bit.
     func destroy(_ number: UInt32, _ inode: inout Ext2Inode) throws(FileSystemError) {
         let directory = inode.kind == .directory
-        let attributeSectors: UInt32 = inode.attributeBlock != 0 ? sectorsPerBlock : 0
-        let fastSymlink = inode.kind == .symlink && inode.sectors <= attributeSectors
-        if !fastSymlink && inode.kind != .other { try freeBlocks(&inode, from: 0) }
+        if !inode.isFastSymlink(sectorsPerBlock: sectorsPerBlock) && inode.kind != .other { try freeBlocks(&inode, from: 0) }
         if inode.attributeBlock != 0 { try releaseAttributeBlock(&inode) }
         inode.links = 0
         inode.size = 0

@@ -1,6 +1,9 @@
 // The `FileSystem` operations that change ext2's tree: listing, mkdir, unlink, rmdir and
 // rename (across folders too: a moved directory's `..` is repointed and both parents'
 // link counts follow). Errors mirror MemoryFileSystem's, checked before anything changes.
+// Links in a path's folders are followed (Ext2PathLookup); the last component is never
+// followed here, except by `readDirectory` (a link to a folder lists that folder): `remove`
+// and `rename` act on a link itself, and a listing shows it as `.symlink`.
 // Each change to the tree is synced before it returns (as Linux's `dirsync` mount option):
 // a service that writes a file, closes it (which syncs) and renames it over the old one
 // (kv's SAVE) finds the new name on the disk even if the machine stops a moment later.
@@ -20,7 +23,7 @@ extension Ext2FileSystem {
     private func makeDirectoryEntries(_ path: VFSPath, mode: UInt32) throws(FileSystemError) {
         guard mounted else { throw .io }
         if path.isRoot { throw .exists }
-        var (parentNumber, parent, name) = try resolveParent(path)
+        var (parentNumber, parent, name, _) = try resolveParent(path)
         guard try find(parent, name) == nil else { throw .exists }
         guard !isReadOnly else { throw .readOnly }
         guard parent.links < Ext2FileSystem.maxLinks else { throw .noSpace }
@@ -53,7 +56,7 @@ extension Ext2FileSystem {
     private func removeEntries(_ path: VFSPath) throws(FileSystemError) {
         guard mounted else { throw .io }
         if path.isRoot { throw .isADirectory }
-        var (parentNumber, parent, name) = try resolveParent(path)
+        var (parentNumber, parent, name, _) = try resolveParent(path)
         guard let entry = try find(parent, name) else { throw .notFound }
         guard try readInode(entry.inode).kind != .directory else { throw .isADirectory }
         guard !isReadOnly else { throw .readOnly }
@@ -69,7 +72,7 @@ extension Ext2FileSystem {
     private func removeDirectoryEntries(_ path: VFSPath) throws(FileSystemError) {
         guard mounted else { throw .io }
         if path.isRoot { throw .invalidPath }
-        var (parentNumber, parent, name) = try resolveParent(path)
+        var (parentNumber, parent, name, _) = try resolveParent(path)
         guard let entry = try find(parent, name) else { throw .notFound }
         let inode = try readInode(entry.inode)
         guard inode.kind == .directory else { throw .notADirectory }
@@ -90,13 +93,15 @@ extension Ext2FileSystem {
     private func renameEntries(from: VFSPath, to: VFSPath) throws(FileSystemError) {
         guard mounted else { throw .io }
         if from.isRoot || to.isRoot { throw .invalidPath }
-        let (sourceParentNumber, sourceParent, sourceName) = try resolveParent(from)
+        let (sourceParentNumber, sourceParent, sourceName, _) = try resolveParent(from)
         guard let source = try find(sourceParent, sourceName) else { throw .notFound }
         if from == to { return }
         if to.isWithin(from) { throw .invalidPath }
-        var (targetParentNumber, targetParent, targetName) = try resolveParent(to)
+        var (targetParentNumber, targetParent, targetName, targetFolders) = try resolveParent(to)
         let sourceInode = try readInode(source.inode)
         let movingDirectory = sourceInode.kind == .directory
+        // Under itself through a link (`/a` to `/link-to-a/x`): the target's folders hold it.
+        if movingDirectory && targetFolders.contains(source.inode) { throw .invalidPath }
         let existing = try find(targetParent, targetName)
         var replacedDirectory = false
         if let existing {
