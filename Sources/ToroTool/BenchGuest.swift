@@ -2,7 +2,8 @@
 // (`toro run --platform P --service S [--share DIR | --disk IMAGE] -p PORT:80 --accel tcg
 // -- ARGS`), waiting for its `ready:` line; stopped with SIGTERM by the caller (its handler
 // stops QEMU and the back-ends). On microvm the port is toro-vsock's; on legacy it is a
-// hostfwd of QEMU's user networking to virtio-net and Toro's TCP/IP.
+// hostfwd of QEMU's user networking to virtio-net and Toro's TCP/IP, behind the front
+// `toro run` puts on the port (LegacyFront.swift).
 
 #if canImport(Glibc)
 import Glibc

@@ -70,8 +70,10 @@ public enum CompareCommand {
                     var command = QEMUCommand(options: platformOptions, accelerator: accelerator, kernelPath: image)
                     let finish = try shares?.attach(platform, to: &command, paths: paths)
                     let vsock: HostBackend?
+                    let front: PortFront?
                     do throws(ToolFailure) {
                         vsock = try CompareNetwork.attachVsock(platformOptions, to: &command, paths: paths)
+                        front = try LegacyFront.attach(to: &command)
                     } catch {
                         _ = finish?()
                         throw error
@@ -82,6 +84,7 @@ public enum CompareCommand {
                     if let client, let port = platformOptions.ports.first(where: { $0.guest == clientPort })?.host {
                         let run = CompareNetwork.boot(command, service: options.service, timeout: options.timeoutSeconds,
                                                       script: client, port: port)
+                        LegacyFront.finish(front)
                         vsock?.stop()
                         if let line = finish?() { Console.progress("\(platform.rawValue): \(line)") }
                         if let message = run.message { Console.progress("\(platform.rawValue): \(message)") }
@@ -89,6 +92,7 @@ public enum CompareCommand {
                         replies.append(run.client)
                     } else {
                         let outcome = Boot.run(command, timeout: options.timeoutSeconds, echo: false)
+                        LegacyFront.finish(front)
                         vsock?.stop()
                         if let line = finish?() { Console.progress("\(platform.rawValue): \(line)") }
                         if let message = outcome.message { Console.progress("\(platform.rawValue): \(message)") }

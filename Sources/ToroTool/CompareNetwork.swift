@@ -4,7 +4,8 @@
 // Ports: the user's `-p H:G` when given (an ad-hoc run: the forwards are there for as long
 // as each platform's guest runs), else, for a scenario with `client:`, one free host port
 // per platform forwarded to the scenario's `port:` (80 by default). microvm gets toro-vsock
-// with those forwards, legacy QEMU's user networking with hostfwd (QEMUCommand); the rule
+// with those forwards, legacy QEMU's user networking with hostfwd (QEMUCommand) behind
+// toro's own front on each host port (LegacyFront, started in CompareCommand); the rule
 // for whether a run gets its socket device at all is `RunOptions.wantsNetwork`, as for `run`.
 //
 // A boot with a client: QEMU runs in the background, its console collected (bounded like

@@ -17,7 +17,9 @@
 // Legacy networking (`LegacyNetwork`) is a `virtio-net-pci,disable-legacy=on` NIC (modern
 // only, like the disk) on one of two back-ends: QEMU's user networking (slirp: the guest
 // is 10.0.2.15, the host's 127.0.0.1 is the gateway 10.0.2.2, and each `-p H:G` is a
-// `hostfwd=tcp:127.0.0.1:H-:G` that listens on the host's loopback only), or a Unix
+// `hostfwd=tcp:127.0.0.1:H-:G` that listens on the host's loopback only; `run` and
+// `compare` then put toro's own front on H and rewrite H to an internal port,
+// LegacyFront.swift, while `--print-command` prints the user's H), or a Unix
 // stream socket someone else listens on (`-netdev stream`, each frame behind a 4-byte
 // big-endian length: the link of a test's own relay).
 //

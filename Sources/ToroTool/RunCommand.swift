@@ -10,9 +10,10 @@
 // `--print-command` shows the mke2fs line that would build it first.
 //
 // Sockets (RunOptions.wantsNetwork): a microvm run starts toro-vsock; a legacy run gets a
-// virtio-net NIC on QEMU's user networking (with `-p`'s hostfwd rules) or on
-// `--net-socket PATH`. slirp accepts a forwarded connection before the guest answers, so
-// a client waits for the service's `ready:` line, as on microvm.
+// virtio-net NIC on QEMU's user networking (with `-p`'s hostfwd rules, each behind toro's
+// own front: LegacyFront.swift) or on `--net-socket PATH`. slirp accepts a forwarded
+// connection before the guest answers, so a client waits for the service's `ready:` line,
+// as on microvm.
 
 import Foundation
 
@@ -59,9 +60,18 @@ public enum RunCommand {
                 Console.line(command.shellLine)
                 return 0
             }
+            // Legacy -p: toro's own front listens on each host port with a full backlog and
+            // slirp's hostfwd gets an internal port (LegacyFront.swift); started before QEMU.
+            let front = try LegacyFront.attach(to: &command)
             var shareDisk: ShareDisk? = nil
             if let legacyShare {
-                let disk = try DiskImage.build(legacyShare)
+                let disk: ShareDisk
+                do throws(ToolFailure) {
+                    disk = try DiskImage.build(legacyShare)
+                } catch {
+                    front?.stop()
+                    throw error
+                }
                 shareDisk = disk
                 command.disk = DiskAttachment(path: disk.imagePath, readOnly: legacyShare.readOnly)
                 let left = disk.tree.leftOut.isEmpty ? "" : "; left out: " + disk.tree.leftOutSummary
@@ -100,6 +110,7 @@ public enum RunCommand {
             ChildRegistry.finishBeforeExit = shareDisk != nil
             let outcome = Boot.run(command, timeout: options.timeoutSeconds, echo: true)
             died.guestFinished = true
+            LegacyFront.finish(front)
             backend?.stop()
             fsBackend?.stop()
             if let shareDisk {

@@ -12,8 +12,8 @@
 // port (`-p H:G`, many allowed, each host port once), when the service declares the
 // `sockets` device (hostping connects out without any `-p`), or, on legacy, with
 // `--net-socket PATH`. microvm: toro-vsock, which listens on 127.0.0.1:H for each `-p`;
-// legacy: a virtio-net NIC on QEMU's user networking, each `-p` a hostfwd on 127.0.0.1:H
-// (QEMUCommand.swift), or with `--net-socket PATH` on an existing Unix stream socket
+// legacy: a virtio-net NIC on QEMU's user networking, each `-p` a hostfwd behind toro's
+// own front on 127.0.0.1:H (QEMUCommand.swift, LegacyFront.swift), or with `--net-socket PATH` on an existing Unix stream socket
 // instead (a link of a test's own, so no `-p`).
 //
 #if canImport(Glibc)

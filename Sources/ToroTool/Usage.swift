@@ -56,7 +56,9 @@ public enum Usage {
                         microvm: toro-vsock (vhost-user vsock back-end) listens on 127.0.0.1:H and
                         bridges each TCP connection over virtio-vsock; legacy: a virtio-net NIC on
                         QEMU's user networking (-netdev user,hostfwd=tcp:127.0.0.1:H-:G), served by
-                        Toro's TCP/IP (the guest is 10.0.2.15; the host is 10.0.2.2 to it)
+                        Toro's TCP/IP (the guest is 10.0.2.15; the host is 10.0.2.2 to it); run
+                        moves slirp's forward to an internal port and listens on H itself with a
+                        full backlog, handing connections over one at a time (slirp's backlog is 1)
                         e.g. ./toro run --platform legacy --service kv -p 8080:80
                         A service that declares the sockets device gets its socket device (and, on
                         legacy, the NIC) even without -p; then it can connect out (hostping).
