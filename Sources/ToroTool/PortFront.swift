@@ -267,8 +267,8 @@ public final class PortFront: @unchecked Sendable {
                 }
                 let held = relays.count + waiting.count + (connecting == nil ? 0 : 1)
                 if held >= front.maxConnections {
-                    Glibc.close(fd)
                     front.update { $0.refused += 1 }
+                    Glibc.close(fd)
                     continue
                 }
                 noDelay(fd)
@@ -336,9 +336,9 @@ public final class PortFront: @unchecked Sendable {
 
         /// The target could not be reached: the client is reset.
         func fail(_ relay: Relay) {
+            front.update { $0.failed += 1 }
             PortFront.reset(relay.client)
             if relay.upstream >= 0 { Glibc.close(relay.upstream) }
-            front.update { $0.failed += 1 }
         }
 
         /// One relay's sockets were ready: read what may be read, write what is buffered,
