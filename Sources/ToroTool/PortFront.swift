@@ -204,11 +204,11 @@ public final class PortFront: @unchecked Sendable {
     /// The loop's own state: touched by the relay thread only.
     private struct Loop {
         let front: PortFront
-        var relays: [Relay] = []
+        var relays: [PortRelay] = []
         /// Accepted connections waiting for their connect to the target, oldest first.
-        var waiting: [Relay] = []
+        var waiting: [PortRelay] = []
         /// The one connection whose connect to the target is in flight.
-        var connecting: Relay? = nil
+        var connecting: PortRelay? = nil
         /// While accept is out of descriptors: when the listeners are polled again.
         var listenersRestUntil = 0.0
 
@@ -272,7 +272,7 @@ public final class PortFront: @unchecked Sendable {
                     continue
                 }
                 noDelay(fd)
-                waiting.append(Relay(client: fd, target: target))
+                waiting.append(PortRelay(client: fd, target: target))
                 front.update { $0.accepted += 1 }
             }
         }
@@ -313,7 +313,7 @@ public final class PortFront: @unchecked Sendable {
         }
 
         /// A non-blocking connect to the relay's target; false when it failed at once.
-        func startConnect(_ relay: Relay) -> Bool {
+        func startConnect(_ relay: PortRelay) -> Bool {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { return false }
             var address = PortFront.loopback(port: relay.target)
@@ -326,7 +326,7 @@ public final class PortFront: @unchecked Sendable {
             return true
         }
 
-        mutating func connected(_ relay: Relay) {
+        mutating func connected(_ relay: PortRelay) {
             noDelay(relay.upstream)
             relay.toTarget.buffer = [UInt8](repeating: 0, count: front.bufferSize)
             relay.toClient.buffer = [UInt8](repeating: 0, count: front.bufferSize)
@@ -335,7 +335,7 @@ public final class PortFront: @unchecked Sendable {
         }
 
         /// The target could not be reached: the client is reset.
-        func fail(_ relay: Relay) {
+        func fail(_ relay: PortRelay) {
             front.update { $0.failed += 1 }
             PortFront.reset(relay.client)
             if relay.upstream >= 0 { Glibc.close(relay.upstream) }
@@ -343,7 +343,7 @@ public final class PortFront: @unchecked Sendable {
 
         /// One relay's sockets were ready: read what may be read, write what is buffered,
         /// pass ends on; a reset or error on either side resets both.
-        mutating func serve(_ relay: Relay, client: Int16, upstream: Int16) {
+        mutating func serve(_ relay: PortRelay, client: Int16, upstream: Int16) {
             let readable = Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)
             var healthy = true
             if client & readable != 0 && relay.toTarget.wantsRead { healthy = relay.toTarget.fill(from: relay.client) }
@@ -405,93 +405,5 @@ public final class PortFront: @unchecked Sendable {
         var abortive = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, socklen_t(MemoryLayout<linger>.size))
         Glibc.close(fd)
-    }
-}
-
-/// One client's connection and, once reached, the target's.
-private final class Relay {
-    let client: Int32
-    let target: Int
-    var upstream: Int32 = -1
-    /// Connect attempts abandoned so far, the first attempt's time and the current one's end.
-    var attempt = 0
-    var firstTry = 0.0
-    var deadline = 0.0
-    /// Bytes from the client on their way to the target, and back.
-    var toTarget = RelayDirection()
-    var toClient = RelayDirection()
-
-    init(client: Int32, target: Int) {
-        self.client = client
-        self.target = target
-    }
-
-    /// The poll events of the client's socket and the target's.
-    var events: (client: Int16, upstream: Int16) {
-        let input = Int16(POLLIN), output = Int16(POLLOUT)
-        return ((toTarget.wantsRead ? input : 0) | (toClient.pending ? output : 0),
-                (toClient.wantsRead ? input : 0) | (toTarget.pending ? output : 0))
-    }
-}
-
-/// One direction of a relay: a fixed buffer between a source socket and a destination.
-struct RelayDirection {
-    /// Empty until the relay is connected; then its fixed size for good.
-    var buffer: [UInt8] = []
-    /// The bytes not yet written are `buffer[start..<end]`.
-    var start = 0
-    var end = 0
-    /// The source reached its end of stream.
-    var sourceEnded = false
-    /// The end was passed on (shutdown(SHUT_WR) of the destination).
-    var shutDown = false
-
-    var pending: Bool { end > start }
-    var wantsRead: Bool { !sourceEnded && (start > 0 || end < buffer.count) }
-
-    /// One read from `fd`; false on an error (a reset).
-    mutating func fill(from fd: Int32) -> Bool {
-        if start == end {
-            start = 0
-            end = 0
-        } else if end == buffer.count {
-            let count = end - start, from = start
-            buffer.withUnsafeMutableBytes { raw in
-                _ = memmove(raw.baseAddress!, raw.baseAddress! + from, count)
-            }
-            start = 0
-            end = count
-        }
-        let offset = end, room = buffer.count - end
-        let n = buffer.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress! + offset, room, 0) }
-        if n > 0 {
-            end += n
-        } else if n == 0 {
-            sourceEnded = true
-        } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-            return false
-        }
-        return true
-    }
-
-    /// Writes what is buffered to `fd` and passes a drained end on; false on an error.
-    mutating func drain(to fd: Int32) -> Bool {
-        while end > start {
-            let offset = start, count = end - start
-            let n = buffer.withUnsafeBytes { raw in send(fd, raw.baseAddress! + offset, count, Int32(MSG_NOSIGNAL)) }
-            if n > 0 {
-                start += n
-            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                break
-            } else {
-                return false
-            }
-        }
-        if start == end { start = 0; end = 0 }
-        if sourceEnded && start == end && !shutDown {
-            shutdown(fd, Int32(SHUT_WR))
-            shutDown = true
-        }
-        return true
     }
 }
