@@ -111,17 +111,7 @@ final class TCPLineServer: @unchecked Sendable {
 
     func closeWithoutServing() { close(fd) }
 
-    func serveOne() {
-        let client = accept(fd, nil, nil)
-        guard client >= 0 else { return }
-        var line = [UInt8]()
-        var byte: UInt8 = 0
-        while read(client, &byte, 1) == 1 && byte != 10 { line.append(byte) }
-        let reply = Array("pong: ".utf8) + line + [10]
-        _ = reply.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
-        close(client)
-        close(fd)
-    }
+    func serveOne() { answerOneLine(listening: fd) }
 }
 
 /// A Unix-socket server that answers one connection's first line.
@@ -141,15 +131,19 @@ final class UnixLineServer: @unchecked Sendable {
         guard bound == 0, listen(fd, 4) == 0 else { throw ToolFailure(.qemuFailed, "cannot listen on \(path)") }
     }
 
-    func serveOne() {
-        let client = accept(fd, nil, nil)
-        guard client >= 0 else { return }
-        var line = [UInt8]()
-        var byte: UInt8 = 0
-        while read(client, &byte, 1) == 1 && byte != 10 { line.append(byte) }
-        let reply = Array("pong: ".utf8) + line + [10]
-        _ = reply.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
-        close(client)
-        close(fd)
-    }
+    func serveOne() { answerOneLine(listening: fd) }
+}
+
+/// Accepts one connection on the listening `fd`, answers its first line with "pong: <line>",
+/// and closes both.
+func answerOneLine(listening fd: Int32) {
+    let client = accept(fd, nil, nil)
+    guard client >= 0 else { return }
+    var line = [UInt8]()
+    var byte: UInt8 = 0
+    while read(client, &byte, 1) == 1 && byte != 10 { line.append(byte) }
+    let reply = Array("pong: ".utf8) + line + [10]
+    _ = reply.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+    close(client)
+    close(fd)
 }
