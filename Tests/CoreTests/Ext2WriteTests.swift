@@ -266,6 +266,27 @@ final class Ext2VFSTests: XCTestCase {
 }
 
 extension Ext2WriteTests {
+    /// A listing past `maximumListing` entries is refused with `.tooLarge`, not built.
+    func testAListingPastItsBoundIsRefused() throws {
+        let folder = try E2fs.scratch("wlist")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = folder.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source.appendingPathComponent("many"), withIntermediateDirectories: true)
+        for i in 0 ..< 40 {
+            try Data("x".utf8).write(to: source.appendingPathComponent("many/f\(i)"))
+        }
+        let image = folder.appendingPathComponent("disk.img")
+        let device = MemoryBlockDevice(bytes: try E2fs.image(of: source, at: image, options: ["-b", "1024"], megabytes: 2),
+                                       readOnly: true)
+        let fs = try Ext2FileSystem.mount(device: device, cacheCapacity: 16, readOnly: true)
+        XCTAssertEqual(try fs.readDirectory(vpath("/many")).count, 40)
+        fs.maximumListing = 40
+        XCTAssertEqual(try fs.readDirectory(vpath("/many")).count, 40, "exactly at the bound")
+        fs.maximumListing = 39
+        XCTAssertThrowsError(try fs.readDirectory(vpath("/many"))) { XCTAssertEqual($0 as? FileSystemError, .tooLarge) }
+        XCTAssertEqual(try fs.readDirectory(vpath("/")).count, 2, "a small folder still lists")
+    }
+
     /// Every change to the tree reaches the disk before the call returns (kv's SAVE writes
     /// kv.db.tmp, closes it and renames it over kv.db: the machine may stop right after).
     func testTreeChangesReachTheDiskAtOnce() throws {

@@ -92,6 +92,13 @@ extension Ext2FileSystem {
                 offset += entry.recordLength
             }
             cache.release(buffer)
+            guard out.count + found.count <= maximumListing else {
+                Log.timestamp()
+                Log.write("ext2: a folder of more than ")
+                Log.decimal(maximumListing)
+                Log.write(" entries; its listing is refused\n")
+                throw .tooLarge
+            }
             for item in found {
                 out.append(DirectoryEntry(name: item.name, kind: try kind(ofEntryType: item.type, inode: item.inode)))
             }

@@ -54,6 +54,10 @@ public final class Ext2FileSystem: FileSystem {
     /// always does).
     var lastSync: UInt64 = 0
     public var syncIntervalSeconds: UInt64 = 5
+    /// The most entries one listing returns (as the virtio-fs client's bound): a folder of a
+    /// hostile image could otherwise hold millions of 12-byte entries, each a heap object
+    /// once listed. Beyond it `readDirectory` throws `.tooLarge` with one log line.
+    public var maximumListing = 65_536
     /// Where the next block search starts: after the last block allocated.
     var allocationGoal: UInt32 = 0
     let now: () -> UInt64
